@@ -1,0 +1,225 @@
+"""The database schema: the source of truth. Broker messages are notifications only.
+
+Tables by job:
+- inbox, seen_events, sources, sequencer: every input recorded, deduplicated and put in order;
+- partitions, orders, package_routes, ticks: state, routing and the stream clock;
+- outbox: every outbound event, kept, with the policy version that decided it;
+- refund_actions, carrier_actions, action_attempts: actions in the world, one attempt a row;
+- dead_letters: raw bodies the ingress refused, with the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+class UtcDateTime(sa.types.TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on PostgreSQL and SQLite alike."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+metadata = sa.MetaData()
+
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    # Position of the input in its source (a stream line); NULL for sources without order (HTTP).
+    sa.Column("source_offset", sa.BigInteger, nullable=True),
+    sa.Column("event_id", sa.String(128), nullable=True),
+    sa.Column("event_type", sa.String(64), nullable=True),
+    # received -> sequenced -> applied; or parked, duplicate, aside.
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("payload", Json, nullable=True),
+    sa.Column("raw", sa.Text, nullable=True),
+    sa.Column("content_hash", sa.String(64), nullable=True),
+    # Global order assigned by the sequencer; a partition applies its rows by ascending position.
+    sa.Column("position", sa.BigInteger, nullable=True),
+    sa.Column("partition_key", sa.String(128), nullable=True),
+    sa.Column("order_id", sa.String(128), nullable=True),
+    sa.Column("waits_for", sa.String(300), nullable=True),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("applied_at", UtcDateTime, nullable=True),
+    sa.UniqueConstraint("source", "source_offset", name="uq_inbox_source_offset"),
+)
+sa.Index("ix_inbox_partition_position", inbox.c.partition_key, inbox.c.position)
+sa.Index("ix_inbox_state_source", inbox.c.state, inbox.c.source, inbox.c.source_offset)
+sa.Index("ix_inbox_waits_for", inbox.c.waits_for)
+sa.Index("ix_inbox_event_id", inbox.c.event_id)
+
+seen_events = sa.Table(
+    "seen_events",
+    metadata,
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("inbox_id", sa.BigInteger, nullable=False),
+)
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    # Every offset below this one has been sequenced: the contiguous watermark of the source.
+    sa.Column("next_offset", sa.BigInteger, nullable=False, default=0),
+)
+
+sequencer = sa.Table(
+    "sequencer",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("next_position", sa.BigInteger, nullable=False),
+    # The stream clock: `now` of the latest clock.tick sequenced (stream mode only).
+    sa.Column("stream_now", UtcDateTime, nullable=True),
+)
+
+partitions = sa.Table(
+    "partitions",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("applied_position", sa.BigInteger, nullable=False, default=0),
+    # Highest position with work for this partition (an event, or a tick that has due timers here).
+    sa.Column("pending_through", sa.BigInteger, nullable=False, default=0),
+    sa.Column("state", Json, nullable=True),
+    sa.Column("policy_version", sa.String(32), nullable=True),
+)
+sa.Index("ix_partitions_pending", partitions.c.pending_through)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("order_id", sa.String(128), primary_key=True),
+    sa.Column("merchant_id", sa.String(128), nullable=False),
+    sa.Column("state", Json, nullable=True),
+    # The earliest pending deadline of the order; the sweeper and ticks look here.
+    sa.Column("next_due_at", UtcDateTime, nullable=True),
+)
+sa.Index("ix_orders_due", orders.c.next_due_at)
+sa.Index("ix_orders_merchant_due", orders.c.merchant_id, orders.c.next_due_at)
+
+package_routes = sa.Table(
+    "package_routes",
+    metadata,
+    sa.Column("carrier", sa.String(128), primary_key=True),
+    sa.Column("tracking_no", sa.String(128), primary_key=True),
+    sa.Column("package_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("order_id", sa.String(128), nullable=False),
+    sa.Column("merchant_id", sa.String(128), nullable=False),
+)
+
+order_routes = sa.Table(
+    "order_routes",
+    metadata,
+    sa.Column("order_id", sa.String(128), primary_key=True),
+    sa.Column("merchant_id", sa.String(128), nullable=False),
+)
+
+ticks = sa.Table(
+    "ticks",
+    metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True),
+    sa.Column("now", UtcDateTime, nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("order_id", sa.String(128), nullable=True),
+    sa.Column("refund_id", sa.String(128), nullable=True),
+    sa.Column("merchant_id", sa.String(128), nullable=True),
+    sa.Column("caused_by", sa.String(128), nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("envelope", Json, nullable=False),
+    sa.Column("policy_version", sa.String(32), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("relayed_at", UtcDateTime, nullable=True),
+)
+sa.Index("ix_outbox_unrelayed", outbox.c.relayed_at)
+sa.Index("ix_outbox_type", outbox.c.type)
+
+refund_actions = sa.Table(
+    "refund_actions",
+    metadata,
+    sa.Column("refund_id", sa.String(128), primary_key=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("order_id", sa.String(128), nullable=False),
+    sa.Column("merchant_id", sa.String(128), nullable=False),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+    # pending -> confirmed | refused | unknown (reconciled by query, never by a new key)
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("issued_envelope", Json, nullable=False),
+    sa.Column("policy_version", sa.String(32), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+sa.Index("ix_refund_actions_state", refund_actions.c.state)
+
+carrier_actions = sa.Table(
+    "carrier_actions",
+    metadata,
+    sa.Column("intercept_id", sa.String(128), primary_key=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("order_id", sa.String(128), nullable=False),
+    sa.Column("merchant_id", sa.String(128), nullable=False),
+    sa.Column("package_id", sa.String(128), nullable=False),
+    sa.Column("carrier", sa.String(128), nullable=False),
+    sa.Column("tracking_no", sa.String(128), nullable=False),
+    sa.Column("deadline", UtcDateTime, nullable=False),
+    # pending -> submitted | rejected | unknown | recorded (answer expected from the stream)
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+sa.Index("ix_carrier_actions_state", carrier_actions.c.state)
+
+action_attempts = sa.Table(
+    "action_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # refund | carrier
+    sa.Column("idempotency_key", sa.String(200), nullable=False),
+    sa.Column("attempted_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+)
+sa.Index("ix_action_attempts_key", action_attempts.c.idempotency_key)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("endpoint", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("headers", Json, nullable=True),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    # open -> retried (accepted through the normal path) | open again with a new reason
+    sa.Column("status", sa.String(16), nullable=False, default="open"),
+    sa.Column("retried_at", UtcDateTime, nullable=True),
+)
