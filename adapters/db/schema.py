@@ -61,17 +61,34 @@ inbox = sa.Table(
     sa.Column("applied_at", UtcDateTime, nullable=True),
     sa.UniqueConstraint("source", "source_offset", name="uq_inbox_source_offset"),
 )
-sa.Index("ix_inbox_partition_position", inbox.c.partition_key, inbox.c.position)
-sa.Index("ix_inbox_state_source", inbox.c.state, inbox.c.source, inbox.c.source_offset)
-sa.Index("ix_inbox_waits_for", inbox.c.waits_for)
-sa.Index("ix_inbox_event_id", inbox.c.event_id)
+# Work queue of the appliers: sequenced rows by partition and position (partial, so it stays small).
+sa.Index(
+    "ix_inbox_sequenced",
+    inbox.c.partition_key,
+    inbox.c.position,
+    postgresql_where=inbox.c.state == "sequenced",
+    sqlite_where=inbox.c.state == "sequenced",
+)
+sa.Index(
+    "ix_inbox_received",
+    inbox.c.source,
+    inbox.c.source_offset,
+    postgresql_where=inbox.c.state == "received",
+    sqlite_where=inbox.c.state == "received",
+)
+sa.Index(
+    "ix_inbox_parked",
+    inbox.c.waits_for,
+    postgresql_where=inbox.c.state == "parked",
+    sqlite_where=inbox.c.state == "parked",
+)
+sa.Index("ix_inbox_source_state", inbox.c.source, inbox.c.state)
 
 seen_events = sa.Table(
     "seen_events",
     metadata,
     sa.Column("event_id", sa.String(128), primary_key=True),
     sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("inbox_id", sa.BigInteger, nullable=False),
 )
 
 sources = sa.Table(
@@ -96,7 +113,7 @@ partitions = sa.Table(
     metadata,
     sa.Column("key", sa.String(128), primary_key=True),
     sa.Column("applied_position", sa.BigInteger, nullable=False, default=0),
-    # Highest position with work for this partition (an event, or a tick that has due timers here).
+    # Highest tick position this partition must still process because it had due deadlines then.
     sa.Column("pending_through", sa.BigInteger, nullable=False, default=0),
     sa.Column("state", Json, nullable=True),
     sa.Column("policy_version", sa.String(32), nullable=True),
@@ -152,6 +169,10 @@ outbox = sa.Table(
     sa.Column("occurred_at", UtcDateTime, nullable=False),
     sa.Column("envelope", Json, nullable=False),
     sa.Column("policy_version", sa.String(32), nullable=False),
+    # Where the deciding input stood in the global order, and the outcome's rank among its siblings:
+    # a deterministic order for exports.
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("ordinal", sa.Integer, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("relayed_at", UtcDateTime, nullable=True),
 )
@@ -169,6 +190,7 @@ refund_actions = sa.Table(
     # pending -> confirmed | refused | unknown (reconciled by query, never by a new key)
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("issued_envelope", Json, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("policy_version", sa.String(32), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text, nullable=True),

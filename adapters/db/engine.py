@@ -1,0 +1,75 @@
+"""Engines per process, SQLite pragmas, and migrations.
+
+Engines are built lazily in each worker process (never at import time), because a
+connection pool inherited across fork is shared by two processes and corrupts both.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+# Advisory lock keys (PostgreSQL): one sequencer at a time; ticks against appliers.
+SEQUENCER_LOCK = 7_310_001
+TICK_LOCK = 7_310_002
+
+
+def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            # Let SQLAlchemy, not pysqlite, decide when a transaction starts (see _begin).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            # FULL: the refund state must survive a power cut (see reference B4).
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn):
+            # One writer at a time: take the write lock up front instead of upgrading a read
+            # lock mid-transaction, which deadlocks two writers.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+
+
+def is_postgres(conn: sa.Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def advisory_lock(conn: sa.Connection, key: int, *, shared: bool = False) -> None:
+    """Transaction-scoped lock on PostgreSQL; SQLite already serialises writers."""
+    if is_postgres(conn):
+        fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        conn.execute(sa.text(f"SELECT {fn}(:k)"), {"k": key})
+
+
+def migrate(engine: sa.Engine) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        if is_postgres(conn):
+            # Two processes starting at once must not both create the tables.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7310000)"))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+@contextmanager
+def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    with engine.begin() as conn:
+        yield conn

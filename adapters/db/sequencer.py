@@ -1,0 +1,462 @@
+"""Accepting inputs: record, deduplicate, route and put in order, in one transaction.
+
+Why the database and not the broker decides the order (SPEC §8.3): Celery on Redis
+redelivers a batch after a crash at the head or the tail of the queue, and two worker
+processes finish in any order. So every input gets a global `position`, assigned here
+under one advisory lock and committed in that order; each merchant's partition applies
+its rows strictly by ascending position. Inputs of a source with offsets (a stream file,
+a replay) are sequenced only as a contiguous run from the source's watermark: a batch that
+arrives ahead of a gap waits as `received` until the gap is filled, so the stream order
+survives redelivery and parallel consumers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+
+from adapters.db import schema as t
+from adapters.db.engine import SEQUENCER_LOCK, TICK_LOCK, advisory_lock
+from adapters.db.upsert import insert_ignore
+from domain.events import InboundEvent, InvalidEvent, parse_event
+from domain.routing import lookup_for, order_key, package_key, waybill_key
+
+
+@dataclass
+class ItemResult:
+    status: str  # sequenced | parked | duplicate | aside | received | redelivered
+    event_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class IngestReport:
+    results: list[ItemResult] = field(default_factory=list)
+    partitions: set[str] = field(default_factory=set)
+    ticked: bool = False
+
+
+def content_hash(canonical: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class _Item:
+    """One input on its way through sequencing."""
+
+    raw: Any
+    offset: int | None
+    row_id: int | None = None  # set when the row already exists (received or parked)
+    event: InboundEvent | None = None
+    canonical: dict[str, Any] | None = None
+    result: ItemResult | None = None
+    position: int | None = None
+    partition: str | None = None
+    order_id: str | None = None
+    waits_for: str | None = None
+    state: str = "received"
+    reason: str | None = None
+    label: str = ""
+    deduplicated: bool = False
+
+
+class Sequencer:
+    def __init__(self, clock: str = "stream"):
+        if clock not in ("stream", "wall"):
+            raise ValueError(f"INTERCEPT_CLOCK must be 'wall' or 'stream', not {clock!r}")
+        self.clock = clock
+
+    def ingest(
+        self,
+        conn: sa.Connection,
+        source: str,
+        first_offset: int | None,
+        items: list[Any],
+        received_at: datetime,
+        *,
+        allow_internal: bool = False,
+    ) -> IngestReport:
+        advisory_lock(conn, SEQUENCER_LOCK)
+        run = _Run(self.clock, conn, source, received_at, allow_internal)
+        return run.ingest(first_offset, items)
+
+
+class _Run:
+    """The state of one sequencing transaction."""
+
+    def __init__(self, clock: str, conn: sa.Connection, source: str, received_at: datetime, allow_internal: bool):
+        self.clock = clock
+        self.conn = conn
+        self.source = source
+        self.received_at = received_at
+        self.allow_internal = allow_internal
+        self.report = IngestReport()
+        row = conn.execute(sa.select(t.sequencer.c.next_position, t.sequencer.c.stream_now).where(t.sequencer.c.id == 1)).first()
+        if row is None:
+            conn.execute(t.sequencer.insert().values(id=1, next_position=1, stream_now=None))
+            self.next_position, self.stream_now = 1, None
+        else:
+            self.next_position, self.stream_now = row
+        self.order_routes: dict[str, str | None] = {}
+        self.waybill_routes: dict[str, tuple[str, str] | None] = {}  # key -> (order_id, merchant)
+        self.package_routes: dict[str, tuple[str, str] | None] = {}
+        self.seen: dict[str, str | None] = {}
+        self.parked: dict[str, list[_Item]] = defaultdict(list)
+        self.parked_loaded: set[str] = set()
+        self.new_rows: list[_Item] = []
+        self.updated_rows: list[_Item] = []
+        self.new_seen: list[dict[str, Any]] = []
+        self.new_order_routes: list[dict[str, Any]] = []
+        self.new_package_routes: list[dict[str, Any]] = []
+        self.tick_locked = False
+
+    # -- entry -------------------------------------------------------------------------
+    def ingest(self, first_offset: int | None, raw_items: list[Any]) -> IngestReport:
+        conn = self.conn
+        if first_offset is None:
+            items = [_Item(raw=r, offset=None, label=f"item {i + 1}") for i, r in enumerate(raw_items)]
+            self._sequence(items)
+            self.report.results = [it.result for it in items]
+        else:
+            src_next = self._source_watermark()
+            existing = self._existing_offsets(first_offset, first_offset + len(raw_items) - 1)
+            fresh = []
+            for i, r in enumerate(raw_items):
+                off = first_offset + i
+                if off >= src_next and off not in existing:
+                    fresh.append(_Item(raw=r, offset=off, label=f"line {off + 1}"))
+            if fresh and fresh[0].offset == src_next:
+                # This batch is next in line: sequence it and whatever waited behind the gap.
+                candidates = sorted(fresh + self._received_from(src_next), key=lambda i: i.offset)
+                run, nxt = [], src_next
+                for it in candidates:
+                    if it.offset != nxt:
+                        break
+                    run.append(it)
+                    nxt += 1
+                self._sequence(run)
+                in_run = {id(it) for it in run}
+                for it in fresh:
+                    if id(it) not in in_run:
+                        self._park_received(it)
+                conn.execute(t.sources.update().where(t.sources.c.name == self.source).values(next_offset=nxt))
+            else:
+                for it in fresh:
+                    self._park_received(it)
+            self.report.results = [it.result for it in fresh]
+        self._flush()
+        return self.report
+
+    # -- sources -----------------------------------------------------------------------
+    def _source_watermark(self) -> int:
+        row = self.conn.execute(sa.select(t.sources.c.next_offset).where(t.sources.c.name == self.source)).first()
+        if row is None:
+            self.conn.execute(t.sources.insert().values(name=self.source, next_offset=0))
+            return 0
+        return row[0]
+
+    def _existing_offsets(self, lo: int, hi: int) -> set[int]:
+        rows = self.conn.execute(
+            sa.select(t.inbox.c.source_offset).where(
+                t.inbox.c.source == self.source, t.inbox.c.source_offset.between(lo, hi)
+            )
+        )
+        return {r[0] for r in rows}
+
+    def _received_from(self, offset: int) -> list[_Item]:
+        rows = self.conn.execute(
+            sa.select(t.inbox.c.id, t.inbox.c.source_offset, t.inbox.c.raw)
+            .where(t.inbox.c.source == self.source, t.inbox.c.state == "received", t.inbox.c.source_offset >= offset)
+            .order_by(t.inbox.c.source_offset)
+        ).all()
+        return [_Item(raw=raw, offset=off, row_id=rid, label=f"line {off + 1}") for rid, off, raw in rows]
+
+    def _park_received(self, it: _Item) -> None:
+        it.state = "received"
+        it.result = ItemResult("received")
+        self.new_rows.append(it)
+
+    # -- sequencing --------------------------------------------------------------------
+    def _sequence(self, items: list[_Item]) -> None:
+        for it in items:
+            self._parse(it)
+        self._prefetch(items)
+        for it in items:
+            if it.result is None:
+                self._place(it)
+            self._record(it)
+
+    def _parse(self, it: _Item) -> None:
+        raw = it.raw
+        try:
+            if isinstance(raw, (str, bytes)):
+                try:
+                    raw = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise InvalidEvent("", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            it.event = parse_event(raw, allow_internal=self.allow_internal)
+        except InvalidEvent as exc:
+            where = f"{it.label}: " if it.offset is not None else ""
+            event_id = raw.get("event_id") if isinstance(raw, dict) and isinstance(raw.get("event_id"), str) else None
+            self._aside(it, f"{where}{exc}", event_id)
+            return
+        it.canonical = it.event.canonical()
+
+    def _prefetch(self, items: list[_Item]) -> None:
+        events = [it.event for it in items if it.event is not None and it.result is None]
+        ids = {e.event_id for e in events} - self.seen.keys()
+        if ids:
+            for eid, h in self.conn.execute(
+                sa.select(t.seen_events.c.event_id, t.seen_events.c.content_hash).where(t.seen_events.c.event_id.in_(ids))
+            ):
+                self.seen[eid] = h
+        keys = set()
+        registers = set()
+        for e in events:
+            lk = lookup_for(e)
+            if lk.key:
+                keys.add(lk.key)
+            if e.type == "order.placed":
+                registers.add(order_key(e.order_id))
+            elif e.type == "order.shipped":
+                registers.add(waybill_key(e.data.carrier, e.data.tracking_no))
+                registers.add(package_key(e.data.package_id))
+        self._load_routes(keys)
+        self._load_parked(registers)
+
+    def _load_routes(self, keys: Iterable[str]) -> None:
+        orders_, waybills, packages = [], [], []
+        for k in keys:
+            kind, _, rest = k.partition(":")
+            if kind == "order" and rest not in self.order_routes:
+                orders_.append(rest)
+            elif kind == "waybill" and k not in self.waybill_routes:
+                waybills.append(k)
+            elif kind == "package" and rest not in self.package_routes:
+                packages.append(rest)
+        c = self.conn
+        if orders_:
+            found = dict(c.execute(sa.select(t.order_routes.c.order_id, t.order_routes.c.merchant_id).where(t.order_routes.c.order_id.in_(orders_))).all())
+            for o in orders_:
+                self.order_routes[o] = found.get(o)
+        if waybills or packages:
+            pk = t.package_routes
+            conds = []
+            if waybills:
+                pairs = [tuple(k.split(":", 2)[1:]) for k in waybills]
+                conds.append(sa.tuple_(pk.c.carrier, pk.c.tracking_no).in_(pairs))
+            if packages:
+                conds.append(pk.c.package_id.in_(packages))
+            for carrier, tracking, package_id, order_id, merchant in c.execute(
+                sa.select(pk.c.carrier, pk.c.tracking_no, pk.c.package_id, pk.c.order_id, pk.c.merchant_id).where(sa.or_(*conds))
+            ):
+                self.waybill_routes[waybill_key(carrier, tracking)] = (order_id, merchant)
+                self.package_routes[package_id] = (order_id, merchant)
+            for k in waybills:
+                self.waybill_routes.setdefault(k, None)
+            for p in packages:
+                self.package_routes.setdefault(p, None)
+
+    def _resolve(self, key: str) -> tuple[str | None, str | None] | None:
+        """(order_id, merchant) for a key, or None when not known yet."""
+        self._load_routes([key])
+        kind, _, rest = key.partition(":")
+        if kind == "order":
+            m = self.order_routes.get(rest)
+            return (rest, m) if m else None
+        if kind == "waybill":
+            return self.waybill_routes.get(key)
+        return self.package_routes.get(rest)
+
+    def _load_parked(self, keys: set[str]) -> None:
+        keys = keys - self.parked_loaded
+        if not keys:
+            return
+        self.parked_loaded |= keys
+        rows = self.conn.execute(
+            sa.select(t.inbox.c.id, t.inbox.c.waits_for, t.inbox.c.payload, t.inbox.c.source_offset)
+            .where(t.inbox.c.state == "parked", t.inbox.c.waits_for.in_(keys))
+            .order_by(t.inbox.c.id)
+        ).all()
+        for rid, key, payload, off in rows:
+            it = _Item(raw=payload, offset=off, row_id=rid, label=f"line {off + 1}" if off is not None else "")
+            it.event = parse_event(payload, allow_internal=True)
+            it.canonical = payload
+            it.deduplicated = True
+            self.parked[key].append(it)
+
+    def _place(self, it: _Item) -> None:
+        """Deduplicate, route and sequence (or park) one parsed event."""
+        e = it.event
+        h = content_hash(it.canonical)
+        if not it.deduplicated:
+            known = self.seen.get(e.event_id)
+            if known is not None:
+                if known == h:
+                    it.state, it.result = "duplicate", ItemResult("duplicate", e.event_id)
+                else:
+                    self._aside(it, f"event_id {e.event_id!r} was seen before with different content; not applied", e.event_id)
+                return
+            it.deduplicated = True
+            self.seen[e.event_id] = h
+            self.new_seen.append({"event_id": e.event_id, "content_hash": h})
+        if e.type == "clock.tick":
+            self._tick(it)
+            return
+        lk = lookup_for(e)
+        if lk.merchant_id is not None:
+            merchant, order_id = lk.merchant_id, e.order_id
+        else:
+            route = self._resolve(lk.key)
+            if route is None:
+                it.state, it.waits_for = "parked", lk.key
+                it.result = ItemResult("parked", e.event_id, f"waits for {lk.key}")
+                self.parked[lk.key].append(it)
+                self.parked_loaded.add(lk.key)
+                return
+            order_id, merchant = route
+        if e.type == "order.shipped":
+            conflict = self._register_package(e, order_id, merchant)
+            if conflict:
+                self._aside(it, conflict, e.event_id)
+                return
+        self._sequence_to(it, merchant, order_id)
+        if e.type == "order.placed" and self.order_routes.get(e.order_id) is None:
+            self.order_routes[e.order_id] = merchant
+            self.new_order_routes.append({"order_id": e.order_id, "merchant_id": merchant})
+            self._unpark(order_key(e.order_id))
+        elif e.type == "order.shipped":
+            self._unpark(waybill_key(e.data.carrier, e.data.tracking_no))
+            self._unpark(package_key(e.data.package_id))
+
+    def _register_package(self, e: InboundEvent, order_id: str, merchant: str) -> str | None:
+        d = e.data
+        wk = waybill_key(d.carrier, d.tracking_no)
+        self._load_routes([wk, package_key(d.package_id)])
+        by_waybill = self.waybill_routes.get(wk)
+        by_package = self.package_routes.get(d.package_id)
+        if by_waybill is None and by_package is None:
+            self.waybill_routes[wk] = (order_id, merchant)
+            self.package_routes[d.package_id] = (order_id, merchant)
+            self.new_package_routes.append(
+                {"carrier": d.carrier, "tracking_no": d.tracking_no, "package_id": d.package_id, "order_id": order_id, "merchant_id": merchant}
+            )
+            return None
+        if by_waybill == (order_id, merchant) and by_package == (order_id, merchant):
+            return None  # the same shipment reported again: the domain decides what it means
+        if by_waybill is not None and by_waybill[0] != order_id:
+            return f"data.tracking_no: waybill {d.carrier} {d.tracking_no} already belongs to order {by_waybill[0]}"
+        return f"data.package_id: package {d.package_id} is already shipped under another waybill"
+
+    def _unpark(self, key: str) -> None:
+        self._load_parked({key})
+        waiting = self.parked.pop(key, [])
+        for it in waiting:
+            self._place(it)
+            if it.row_id is not None:
+                self._record(it)
+
+    def _sequence_to(self, it: _Item, merchant: str, order_id: str | None) -> None:
+        it.state = "sequenced"
+        it.position = self.next_position
+        self.next_position += 1
+        it.partition, it.order_id, it.waits_for = merchant, order_id, None
+        it.result = ItemResult("sequenced", it.event.event_id)
+        self.report.partitions.add(merchant)
+
+    def _tick(self, it: _Item) -> None:
+        e = it.event
+        if self.clock == "wall":
+            self._aside(it, "clock.tick ignored: this deployment runs on the wall clock (INTERCEPT_CLOCK=wall)", e.event_id)
+            return
+        if not self.tick_locked:
+            # Appliers hold this lock shared for their whole transaction, so the deadlines
+            # they commit are either visible to the query below or they see this tick.
+            advisory_lock(self.conn, TICK_LOCK)
+            self.tick_locked = True
+        it.state = "sequenced"
+        it.position = self.next_position
+        self.next_position += 1
+        it.result = ItemResult("sequenced", e.event_id)
+        now = e.data.now
+        if self.stream_now is None or now > self.stream_now:
+            self.stream_now = now
+        self.conn.execute(t.ticks.insert().values(position=it.position, now=now, event_id=e.event_id))
+        due = [
+            r[0]
+            for r in self.conn.execute(
+                sa.select(t.orders.c.merchant_id).where(t.orders.c.next_due_at <= now).distinct()
+            )
+        ]
+        if due:
+            self.conn.execute(
+                t.partitions.update().where(t.partitions.c.key.in_(due)).values(
+                    pending_through=sa.func.greatest(t.partitions.c.pending_through, it.position)
+                    if self.conn.dialect.name == "postgresql"
+                    else sa.func.max(t.partitions.c.pending_through, it.position)
+                )
+            )
+            self.report.partitions.update(due)
+        self.report.ticked = True
+        # A tick belongs to no partition: it is applied as soon as it is sequenced.
+        it.state = "applied"
+
+    def _aside(self, it: _Item, reason: str, event_id: str | None) -> None:
+        it.state, it.reason = "aside", reason
+        it.result = ItemResult("aside", event_id, reason)
+
+    # -- writing -----------------------------------------------------------------------
+    def _row(self, it: _Item) -> dict[str, Any]:
+        e = it.event
+        raw = it.raw
+        raw_text = None
+        if it.canonical is None:
+            raw_text = raw if isinstance(raw, str) else (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else json.dumps(raw, default=str))
+        return {
+            "source": self.source,
+            "source_offset": it.offset,
+            "event_id": e.event_id if e else (it.result.event_id if it.result else None),
+            "event_type": e.type if e else None,
+            "state": it.state,
+            "reason": it.reason,
+            "payload": it.canonical,
+            "raw": raw_text,
+            "content_hash": content_hash(it.canonical) if it.canonical else None,
+            "position": it.position,
+            "partition_key": it.partition,
+            "order_id": it.order_id,
+            "waits_for": it.waits_for,
+            "received_at": self.received_at,
+            "applied_at": self.received_at if it.state == "applied" else None,
+        }
+
+    def _record(self, it: _Item) -> None:
+        (self.new_rows if it.row_id is None else self.updated_rows).append(it)
+
+    def _flush(self) -> None:
+        c = self.conn
+        if self.new_seen:
+            c.execute(t.seen_events.insert(), self.new_seen)
+        if self.new_order_routes:
+            c.execute(t.order_routes.insert(), self.new_order_routes)
+        if self.new_package_routes:
+            c.execute(t.package_routes.insert(), self.new_package_routes)
+        if self.new_rows:
+            c.execute(t.inbox.insert(), [self._row(it) for it in self.new_rows])
+        if self.updated_rows:
+            cols = ("event_id", "event_type", "state", "reason", "payload", "content_hash", "position", "partition_key", "order_id", "waits_for", "applied_at")
+            stmt = t.inbox.update().where(t.inbox.c.id == sa.bindparam("b_id")).values({k: sa.bindparam(k) for k in cols})
+            rows = []
+            for it in self.updated_rows:
+                row = self._row(it)
+                rows.append({**{k: row[k] for k in cols}, "b_id": it.row_id})
+            c.execute(stmt, rows)
+        if self.report.partitions:
+            insert_ignore(c, t.partitions, [{"key": k, "applied_position": 0, "pending_through": 0} for k in sorted(self.report.partitions)], ["key"])
+        c.execute(t.sequencer.update().where(t.sequencer.c.id == 1).values(next_position=self.next_position, stream_now=self.stream_now))
