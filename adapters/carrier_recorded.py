@@ -1,0 +1,14 @@
+"""The recorded carrier adapter: the carrier's answers are the carrier.intercept_reported
+events already in the stream (SPEC §7), so nothing outside the stream decides an outcome."""
+
+from __future__ import annotations
+
+from adapters.ports import InterceptSubmission
+
+
+class RecordedCarrierAdapter:
+    def submit(self, idempotency_key: str, carrier: str, tracking_no: str) -> InterceptSubmission:
+        return InterceptSubmission(status="submitted", carrier_ref="recorded")
+
+    def query(self, idempotency_key: str) -> InterceptSubmission:
+        return InterceptSubmission(status="submitted", carrier_ref="recorded")

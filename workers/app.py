@@ -1,0 +1,70 @@
+"""The Celery app and every one of its settings, in one place.
+
+Why each setting (see shared reference "celery-reliability-and-performance"):
+- acks_late + reject_on_worker_lost: a message is acknowledged only after its work
+  committed, and requeued if the worker process dies; every task is idempotent (the inbox
+  dedupes by source offset and event id, actions by their idempotency keys).
+- prefetch 1: a worker holds no more unacknowledged messages than it runs.
+- visibility_timeout (3600 s) far above task_time_limit (300 s): Redis redelivers only
+  messages whose worker is really gone; no task ever uses a long countdown/ETA — durable
+  timers are rows in the database, swept by beat.
+- no result backend: outcomes live in the database, not in Celery results.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from workers.bootstrap import current_settings
+
+settings = current_settings()
+
+app = Celery("intercept", broker=settings.broker_url, include=["workers.tasks"])
+
+VISIBILITY_TIMEOUT = 3600
+_direct = Exchange("intercept", type="direct", durable=True)
+
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    result_serializer="json",
+    result_backend=None,
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    task_acks_on_failure_or_timeout=True,
+    worker_prefetch_multiplier=1,
+    task_time_limit=300,
+    task_soft_time_limit=270,
+    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+    visibility_timeout=VISIBILITY_TIMEOUT,
+    broker_connection_retry_on_startup=True,
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    worker_soft_shutdown_timeout=20.0,
+    worker_send_task_events=False,
+    task_default_queue="ingest",
+    task_queues=(
+        Queue("ingest", _direct, routing_key="ingest", durable=True),
+        Queue("actions", _direct, routing_key="actions", durable=True),
+        Queue("maintenance", _direct, routing_key="maintenance", durable=True),
+    ),
+    task_routes={
+        "intercept.ingest": {"queue": "ingest", "routing_key": "ingest"},
+        "intercept.apply": {"queue": "ingest", "routing_key": "ingest"},
+        "intercept.actions": {"queue": "actions", "routing_key": "actions"},
+        "intercept.sweep": {"queue": "maintenance", "routing_key": "maintenance"},
+        "intercept.noop": {"queue": "ingest", "routing_key": "ingest"},
+    },
+    beat_schedule={
+        "sweep": {
+            "task": "intercept.sweep",
+            "schedule": float(os.environ.get("INTERCEPT_SWEEP_SECONDS", "5")),
+            # A sweep not started within its period is superseded by the next one.
+            "options": {"expires": float(os.environ.get("INTERCEPT_SWEEP_SECONDS", "5"))},
+        }
+    },
+    worker_hijack_root_logger=False,
+)

@@ -1,0 +1,119 @@
+"""The composition root: picks the concrete adapters, once per process.
+
+Built lazily in each process (after Celery forks), never at import time: an engine's
+connection pool must not be shared across fork.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import datetime, timezone
+from functools import partial
+
+from adapters.carrier_recorded import RecordedCarrierAdapter
+from adapters.db.engine import make_engine, migrate
+from adapters.publisher import KombuPublisher
+from adapters.simulators.refund_inprocess import InProcessRefundSimulator
+from domain.policy import DEFAULT_POLICY
+from workers import settings as settings_mod
+from workers.service.pipeline import Pipeline
+
+_lock = threading.Lock()
+_pipelines: dict[int, Pipeline] = {}
+_settings: settings_mod.Settings | None = None
+
+
+def configure(settings: settings_mod.Settings) -> None:
+    """Fix the settings of this process (the CLI does it before starting workers)."""
+    global _settings
+    _settings = settings
+
+
+def current_settings() -> settings_mod.Settings:
+    global _settings
+    if _settings is None:
+        _settings = settings_mod.load()
+    return _settings
+
+
+def wall_clock(now_file: str | None) -> datetime:
+    if now_file:
+        with open(now_file) as fh:
+            return datetime.fromisoformat(fh.read().strip())
+    return datetime.now(timezone.utc)
+
+
+def _crash_hook():
+    """INTERCEPT_CRASH_AFTER_REFUND_CALL=<refund id>: die between the provider call and the
+    commit that records it, the window an exactly-once refund must survive (used by drills)."""
+    target = os.environ.get("INTERCEPT_CRASH_AFTER_REFUND_CALL")
+    if not target:
+        return None
+
+    def hook(refund_id: str) -> None:
+        marker = os.environ.get("INTERCEPT_CRASH_MARKER")
+        if refund_id == target and not (marker and os.path.exists(marker)):
+            if marker:
+                open(marker, "w").close()
+            os._exit(17)
+
+    return hook
+
+
+def build_gateway(s: settings_mod.Settings):
+    if s.refund_gateway == "http":
+        from adapters.http_refund import HttpRefundClient  # noqa: PLC0415 (optional edge)
+
+        return HttpRefundClient(s.refund_url)
+    return InProcessRefundSimulator()
+
+
+def build_carrier(s: settings_mod.Settings):
+    if s.carrier_adapter == "http":
+        from adapters.http_carrier import HttpCarrierClient  # noqa: PLC0415
+
+        return HttpCarrierClient(s.carrier_url)
+    return RecordedCarrierAdapter()
+
+
+def pipeline() -> Pipeline:
+    pid = os.getpid()
+    p = _pipelines.get(pid)
+    if p is not None:
+        return p
+    with _lock:
+        p = _pipelines.get(pid)
+        if p is None:
+            s = current_settings()
+            engine = make_engine(s.database_url)
+            migrate(engine)
+            from workers.app import app  # noqa: PLC0415 (the app imports this module)
+
+            def enqueue_actions(refunds, intercepts):
+                app.send_task("intercept.actions", args=(refunds, intercepts), queue="actions")
+
+            in_process = s.refund_gateway == "inprocess" and s.carrier_adapter == "recorded"
+            p = Pipeline(
+                engine,
+                DEFAULT_POLICY,
+                s.clock,
+                build_gateway(s),
+                build_carrier(s),
+                KombuPublisher(app.producer_pool),
+                partial(wall_clock, s.now_file),
+                inline_actions=in_process,
+                enqueue_actions=enqueue_actions,
+                batch_size=s.batch_size,
+                crash_hook=_crash_hook(),
+            )
+            _pipelines[pid] = p
+    return p
+
+
+def reset() -> None:
+    """Forget the pipelines of this process (tests, and the CLI between runs)."""
+    with _lock:
+        for p in _pipelines.values():
+            p.engine.dispose()
+        _pipelines.clear()

@@ -1,0 +1,67 @@
+"""The `intercept` command line: parse, build, hand over."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from workers import settings as settings_mod
+
+
+@click.group()
+def main() -> None:
+    """Refund interception workers: stage logic for refunds, holds, intercepts, fees and claims."""
+
+
+@main.command()
+@click.argument("stream", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out", type=click.Path(dir_okay=False), help="Write every outbound event here (JSON Lines).")
+@click.option("--workers", "workers", type=int, default=None, help="Worker processes to start on a real broker (default: one per core).")
+@click.option("--no-workers", is_flag=True, help="Start no workers; `intercept worker` processes do the work.")
+@click.option("--batch", type=int, default=500, show_default=True, help="Stream lines per broker message.")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Give up when nothing progresses for this long (s).")
+@click.option("--fresh/--reuse", default=None, help="Start from an empty database (default: fresh for the embedded SQLite file).")
+def run(stream, out, workers, no_workers, batch, timeout, fresh) -> None:
+    """Process a whole event stream and report what happened (default: the shipped sample)."""
+    from workers.run import run_stream  # noqa: PLC0415 (keeps `intercept --help` fast)
+
+    os.environ.setdefault("INTERCEPT_CLOCK", "stream")
+    settings = settings_mod.load(default_clock="stream")
+    code = run_stream(settings, stream, out, workers, no_workers, batch, timeout, fresh)
+    sys.exit(code)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def worker(ctx) -> None:
+    """Run a production worker (arguments are passed to `celery worker`)."""
+    from workers.app import app  # noqa: PLC0415
+
+    app.worker_main(["worker", "-Q", "ingest,actions,maintenance", *ctx.args])
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def beat(ctx) -> None:
+    """Run the periodic sweep (deadlines on the wall clock, stale actions, unrelayed outcomes)."""
+    from workers.app import app  # noqa: PLC0415
+
+    app.start(["beat", *ctx.args])
+
+
+def _register_optional() -> None:
+    """Commands of the edges and load-test tools, registered when their modules are present."""
+    for module, attr in (("workers.cli_edges", "edge_commands"), ("workers.cli_load", "load_commands")):
+        try:
+            mod = __import__(module, fromlist=[attr])
+        except ImportError as exc:
+            if exc.name != module:
+                raise
+            continue
+        for command in getattr(mod, attr, []):
+            main.add_command(command)
+
+
+_register_optional()

@@ -1,0 +1,131 @@
+"""The pipeline one worker process runs: accept -> apply -> act -> relay.
+
+Every step commits before the next starts, and each can be repeated: a crash anywhere
+leaves rows that the sweep (celery beat) picks up again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+import sqlalchemy as sa
+
+from adapters.db import state_store
+from adapters.db.sequencer import IngestReport, Sequencer
+from adapters.ports import CarrierInterceptPort, RefundGateway
+from adapters.publisher import Publisher
+from domain.policy import Policy
+from workers.service import actions
+from workers.service.apply import ApplyResult, apply_pending, fire_wall_deadlines
+from workers.service.relay import relay, relay_stale
+
+log = logging.getLogger(__name__)
+
+INTERNAL_SOURCE = "internal"
+
+
+class Pipeline:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        policy: Policy,
+        clock: str,
+        gateway: RefundGateway,
+        carrier: CarrierInterceptPort,
+        publisher: Publisher,
+        now: Callable[[], datetime],
+        *,
+        inline_actions: bool = True,
+        enqueue_actions: Callable[[list[str], list[str]], None] | None = None,
+        batch_size: int = 2000,
+        crash_hook: Callable[[str], None] | None = None,
+    ):
+        self.engine = engine
+        self.policy = policy
+        self.clock = clock
+        self.sequencer = Sequencer(clock)
+        self.gateway = gateway
+        self.carrier = carrier
+        self.publisher = publisher
+        self.now = now
+        self.inline_actions = inline_actions
+        self.enqueue_actions = enqueue_actions
+        self.batch_size = batch_size
+        self.crash_hook = crash_hook
+
+    # -- accepting -----------------------------------------------------------------------
+    def ingest(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False) -> IngestReport:
+        with self.engine.begin() as conn:
+            report = self.sequencer.ingest(conn, source, first_offset, items, self.now(), allow_internal=allow_internal)
+        self.drain(report.partitions)
+        return report
+
+    def feed_back(self, events: list[dict[str, Any]]) -> None:
+        """Action outcomes (a refused refund, a carrier's refusal) re-enter as inputs."""
+        self.ingest(INTERNAL_SOURCE, None, events, allow_internal=True)
+
+    # -- applying ------------------------------------------------------------------------
+    def drain(self, partitions: set[str] | list[str]) -> int:
+        """Apply until the given partitions have nothing left; returns inputs applied.
+
+        A partition locked by another worker is skipped: that worker re-reads its partitions
+        after each commit, so what was sequenced meanwhile is not left behind.
+        """
+        candidates = set(partitions)
+        applied = 0
+        while candidates:
+            with self.engine.begin() as conn:
+                result = apply_pending(conn, candidates, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size)
+            self.after_apply(result)
+            applied += result.inputs
+            if result.inputs == 0:
+                break
+            candidates = set(result.partitions)
+        return applied
+
+    def after_apply(self, result: ApplyResult) -> None:
+        outbox = list(result.outbox)
+        if result.refunds or result.intercepts:
+            if self.inline_actions or self.enqueue_actions is None:
+                outbox += self.run_actions(result.refunds, result.intercepts)
+            else:
+                self.enqueue_actions(result.refunds, result.intercepts)
+        relay(self.engine, self.publisher, outbox, self.now())
+
+    # -- acting --------------------------------------------------------------------------
+    def run_actions(self, refund_ids: list[str], intercept_ids: list[str]) -> list[dict[str, Any]]:
+        outbox: list[dict[str, Any]] = []
+        if intercept_ids:
+            actions.execute_intercepts(self.engine, self.carrier, intercept_ids, self.now(), self.feed_back)
+        if refund_ids:
+            outbox = actions.execute_refunds(self.engine, self.gateway, refund_ids, self.now(), self.feed_back, self.crash_hook)
+        return outbox
+
+    def run_actions_and_relay(self, refund_ids: list[str], intercept_ids: list[str]) -> None:
+        relay(self.engine, self.publisher, self.run_actions(refund_ids, intercept_ids), self.now())
+
+    # -- sweeping ------------------------------------------------------------------------
+    def sweep(self, grace: timedelta = timedelta(seconds=10)) -> dict[str, int]:
+        """What beat runs: everything a lost message or a crash could have left behind."""
+        now = self.now()
+        stats = {"relayed": 0, "actions": 0, "applied": 0, "deadlines": 0}
+        stats["relayed"] = relay_stale(self.engine, self.publisher, now - grace, now)
+        refunds, intercepts = actions.stale_actions(self.engine, now - grace)
+        if refunds or intercepts:
+            stats["actions"] = len(refunds) + len(intercepts)
+            self.run_actions_and_relay(refunds, intercepts)
+        with self.engine.connect() as conn:
+            pending = state_store.partitions_with_work(conn)
+        if pending:
+            stats["applied"] = self.drain(pending)
+        if self.clock == "wall":
+            for _ in range(100):  # bounded: a deadline that will not move must not spin the sweep
+                with self.engine.begin() as conn:
+                    result = fire_wall_deadlines(conn, self.policy, now)
+                self.after_apply(result)
+                stats["deadlines"] += len(result.outbox)
+                if not result.partitions:
+                    break
+        return stats

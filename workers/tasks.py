@@ -1,0 +1,37 @@
+"""Thin tasks: decode, hand to the pipeline, let Celery retry what is transient."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from workers.app import app
+from workers.bootstrap import pipeline
+
+# Database hiccups (a restart, a serialization failure) are retried; the work is idempotent.
+TRANSIENT = (OperationalError, DBAPIError)
+
+
+@app.task(name="intercept.ingest", bind=True, autoretry_for=TRANSIENT, retry_backoff=1, retry_backoff_max=30, max_retries=20)
+def ingest(self, source: str, first_offset: int | None, items: list) -> dict:
+    report = pipeline().ingest(source, first_offset, items)
+    return {"partitions": len(report.partitions)}
+
+
+@app.task(name="intercept.apply", bind=True, autoretry_for=TRANSIENT, retry_backoff=1, retry_backoff_max=30, max_retries=20)
+def apply(self, partitions: list[str]) -> int:
+    return pipeline().drain(partitions)
+
+
+@app.task(name="intercept.actions", bind=True, autoretry_for=TRANSIENT, retry_backoff=1, retry_backoff_max=30, max_retries=20)
+def actions(self, refund_ids: list[str], intercept_ids: list[str]) -> None:
+    pipeline().run_actions_and_relay(refund_ids, intercept_ids)
+
+
+@app.task(name="intercept.sweep", ignore_result=True)
+def sweep() -> dict:
+    return pipeline().sweep()
+
+
+@app.task(name="intercept.noop")
+def noop(_payload=None) -> None:
+    """The bench's baseline: what one Celery task costs on this broker with these settings."""
