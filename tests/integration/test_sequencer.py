@@ -1,0 +1,119 @@
+"""Accepting inputs: the database, not the broker, decides their order."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.db import schema as t
+from adapters.db.engine import make_engine, migrate
+from adapters.db.sequencer import Sequencer
+
+NOW = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def engine(request):
+    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
+    engine = make_engine(url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def ev(event_id, type_, order_id=None, at="2026-11-21T10:00:00+08:00", **data):
+    e = {"event_id": event_id, "type": type_, "occurred_at": at, "data": data}
+    if order_id:
+        e["order_id"] = order_id
+    return json.dumps(e)
+
+
+def placed(n, merchant="m-1"):
+    return ev(f"p-{n}", "order.placed", f"o-{n}", merchant_id=merchant, paid_fen=1000, category="standard", instant_refund_tag=False)
+
+
+def ingest(engine, source, first, items, clock="stream"):
+    with engine.begin() as conn:
+        return Sequencer(clock).ingest(conn, source, first, items, NOW)
+
+
+def rows(engine):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(t.inbox).order_by(t.inbox.c.source_offset, t.inbox.c.id)).mappings().all()
+
+
+def test_batch_ahead_of_a_gap_waits_and_then_keeps_stream_order(engine):
+    lines = [placed(i) for i in range(6)]
+    ingest(engine, "s", 3, lines[3:])
+    assert {r["state"] for r in rows(engine)} == {"received"}
+    ingest(engine, "s", 0, lines[:3])
+    got = rows(engine)
+    assert [r["state"] for r in got] == ["sequenced"] * 6
+    assert [r["position"] for r in got] == sorted(r["position"] for r in got)
+    assert [r["source_offset"] for r in got] == list(range(6))
+
+
+def test_redelivered_batch_records_nothing_new(engine):
+    lines = [placed(i) for i in range(3)]
+    ingest(engine, "s", 0, lines)
+    ingest(engine, "s", 0, lines)
+    assert len(rows(engine)) == 3
+
+
+def test_scan_before_its_shipment_is_parked_then_sequenced_right_after_it(engine):
+    scan = ev("sc-1", "logistics.scanned", carrier="zto", tracking_no="T1", status="picked_up")
+    shipped = ev("sh-1", "order.shipped", "o-1", package_id="pk-1", carrier="zto", tracking_no="T1", value_fen=500)
+    ingest(engine, "s", 0, [placed(1), scan])
+    by_id = {r["event_id"]: r for r in rows(engine)}
+    assert by_id["sc-1"]["state"] == "parked" and by_id["sc-1"]["waits_for"] == "waybill:zto:T1"
+    ingest(engine, "s", 2, [shipped, placed(2)])
+    by_id = {r["event_id"]: r for r in rows(engine)}
+    assert by_id["sc-1"]["state"] == "sequenced"
+    assert by_id["sc-1"]["order_id"] == "o-1" and by_id["sc-1"]["partition_key"] == "m-1"
+    assert by_id["sh-1"]["position"] < by_id["sc-1"]["position"] < by_id["p-2"]["position"]
+
+
+def test_event_before_its_order_is_parked_not_rejected(engine):
+    refund = ev("r-1", "refund.requested", "o-9", refund_id="rf-9", amount_fen=100, reason="x")
+    ingest(engine, "s", 0, [refund])
+    assert rows(engine)[0]["state"] == "parked"
+    ingest(engine, "s", 1, [placed(9)])
+    assert {r["event_id"]: r["state"] for r in rows(engine)} == {"r-1": "sequenced", "p-9": "sequenced"}
+
+
+def test_same_id_same_content_is_a_duplicate_and_other_content_a_conflict(engine):
+    ingest(engine, "s", 0, [placed(1), placed(1), placed(1, merchant="m-2").replace('"p-1"', '"p-1"')])
+    states = [(r["state"], r["reason"]) for r in rows(engine)]
+    assert states[0] == ("sequenced", None)
+    assert states[1] == ("duplicate", None)
+    assert states[2][0] == "aside" and "different content" in states[2][1]
+
+
+def test_malformed_lines_are_kept_aside_naming_line_field_and_reason(engine):
+    bad_json = '{"event_id": "x1", '
+    float_money = ev("x2", "order.placed", "o-x", merchant_id="m", paid_fen=10.5, category="standard", instant_refund_tag=False)
+    unknown_type = ev("x3", "order.teleported", "o-x")
+    ingest(engine, "s", 0, [bad_json, float_money, unknown_type])
+    reasons = [r["reason"] for r in rows(engine)]
+    assert reasons[0].startswith("line 1: ") and "not valid JSON" in reasons[0]
+    assert reasons[1].startswith("line 2: data.paid_fen:")
+    assert reasons[2].startswith("line 3: type:") and "unknown event type" in reasons[2]
+    assert rows(engine)[1]["raw"] is not None
+
+
+def test_tick_is_kept_aside_on_the_wall_clock(engine):
+    ingest(engine, "s", 0, [ev("t-1", "clock.tick", now="2026-11-21T12:00:00+08:00")], clock="wall")
+    r = rows(engine)[0]
+    assert r["state"] == "aside" and "wall clock" in r["reason"]
+
+
+def test_a_waybill_shipped_by_two_orders_is_kept_aside(engine):
+    a = ev("sh-a", "order.shipped", "o-1", package_id="pk-a", carrier="zto", tracking_no="T9", value_fen=1)
+    b = ev("sh-b", "order.shipped", "o-2", package_id="pk-b", carrier="zto", tracking_no="T9", value_fen=1)
+    ingest(engine, "s", 0, [placed(1), placed(2), a, b])
+    by_id = {r["event_id"]: r for r in rows(engine)}
+    assert by_id["sh-a"]["state"] == "sequenced"
+    assert by_id["sh-b"]["state"] == "aside" and "already belongs to order o-1" in by_id["sh-b"]["reason"]
