@@ -85,7 +85,7 @@ def test_event_before_its_order_is_parked_not_rejected(engine):
 
 
 def test_same_id_same_content_is_a_duplicate_and_other_content_a_conflict(engine):
-    ingest(engine, "s", 0, [placed(1), placed(1), placed(1, merchant="m-2").replace('"p-1"', '"p-1"')])
+    ingest(engine, "s", 0, [placed(1), placed(1), placed(1, merchant="m-2")])
     states = [(r["state"], r["reason"]) for r in rows(engine)]
     assert states[0] == ("sequenced", None)
     assert states[1] == ("duplicate", None)
