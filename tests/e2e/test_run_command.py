@@ -1,0 +1,43 @@
+"""`intercept run` as a user runs it: real Celery workers, embedded default and Redis + PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+from tests.helpers import intercept, read_outcomes
+
+ROUTES = {
+    "instant", "auto_strategy", "merchant_approved", "review_timeout", "merchant_intercept",
+    "carrier_intercept", "after_refusal", "after_return", "stalled", "lost_in_transit",
+}
+
+
+def test_sample_run_on_the_embedded_default_takes_every_route(tmp_path):
+    out = tmp_path / "outcomes.jsonl"
+    result = intercept("run", "--out", str(out), env={"INTERCEPT_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcomes = read_outcomes(out)
+    routes = {e["data"]["route"] for e in outcomes if e["type"] == "refund.issued"}
+    assert routes == ROUTES
+    issued = [e["refund_id"] for e in outcomes if e["type"] == "refund.issued"]
+    assert len(issued) == len(set(issued)), "a refund was issued twice"
+    assert "settled" in result.stdout
+    assert "Inputs by state" in result.stdout and "aside" in result.stdout
+
+
+def test_same_stream_same_outcomes_on_embedded_and_on_redis_postgres_with_two_workers(tmp_path, pg_url, redis_url):
+    embedded_out = tmp_path / "embedded.jsonl"
+    real_out = tmp_path / "real.jsonl"
+    embedded = intercept("run", "--out", str(embedded_out), env={"INTERCEPT_HOME": str(tmp_path / "e")})
+    assert embedded.returncode == 0, embedded.stderr[-3000:]
+    real = intercept(
+        "run", "--out", str(real_out), "--workers", "2", "--batch", "20",
+        env={"INTERCEPT_HOME": str(tmp_path / "r"), "INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url},
+    )
+    assert real.returncode == 0, real.stderr[-3000:]
+
+    def as_set(path):
+        return sorted(json.dumps(e, sort_keys=True) for e in read_outcomes(path))
+
+    assert as_set(embedded_out) == as_set(real_out)
+    assert len(as_set(real_out)) > 50

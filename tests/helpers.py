@@ -1,0 +1,60 @@
+"""Small builders shared by the integration and end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def event(event_id, type_, order_id=None, at="2026-11-21T10:00:00+08:00", **data) -> dict:
+    e = {"event_id": event_id, "type": type_, "occurred_at": at, "data": data}
+    if order_id:
+        e["order_id"] = order_id
+    return e
+
+
+def write_stream(path: Path, events: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def intercept(*args: str, env: dict[str, str], timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    """Run the `intercept` command as a user does, in a clean environment of our choosing."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCEPT_")}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "workers", *args], cwd=kw.pop("cwd", ROOT), env=full_env,
+        capture_output=True, text=True, timeout=timeout, **kw,
+    )
+
+
+def spawn_intercept(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCEPT_")}
+    full_env.update(env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers", *args], cwd=ROOT, env=full_env,
+        stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60, interval: float = 0.2, what: str = "condition"):
+    """Poll until predicate() is truthy; fail with `what` if it never is. (Not a timing assertion:
+    the bound only stops a broken run from hanging.)"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def read_outcomes(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
