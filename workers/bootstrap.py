@@ -117,3 +117,46 @@ def reset() -> None:
         for p in _pipelines.values():
             p.engine.dispose()
         _pipelines.clear()
+
+
+class PipelineAcceptor:
+    """The ingress's Acceptor: record durably (sequenced or parked), then notify the workers.
+
+    The notification is only a nudge: if the broker is down it is lost, and beat's sweep
+    applies what is sequenced anyway. Nothing accepted is lost with it.
+    """
+
+    def __init__(self, pipe: Pipeline, notify):
+        self.pipeline = pipe
+        self.notify = notify
+
+    def accept(self, items, source):
+        from adapters.ports import AcceptResult  # noqa: PLC0415
+
+        with self.pipeline.engine.begin() as conn:
+            report = self.pipeline.sequencer.ingest(conn, source, None, list(items), self.pipeline.now())
+        if report.partitions:
+            try:
+                self.notify(sorted(report.partitions))
+            except Exception:  # noqa: BLE001 - see the class docstring
+                import logging  # noqa: PLC0415
+
+                logging.getLogger(__name__).warning("could not notify workers; the sweep will apply", exc_info=True)
+        out = []
+        for r in report.results:
+            if r.status in ("sequenced", "parked"):
+                out.append(AcceptResult("accepted", r.event_id))
+            elif r.status == "duplicate":
+                out.append(AcceptResult("duplicate", r.event_id))
+            else:
+                out.append(AcceptResult("rejected", r.event_id, r.reason))
+        return out
+
+
+def make_acceptor() -> PipelineAcceptor:
+    from workers.app import app  # noqa: PLC0415
+
+    def notify(partitions):
+        app.send_task("intercept.apply", args=(partitions,), queue="ingest")
+
+    return PipelineAcceptor(pipeline(), notify)
