@@ -1,0 +1,315 @@
+"""A carrier intercept API on loopback, for live and load tests (SPEC §7 "simulator").
+
+Serves the API HttpCarrierClient speaks (adapters/http_carrier.py) and behaves like a real
+one: an intercept request is taken at once and answered later, by a signed callback to the
+ingress (`carrier.intercept_reported`), after `answer_delay_s`; SPEC §1's rate decides the
+answer (the carrier holds 67.3% of in-transit parcels). Outcomes are drawn per key from the
+seed, so a run is reproducible whatever the order of calls. Effects (intercepts actually
+created) are counted per idempotency key and shown at GET /_sim/effects; faults are switched
+with POST /_sim/faults (JSON or query string), env INTERCEPT_SIM_<FAULT>, or the constructor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from adapters.simulators.common import Faults, added_latency, plan_for, unit_interval
+from adapters.webhooks import digest_id
+from adapters.webhooks.signing import sign_headers
+
+log = logging.getLogger("intercept.sim.carrier")
+
+# SPEC §1: in transit, the carrier's intercept API succeeds in 67.3% of cases.
+CARRIER_ACCEPT_RATE = 0.673
+CST = timezone(timedelta(hours=8))
+REJECT_REASONS = ("already_out_for_delivery", "parcel_not_found_in_network", "recipient_area_not_supported")
+
+
+@dataclass
+class _Intercept:
+    intercept_id: str
+    carrier: str
+    tracking_no: str
+    callback_url: str | None
+    effects: int = 1
+    answer: dict[str, Any] | None = None
+
+
+@dataclass
+class CarrierSimulator:
+    seed: int = 0
+    accept_rate: float = CARRIER_ACCEPT_RATE
+    answer_delay_s: float = 0.05
+    callback_url: str | None = None
+    callback_secret: str | None = None
+    faults: Faults = field(default_factory=Faults)
+    _intercepts: dict[str, _Intercept] = field(default_factory=dict, repr=False)
+    _posts: dict[str, int] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    callbacks_sent: int = 0
+    callbacks_failed: int = 0
+
+    def __post_init__(self) -> None:
+        self._dispatcher = _Dispatcher(self)
+
+    # ---- the API ------------------------------------------------------------------------
+
+    async def submit(self, request: Request) -> JSONResponse:
+        faults = self.faults
+        await added_latency(faults)
+        key = request.headers.get("idempotency-key", "").strip()
+        if not key:
+            return JSONResponse({"status": "rejected", "reason": "Idempotency-Key header is required"}, 400)
+        try:
+            body = json.loads(await request.body())
+            carrier, tracking_no = str(body["carrier"]), str(body["tracking_no"])
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"status": "rejected", "reason": "carrier and tracking_no are required"}, 400)
+        with self._lock:
+            nth = self._posts[key] = self._posts.get(key, 0) + 1
+        plan = plan_for(faults, self.seed, key, nth)
+        if plan.action == "429":
+            return JSONResponse({"error": "rate limited"}, 429, headers={"Retry-After": f"{faults.retry_after_s:g}"})
+        if plan.action == "503":
+            return JSONResponse({"error": "service unavailable"}, 503)
+        with self._lock:
+            existing = self._intercepts.get(key)
+            if existing is not None and (existing.carrier, existing.tracking_no) != (carrier, tracking_no):
+                return JSONResponse({"status": "rejected", "reason": "idempotency_key_reused_with_other_parameters"}, 409)
+            if existing is None:
+                existing = _Intercept(
+                    intercept_id=digest_id("icpt", self.seed, key),
+                    carrier=carrier,
+                    tracking_no=tracking_no,
+                    callback_url=body.get("callback_url") or self.callback_url,
+                )
+                self._intercepts[key] = existing
+                self._dispatcher.schedule(time.monotonic() + self.answer_delay_s, ("decide", key))
+            reply = self._view(existing)
+        if plan.action == "apply_then_hold":
+            # Applied, then answered later than the client waits: the client sees a time-out.
+            await asyncio.sleep(faults.hold_s)
+        return JSONResponse(reply, 201)
+
+    async def status(self, request: Request) -> JSONResponse:
+        await added_latency(self.faults)
+        key = request.path_params["key"]
+        with self._lock:
+            found = self._intercepts.get(key)
+            return JSONResponse(self._view(found), 200) if found else JSONResponse({"error": "no intercept under this key"}, 404)
+
+    @staticmethod
+    def _view(rec: _Intercept) -> dict[str, Any]:
+        return {
+            "intercept_id": rec.intercept_id,
+            "status": "submitted",
+            "carrier": rec.carrier,
+            "tracking_no": rec.tracking_no,
+            "answer": rec.answer,
+        }
+
+    # ---- answers and callbacks ----------------------------------------------------------
+
+    def decide(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            rec = self._intercepts[key]
+            if rec.answer is not None:
+                return None
+            accepted = unit_interval(self.seed, "accept", key) < self.accept_rate
+            answer: dict[str, Any] = {"accepted": accepted, "answered_at": datetime.now(CST).isoformat()}
+            if not accepted:
+                answer["reason"] = REJECT_REASONS[int(unit_interval(self.seed, "reason", key) * len(REJECT_REASONS))]
+            rec.answer = answer
+            data: dict[str, Any] = {"carrier": rec.carrier, "tracking_no": rec.tracking_no, "accepted": accepted}
+            if not accepted:
+                data["reason"] = answer["reason"]
+            event = {
+                "event_id": digest_id("simcb", self.seed, key),
+                "type": "carrier.intercept_reported",
+                "occurred_at": answer["answered_at"],
+                "data": data,
+            }
+            return {"url": rec.callback_url, "event": event}
+
+    def deliver(self, callback: dict[str, Any]) -> None:
+        url = callback["url"]
+        if not url:
+            return
+        body = json.dumps(callback["event"]).encode()
+        for attempt in range(3):
+            headers = {"content-type": "application/json"}
+            if self.callback_secret:
+                headers.update(sign_headers(self.callback_secret, body, time.time()))
+            try:
+                response = httpx.post(url, content=body, headers=headers, timeout=5.0)
+                if response.is_success:
+                    with self._lock:
+                        self.callbacks_sent += 1
+                    return
+                log.warning("callback to %s answered %s: %s", url, response.status_code, response.text[:200])
+                if 400 <= response.status_code < 500:
+                    break
+            except httpx.HTTPError as exc:
+                log.warning("callback to %s failed: %r", url, exc)
+            time.sleep(0.1 * 2**attempt)
+        with self._lock:
+            self.callbacks_failed += 1
+
+    # ---- observation and control ---------------------------------------------------------
+
+    def effects(self) -> dict[str, int]:
+        with self._lock:
+            return {key: rec.effects for key, rec in self._intercepts.items()}
+
+    def requests(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._posts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._intercepts.clear()
+            self._posts.clear()
+            self.callbacks_sent = self.callbacks_failed = 0
+
+    def close(self) -> None:
+        self._dispatcher.stop()
+
+
+class _Dispatcher:
+    """Fires decisions when due and sends callbacks, in a thread of its own (the answer comes
+    later than the request, as with a real carrier). Faults: duplicate and out-of-order."""
+
+    def __init__(self, sim: CarrierSimulator):
+        self.sim = sim
+        self.heap: list[tuple[float, int, tuple]] = []
+        self.counter = itertools.count()
+        self.cond = threading.Condition()
+        self.held: list[dict[str, Any]] = []
+        self.stopped = False
+        self.thread: threading.Thread | None = None
+
+    def schedule(self, due: float, action: tuple) -> None:
+        with self.cond:
+            heapq.heappush(self.heap, (due, next(self.counter), action))
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="carrier-sim-dispatcher", daemon=True)
+                self.thread.start()
+            self.cond.notify()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.stopped and (not self.heap or self.heap[0][0] > time.monotonic()):
+                    self.cond.wait(None if not self.heap else max(0.0, self.heap[0][0] - time.monotonic()))
+                if self.stopped:
+                    return
+                _, _, action = heapq.heappop(self.heap)
+            try:
+                self._do(action)
+            except Exception:
+                log.exception("simulator action %s failed", action)
+
+    def _do(self, action: tuple) -> None:
+        kind = action[0]
+        if kind == "decide":
+            callback = self.sim.decide(action[1])
+            if callback is None:
+                return
+            if self.sim.faults.out_of_order_callbacks:
+                # Held in pairs and released newest first; a lone one is flushed after a while.
+                self.held.append(callback)
+                if len(self.held) >= 2:
+                    self._flush()
+                else:
+                    self.schedule(time.monotonic() + max(0.5, self.sim.answer_delay_s * 5), ("flush",))
+                return
+            self._send(callback)
+        elif kind == "flush":
+            self._flush()
+
+    def _flush(self) -> None:
+        held, self.held = self.held, []
+        for callback in reversed(held):
+            self._send(callback)
+
+    def _send(self, callback: dict[str, Any]) -> None:
+        self.sim.deliver(callback)
+        if self.sim.faults.duplicate_callbacks:
+            self.sim.deliver(callback)
+
+
+# ---- the app -------------------------------------------------------------------------------
+
+
+async def _faults_endpoint(sim, request: Request) -> JSONResponse:
+    if request.method == "POST":
+        values: dict[str, Any] = dict(request.query_params)
+        raw = await request.body()
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return JSONResponse({"error": "body must be a JSON object of faults"}, 400)
+            if not isinstance(body, dict):
+                return JSONResponse({"error": "body must be a JSON object of faults"}, 400)
+            values.update(body)
+        try:
+            sim.faults = sim.faults.updated(values)
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+    return JSONResponse(sim.faults.as_dict())
+
+
+def sim_control_routes(sim) -> list[Route]:
+    async def faults(request: Request) -> JSONResponse:
+        return await _faults_endpoint(sim, request)
+
+    async def effects(request: Request) -> JSONResponse:
+        counts = sim.effects()
+        body = {"effects": counts, "total": sum(counts.values()), "requests": sim.requests()}
+        if hasattr(sim, "callbacks_sent"):
+            body["callbacks_sent"] = sim.callbacks_sent
+            body["callbacks_failed"] = sim.callbacks_failed
+        return JSONResponse(body)
+
+    async def reset(request: Request) -> JSONResponse:
+        sim.reset()
+        return JSONResponse({"reset": True})
+
+    return [
+        Route("/_sim/faults", faults, methods=["GET", "POST"]),
+        Route("/_sim/effects", effects, methods=["GET"]),
+        Route("/_sim/reset", reset, methods=["POST"]),
+    ]
+
+
+def create_carrier_sim_app(sim: CarrierSimulator) -> Starlette:
+    app = Starlette(
+        routes=[
+            Route("/v1/intercepts", sim.submit, methods=["POST"]),
+            Route("/v1/intercepts/{key:path}", sim.status, methods=["GET"]),
+            *sim_control_routes(sim),
+        ]
+    )
+    app.state.sim = sim
+    return app
