@@ -1,0 +1,329 @@
+"""Load-test reports: latency percentiles, throughput, outcome counts and a digest of the outcomes.
+
+Pure functions over measurements and outbound envelopes, plus `write_report`, which writes
+`report.json`, `report.md`, `throughput.png` and `latency.png` to a directory. No broker, no
+database: the runner collects (event_id, published_at, committed_at) per inbound event and the
+outbound envelopes, and hands them over.
+
+Percentiles use the nearest-rank method: pN is the smallest measured value with at least N% of
+the values at or below it, so every reported figure is a latency that was actually observed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+REPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One inbound event: when the load generator published it and when its effects committed.
+
+    Times are seconds on one clock (e.g. `time.time()` of the runner)."""
+
+    event_id: str
+    published_at: float
+    committed_at: float
+
+    @property
+    def latency_s(self) -> float:
+        return self.committed_at - self.published_at
+
+
+def measurements_from_records(records: Iterable[Mapping[str, Any]]) -> list[Measurement]:
+    return [Measurement(str(r["event_id"]), float(r["published_at"]), float(r["committed_at"])) for r in records]
+
+
+# -- statistics -----------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of already sorted values (q in 0..100)."""
+    if not sorted_values:
+        raise ValueError("no values")
+    if not 0 <= q <= 100:
+        raise ValueError("q must be within 0..100")
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def latency_stats(latencies_s: Iterable[float]) -> dict[str, Any]:
+    """Count, mean, p50/p95/p99 and max, in milliseconds."""
+    values = sorted(latencies_s)
+    if not values:
+        return {"count": 0}
+    ms = [v * 1000.0 for v in values]
+    return {
+        "count": len(ms),
+        "mean_ms": round(sum(ms) / len(ms), 3),
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p95_ms": round(percentile(ms, 95), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "max_ms": round(ms[-1], 3),
+    }
+
+
+def throughput_series(measurements: Sequence[Measurement], bucket_s: float = 1.0) -> list[tuple[float, int]]:
+    """Commits per bucket, as (seconds since the first publish, count); empty buckets included."""
+    if not measurements:
+        return []
+    t0 = min(m.published_at for m in measurements)
+    counts: Counter[int] = Counter(int((m.committed_at - t0) // bucket_s) for m in measurements)
+    last = max(counts)
+    return [(b * bucket_s, counts.get(b, 0)) for b in range(0, last + 1)]
+
+
+# -- outcomes -------------------------------------------------------------------------------
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def outcome_digest(envelopes: Iterable[Mapping[str, Any]]) -> str:
+    """sha256 over the sorted canonical JSON of the outbound events: equal outcomes, equal digest.
+
+    Sorting makes it independent of publication order (workers finish in any order); since
+    outbound ids derive from their causes (SPEC §7), a replay must give the same digest."""
+    lines = sorted(canonical_json(dict(env)) for env in envelopes)
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def outcome_summary(envelopes: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts by type, refund.issued by route, failures by reason, fees and claims in fen."""
+    by_type: Counter[str] = Counter()
+    routes: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    closed: Counter[str] = Counter()
+    fees = {"charged_count": 0, "charged_fen": 0, "waived_count": 0, "waived_fen": 0}
+    claims = {"opened_count": 0, "opened_fen": 0, "settled_count": 0, "settled_fen": 0}
+    claim_reasons: Counter[str] = Counter()
+    for env in envelopes:
+        kind = env.get("type", "?")
+        data = env.get("data") or {}
+        by_type[kind] += 1
+        if kind == "refund.issued":
+            routes[data.get("route", "?")] += 1
+        elif kind == "intercept.failed":
+            failures[f"{data.get('channel', '?')}:{data.get('reason', '?')}"] += 1
+        elif kind == "case.closed":
+            closed[data.get("resolution", "?")] += 1
+        elif kind == "fee.charged":
+            key = "waived" if data.get("waived") else "charged"
+            fees[f"{key}_count"] += 1
+            fees[f"{key}_fen"] += int(data.get("fee_fen", 0))
+        elif kind == "claim.opened":
+            claims["opened_count"] += 1
+            claims["opened_fen"] += int(data.get("amount_fen", 0))
+            claim_reasons[data.get("reason", "?")] += 1
+        elif kind == "claim.settled":
+            claims["settled_count"] += 1
+            claims["settled_fen"] += int(data.get("paid_fen", 0))
+    claims["outstanding_fen"] = claims["opened_fen"] - claims["settled_fen"]
+    return {
+        "total": sum(by_type.values()),
+        "by_type": dict(sorted(by_type.items())),
+        "refund_issued_by_route": dict(sorted(routes.items())),
+        "intercept_failed_by_reason": dict(sorted(failures.items())),
+        "case_closed_by_resolution": dict(sorted(closed.items())),
+        "fees": fees,
+        "claims": {**claims, "by_reason": dict(sorted(claim_reasons.items()))},
+    }
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def build_report(
+    measurements: Sequence[Measurement],
+    envelopes: Sequence[Mapping[str, Any]],
+    *,
+    run: Mapping[str, Any] | None = None,
+    inbound_counts: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """The report as JSON-ready data. `run` describes the run (stream, seed, workers, broker);
+    `inbound_counts` is what the database says came in (applied, duplicate, parked, kept aside)."""
+    if measurements:
+        start = min(m.published_at for m in measurements)
+        end = max(m.committed_at for m in measurements)
+        duration = max(end - start, 1e-9)
+    else:
+        duration = 0.0
+    return {
+        "report_version": REPORT_VERSION,
+        "run": dict(run or {}),
+        "events": len(measurements),
+        "duration_s": round(duration, 3),
+        "throughput_eps": round(len(measurements) / duration, 3) if duration else 0.0,
+        "latency": latency_stats(m.latency_s for m in measurements),
+        "inbound": dict(sorted((inbound_counts or {}).items())),
+        "outcomes": outcome_summary(envelopes),
+        "outcome_digest": outcome_digest(envelopes),
+    }
+
+
+def compare_reports(current: Mapping[str, Any], earlier: Mapping[str, Any]) -> dict[str, Any]:
+    """What changed since an earlier report: the digest above all, then counts and speed."""
+    cur_types = current.get("outcomes", {}).get("by_type", {})
+    old_types = earlier.get("outcomes", {}).get("by_type", {})
+    type_diff = {t: cur_types.get(t, 0) - old_types.get(t, 0)
+                 for t in sorted(set(cur_types) | set(old_types)) if cur_types.get(t, 0) != old_types.get(t, 0)}
+    cur_routes = current.get("outcomes", {}).get("refund_issued_by_route", {})
+    old_routes = earlier.get("outcomes", {}).get("refund_issued_by_route", {})
+    route_diff = {r: cur_routes.get(r, 0) - old_routes.get(r, 0)
+                  for r in sorted(set(cur_routes) | set(old_routes)) if cur_routes.get(r, 0) != old_routes.get(r, 0)}
+
+    def ratio(key_path: tuple[str, ...]) -> float | None:
+        a: Any = current
+        b: Any = earlier
+        for k in key_path:
+            a = a.get(k) if isinstance(a, Mapping) else None
+            b = b.get(k) if isinstance(b, Mapping) else None
+        if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or b == 0:
+            return None
+        return round(a / b, 3)
+
+    return {
+        "earlier_digest": earlier.get("outcome_digest"),
+        "digest_match": current.get("outcome_digest") == earlier.get("outcome_digest"),
+        "outcome_count_diff": type_diff,
+        "route_count_diff": route_diff,
+        "throughput_ratio": ratio(("throughput_eps",)),
+        "p95_ratio": ratio(("latency", "p95_ms")),
+        "p99_ratio": ratio(("latency", "p99_ms")),
+    }
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    lat = report.get("latency", {})
+    out = ["# Load test report", ""]
+    run = report.get("run") or {}
+    if run:
+        out += ["| run | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in run.items()] + [""]
+    out += [
+        f"- events measured: **{report.get('events', 0)}** in {report.get('duration_s', 0)} s",
+        f"- throughput: **{report.get('throughput_eps', 0)} events/s**",
+        f"- outcome digest: `{report.get('outcome_digest', '')}`",
+        "",
+        "## Latency (publish → commit)",
+        "",
+        "| p50 | p95 | p99 | max | mean |",
+        "|---|---|---|---|---|",
+        f"| {lat.get('p50_ms', '-')} ms | {lat.get('p95_ms', '-')} ms | {lat.get('p99_ms', '-')} ms "
+        f"| {lat.get('max_ms', '-')} ms | {lat.get('mean_ms', '-')} ms |",
+        "",
+        "![throughput](throughput.png)",
+        "",
+        "![latency](latency.png)",
+        "",
+    ]
+    if report.get("inbound"):
+        out += ["## Inbound", "", "| recorded as | count |", "|---|---|"]
+        out += [f"| {k} | {v} |" for k, v in report["inbound"].items()] + [""]
+    outcomes = report.get("outcomes", {})
+    for title, key in (("Outcomes by type", "by_type"), ("refund.issued by route", "refund_issued_by_route"),
+                       ("intercept.failed by channel:reason", "intercept_failed_by_reason"),
+                       ("case.closed by resolution", "case_closed_by_resolution")):
+        rows = outcomes.get(key) or {}
+        out += [f"## {title}", "", "| | count |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows.items()] + [""]
+    fees, claims = outcomes.get("fees", {}), outcomes.get("claims", {})
+    out += [
+        "## Fees and claims (fen)",
+        "",
+        "| | count | fen |",
+        "|---|---|---|",
+        f"| fees charged | {fees.get('charged_count', 0)} | {fees.get('charged_fen', 0)} |",
+        f"| fees waived (free quota) | {fees.get('waived_count', 0)} | {fees.get('waived_fen', 0)} |",
+        f"| claims opened | {claims.get('opened_count', 0)} | {claims.get('opened_fen', 0)} |",
+        f"| claims settled | {claims.get('settled_count', 0)} | {claims.get('settled_fen', 0)} |",
+        f"| claims outstanding | | {claims.get('outstanding_fen', 0)} |",
+        "",
+    ]
+    cmp_ = report.get("compare")
+    if cmp_:
+        verdict = "same outcomes" if cmp_.get("digest_match") else "**OUTCOMES DIFFER**"
+        out += ["## Compared with an earlier report", "",
+                f"- digest: {verdict} (earlier `{cmp_.get('earlier_digest')}`)",
+                f"- throughput ratio (now / then): {cmp_.get('throughput_ratio')}",
+                f"- p95 ratio: {cmp_.get('p95_ratio')}, p99 ratio: {cmp_.get('p99_ratio')}"]
+        for title, key in (("outcome count differences", "outcome_count_diff"), ("route differences", "route_count_diff")):
+            if cmp_.get(key):
+                out.append(f"- {title}: " + ", ".join(f"{k} {v:+d}" for k, v in cmp_[key].items()))
+        out.append("")
+    return "\n".join(out)
+
+
+def _plots(measurements: Sequence[Measurement], out_dir: Path, bucket_s: float) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    series = throughput_series(measurements, bucket_s)
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    ax.plot([t for t, _ in series], [c / bucket_s for _, c in series], linewidth=1)
+    ax.set_xlabel("seconds since first publish")
+    ax.set_ylabel("committed events / s")
+    ax.set_title("Throughput")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    paths.append(out_dir / "throughput.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    lat = sorted(m.latency_s * 1000 for m in measurements)
+    fig, (h, c) = plt.subplots(1, 2, figsize=(10, 3.5))
+    h.hist(lat or [0], bins=60)
+    h.set_xlabel("latency (ms)")
+    h.set_ylabel("events")
+    h.set_title("Latency distribution")
+    if lat:
+        c.plot(lat, [(i + 1) / len(lat) for i in range(len(lat))], linewidth=1)
+        for q in (50, 95, 99):
+            c.axvline(percentile(lat, q), linestyle="--", linewidth=0.8, color="grey")
+    c.set_xlabel("latency (ms)")
+    c.set_ylabel("fraction ≤ x")
+    c.set_title("Latency CDF (p50, p95, p99 dashed)")
+    c.grid(alpha=0.3)
+    fig.tight_layout()
+    paths.append(out_dir / "latency.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def write_report(
+    out_dir: Path | str,
+    measurements: Sequence[Measurement],
+    envelopes: Sequence[Mapping[str, Any]],
+    *,
+    run: Mapping[str, Any] | None = None,
+    inbound_counts: Mapping[str, int] | None = None,
+    compare_with: Path | str | None = None,
+    bucket_s: float = 1.0,
+) -> dict[str, Any]:
+    """Build the report, compare it with an earlier `report.json` if given, write every file.
+
+    Returns the report (with a `compare` section when compared)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = build_report(measurements, envelopes, run=run, inbound_counts=inbound_counts)
+    if compare_with is not None:
+        earlier = json.loads(Path(compare_with).read_text(encoding="utf-8"))
+        report["compare"] = compare_reports(report, earlier)
+    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    _plots(measurements, out, bucket_s)
+    return report
