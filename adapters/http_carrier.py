@@ -119,11 +119,19 @@ class HttpAction:
         self.policy = policy
         self.sleep = sleep
 
-    def run(self, key: str, send: Callable[[], httpx.Response], interpret: Callable[[httpx.Response], tuple[T, str]]) -> T:
-        """Run attempts until one gives a definitive answer; raise the last Transient if none did."""
+    def run(
+        self,
+        key: str,
+        send: Callable[[], httpx.Response],
+        interpret: Callable[[httpx.Response], tuple[T, str]],
+        rate_limiter: RateLimiter | None = None,
+    ) -> T:
+        """Run attempts until one gives a definitive answer; raise the last Transient if none did.
+        A token of the rate limit is taken before every attempt, retries included."""
+        limiter = rate_limiter or self.rate_limiter
 
         def attempt() -> T:
-            if self.rate_limiter is not None and not self.rate_limiter.acquire(timeout=self.policy.rate_limit_wait_s):
+            if limiter is not None and not limiter.acquire(timeout=self.policy.rate_limit_wait_s):
                 record_safely(self.attempt_recorder, self.kind, key, "rate_limited_locally", 0.0, "no token from the global rate limit")
                 raise Transient("rate_limited_locally", "no token from the global rate limit", may_have_applied=False)
             started = time.perf_counter()
@@ -180,7 +188,7 @@ class HttpCarrierClient:
     def __init__(
         self,
         base_url: str,
-        rate_limiter: RateLimiter | None = None,
+        rate_limiter: RateLimiter | Callable[[str], RateLimiter | None] | None = None,
         attempt_recorder: AttemptRecorder | None = None,
         *,
         callback_url: str | None = None,
@@ -193,8 +201,14 @@ class HttpCarrierClient:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers, transport=transport)
         self.callback_url = callback_url
-        self._submit = HttpAction(self.client, "carrier", rate_limiter, attempt_recorder, policy, sleep)
-        self._query = HttpAction(self.client, "carrier_query", rate_limiter, attempt_recorder, policy, sleep)
+        # One limiter for the API, or one per carrier (e.g. RedisTokenBuckets): carriers'
+        # quotas differ, and one aggregator API may front several of them.
+        single = rate_limiter if hasattr(rate_limiter, "acquire") else None
+        self._limiter_for: Callable[[str], RateLimiter | None] = (
+            rate_limiter if (rate_limiter is not None and single is None) else (lambda carrier: single)  # type: ignore[assignment]
+        )
+        self._submit = HttpAction(self.client, "carrier", None, attempt_recorder, policy, sleep)
+        self._query = HttpAction(self.client, "carrier_query", single, attempt_recorder, policy, sleep)
 
     def close(self) -> None:
         self.client.close()
@@ -208,7 +222,7 @@ class HttpCarrierClient:
             return self.client.post("/v1/intercepts", json=body, headers={"Idempotency-Key": idempotency_key})
 
         try:
-            return self._submit.run(idempotency_key, send, self._interpret)
+            return self._submit.run(idempotency_key, send, self._interpret, self._limiter_for(carrier))
         except Transient as exc:
             return InterceptSubmission("unknown", reason=f"attempts exhausted, last {exc.status}")
 

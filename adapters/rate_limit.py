@@ -93,3 +93,24 @@ class RedisTokenBucket:
 
     def reset(self) -> None:
         self.redis.delete(self.key)
+
+
+class RedisTokenBuckets:
+    """One RedisTokenBucket per carrier, built on first use: `buckets("zto")`.
+
+    `limits` overrides (rate_per_s, burst) per carrier; the others get the default.
+    """
+
+    def __init__(self, redis_client, rate_per_s: float, burst: int, limits: dict[str, tuple[float, int]] | None = None, *, prefix: str = "carrier:"):
+        self.redis = redis_client
+        self.default = (rate_per_s, burst)
+        self.limits = dict(limits or {})
+        self.prefix = prefix
+        self._buckets: dict[str, RedisTokenBucket] = {}
+
+    def __call__(self, carrier: str) -> RedisTokenBucket:
+        bucket = self._buckets.get(carrier)
+        if bucket is None:
+            rate, burst = self.limits.get(carrier, self.default)
+            bucket = self._buckets[carrier] = RedisTokenBucket(self.redis, f"{self.prefix}{carrier}", rate, burst)
+        return bucket

@@ -73,7 +73,11 @@ def _search_path(engine) -> str:
 
 
 def test_dlq_list_and_retry_from_the_command_line(pg_engine, cli_env, unique):
-    from starlette.testclient import TestClient
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
 
     store = SqlDeadLetterStore(pg_engine)
     app = create_app(cli_env, store, IngressSettings(webhook_secrets=("old",)), lambda: {})

@@ -11,7 +11,7 @@ from adapters.dead_letters import SqlDeadLetterStore
 from adapters.http_carrier import HttpCarrierClient, RetryPolicy
 from adapters.http_refund import HttpRefundClient
 from adapters.ingress import IngressSettings, create_app
-from adapters.rate_limit import RedisTokenBucket
+from adapters.rate_limit import RedisTokenBuckets
 from adapters.simulators.carrier import CARRIER_ACCEPT_RATE, CarrierSimulator, create_carrier_sim_app
 from adapters.simulators.common import BackgroundServer, Faults, unit_interval
 from adapters.simulators.refund_http import RefundProviderSimulator, create_refund_sim_app
@@ -161,12 +161,13 @@ def test_unreachable_carrier_is_unknown_after_bounded_attempts(recorder, unique)
 
 def test_global_rate_limit_is_taken_before_each_attempt(carrier_sim, redis_client, recorder, unique):
     _, url = carrier_sim
-    bucket = RedisTokenBucket(redis_client, f"zto-{unique}", rate_per_s=0.001, burst=2)
-    client = HttpCarrierClient(url, rate_limiter=bucket, attempt_recorder=recorder, timeout=TIMEOUT,
+    buckets = RedisTokenBuckets(redis_client, rate_per_s=0.001, burst=2, prefix=f"t-{unique}:")
+    client = HttpCarrierClient(url, rate_limiter=buckets, attempt_recorder=recorder, timeout=TIMEOUT,
                                policy=RetryPolicy(max_attempts=2, backoff_base_s=0.01, rate_limit_wait_s=0.0), sleep=RecordingSleep())
     keys = [f"i-{unique}-{n}" for n in range(3)]
     results = [client.submit(k, "zto", f"ZT{n}") for n, k in enumerate(keys)]
     assert [r.status for r in results] == ["submitted", "submitted", "unknown"]
+    assert client.submit(f"i-{unique}-yto", "yto", "YT1").status == "submitted"  # its own bucket
     assert keys[2] not in sim_effects(url)["requests"]  # no token, no request
     assert [a["status"] for a in recorder.attempts(keys[2])] == ["rate_limited_locally"] * 2
 
