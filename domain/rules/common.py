@@ -10,8 +10,9 @@ def pursuing_refunds(order: OrderState, package_id: str) -> tuple[Refund, ...]:
 
 
 def pursued(order: OrderState, p: Package) -> bool:
-    """Somebody still wants this parcel back: an unclosed case covering it, or an auto-intercept."""
-    return p.auto_refund_id is not None or bool(pursuing_refunds(order, p.package_id))
+    """Somebody still wants this parcel back: an unclosed case covering it, an auto-intercept,
+    or a stall (refunded already, yet still to be brought back: SPEC §5 stalled)."""
+    return p.auto_refund_id is not None or p.stalled or bool(pursuing_refunds(order, p.package_id))
 
 
 def refund_for(order: OrderState, package_id: str) -> str | None:
