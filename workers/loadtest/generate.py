@@ -5,8 +5,8 @@ Every random choice comes from one `random.Random(seed)`, drawn in a fixed order
 
 Shape of the stream:
 
-- merchants with Zipf-like sizes (weight 1/rank^1.07), each with a `merchant.configured` before
-  any of its orders (free quotas and auto-refund caps vary);
+- merchants with Zipf-like sizes (weight 1/rank^1.07), each with a `merchant.configured` just
+  before its first order (free quotas and auto-refund caps vary);
 - orders arriving as a Poisson process (`orders_per_minute` of stream time); each order tells its
   story: placed, shipped (one or several packages over zto/yto/yunda/sf/jd), carrier scans with a
   shrinking distance to the destination, and usually a refund request at a chosen stage of the
@@ -193,10 +193,7 @@ class StreamGenerator:
         self._carrier_cum = _cumulative([getattr(sh, f"carrier_{c}") for c in CARRIERS])
         self._merchants = [self._merchant_settings(rng, m) for m in range(self.n_merchants)]
         self._merchant_cum = _cumulative([1.0 / (r + 1) ** 1.07 for r in range(self.n_merchants)])
-        for m_id, settings in self._merchants:
-            ev = {"event_id": f"{self.prefix}-cfg-{m_id}", "type": "merchant.configured",
-                  "occurred_at": self._iso(0), "data": {"merchant_id": m_id, **settings}}
-            yield from self._emit(0, ev)
+        self._configured: set[str] = set()
 
         t = float(MIN)
         rate = self.orders_per_minute / MIN
@@ -269,6 +266,12 @@ class StreamGenerator:
                 self._push(t + lag + rng.randint(0, 2 * HOUR), dict(ev))
 
         merchant_id, merchant_settings = self._merchants[_pick(rng, self._merchant_cum)]
+        if merchant_id not in self._configured:
+            # Configured just before its first order: a merchant's settings precede its events.
+            self._configured.add(merchant_id)
+            self._push(t0 - 1, {"event_id": f"{p}-cfg-{merchant_id}", "type": "merchant.configured",
+                                "occurred_at": self._iso(t0 - 1), "data": {"merchant_id": merchant_id,
+                                                                            **merchant_settings}})
         r = rng.random()
         category = ("fresh" if r < sh.fresh else "virtual" if r < sh.fresh + sh.virtual
                     else "custom" if r < sh.fresh + sh.virtual + sh.custom else "standard")

@@ -1,0 +1,205 @@
+"""The synthetic stream: valid, reproducible, shaped by its shares, bounded in memory."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter, defaultdict
+from datetime import datetime
+
+import pytest
+
+from domain.events import parse_event
+from workers.loadtest.generate import (
+    CARRIERS,
+    STAGES,
+    StreamGenerator,
+    StreamShares,
+    dump_line,
+    generate_stream,
+)
+
+IN_TRANSIT = {"picked_up", "in_transit", "arrived_destination_city", "exception"}
+
+
+@pytest.fixture(scope="module")
+def stream_2000() -> list[dict]:
+    return list(generate_stream(2000, seed=7))
+
+
+def test_every_generated_event_passes_parse_event(stream_2000):
+    for ev in stream_2000:
+        parse_event(json.loads(dump_line(ev)))
+
+
+def test_same_seed_gives_byte_identical_output_and_another_seed_differs():
+    def text(seed: int) -> str:
+        return "\n".join(dump_line(ev) for ev in generate_stream(300, seed=seed))
+
+    assert text(11) == text(11)
+    assert text(11) != text(12)
+
+
+def test_merchant_is_configured_before_its_first_order(stream_2000):
+    configured = set()
+    for ev in stream_2000:
+        if ev["type"] == "merchant.configured":
+            configured.add(ev["data"]["merchant_id"])
+        elif ev["type"] == "order.placed":
+            assert ev["data"]["merchant_id"] in configured
+
+
+def test_merchant_sizes_are_skewed(stream_2000):
+    sizes = Counter(ev["data"]["merchant_id"] for ev in stream_2000 if ev["type"] == "order.placed")
+    ranked = [n for _, n in sizes.most_common()]
+    assert ranked[0] > 5 * ranked[len(ranked) // 2]
+
+
+def test_duplicates_are_true_duplicates(stream_2000):
+    seen: dict[str, str] = {}
+    dups = 0
+    for ev in stream_2000:
+        line = dump_line(ev)
+        if ev["event_id"] in seen:
+            assert seen[ev["event_id"]] == line
+            dups += 1
+        seen[ev["event_id"]] = line
+    non_tick = sum(1 for ev in stream_2000 if ev["type"] != "clock.tick")
+    assert 0.005 < dups / non_tick < 0.016
+
+
+def test_carrier_answers_only_name_waybills_that_shipped_and_were_scanned_first(stream_2000):
+    shipped = set()
+    first_scan: dict[tuple[str, str], tuple[int, datetime]] = {}
+    answers = 0
+    for pos, ev in enumerate(stream_2000):
+        d = ev["data"]
+        if ev["type"] == "order.shipped":
+            shipped.add((d["carrier"], d["tracking_no"]))
+        elif ev["type"] == "logistics.scanned":
+            key = (d["carrier"], d["tracking_no"])
+            at = datetime.fromisoformat(ev["occurred_at"])
+            if key not in first_scan or at < first_scan[key][1]:
+                first_scan[key] = (first_scan.get(key, (pos,))[0], at)
+        elif ev["type"] == "carrier.intercept_reported":
+            answers += 1
+            key = (d["carrier"], d["tracking_no"])
+            assert key in shipped
+            assert key in first_scan, "answer before any scan of the waybill reached the stream"
+            assert first_scan[key][1] < datetime.fromisoformat(ev["occurred_at"])
+            assert d["carrier"] in ("zto", "yto", "yunda")
+    assert answers > 100
+
+
+def _stage_at_refund(stream: list[dict]) -> Counter:
+    ship_at: dict[str, datetime] = {}
+    waybill: dict[str, tuple[str, str]] = {}
+    scans: dict[tuple[str, str], list[tuple[datetime, str]]] = defaultdict(list)
+    refunds = []
+    for ev in stream:
+        d, at = ev["data"], datetime.fromisoformat(ev["occurred_at"])
+        if ev["type"] == "order.shipped":
+            ship_at[d["package_id"]] = at
+            waybill[d["package_id"]] = (d["carrier"], d["tracking_no"])
+        elif ev["type"] == "logistics.scanned":
+            scans[(d["carrier"], d["tracking_no"])].append((at, d["status"]))
+        elif ev["type"] == "refund.requested":
+            refunds.append((ev["order_id"], at))
+    stages: Counter = Counter()
+    for order_id, at in {r[0]: r for r in refunds}.values():
+        first = order_id.replace("-o", "-p") + "-0"
+        if first not in ship_at or ship_at[first] > at:
+            stages["unshipped"] += 1
+            continue
+        known = sorted(s for s in scans[waybill[first]] if s[0] <= at)
+        if not known:
+            stages["shipped_unscanned"] += 1
+        elif known[-1][1] in IN_TRANSIT:
+            stages["in_transit"] += 1
+        else:
+            stages[known[-1][1]] += 1
+    return stages
+
+
+def test_shares_are_roughly_honoured_on_2000_cases(stream_2000):
+    shares = StreamShares()
+    by_type = Counter(ev["type"] for ev in stream_2000)
+    placed = by_type["order.placed"] - 0  # duplicates are few; tolerance covers them
+    refunded_orders = {ev["order_id"] for ev in stream_2000 if ev["type"] == "refund.requested"}
+    assert abs(len(refunded_orders) / 2000 - (1 - shares.no_refund)) < 0.04
+    assert placed >= 2000
+
+    stages = _stage_at_refund(stream_2000)
+    total = sum(stages.values())
+    weight = sum(getattr(shares, s) for s in STAGES)
+    for s in STAGES:
+        assert abs(stages[s] / total - getattr(shares, s) / weight) < 0.04, (s, stages)
+
+    answers = [ev["data"]["accepted"] for ev in stream_2000 if ev["type"] == "carrier.intercept_reported"]
+    assert abs(sum(answers) / len(answers) - shares.carrier_accepts) < 0.08
+    held = [ev["data"]["held"] for ev in stream_2000 if ev["type"] == "merchant.intercept_reported"]
+    assert abs(sum(held) / len(held) - shares.merchant_holds) < 0.05
+
+    packages_per_order = Counter(ev["order_id"] for ev in stream_2000 if ev["type"] == "order.shipped")
+    orders_by_id = {ev["order_id"] for ev in stream_2000 if ev["type"] == "order.shipped"}
+    multi = {o for o in orders_by_id if packages_per_order[o] >= 2}
+    assert abs(len(multi) / len(orders_by_id) - shares.multi_package) < 0.035
+
+    carriers = Counter(ev["data"]["carrier"] for ev in stream_2000 if ev["type"] == "order.shipped")
+    weights = {c: getattr(shares, f"carrier_{c}") for c in CARRIERS}
+    for c in CARRIERS:
+        assert abs(carriers[c] / sum(carriers.values()) - weights[c] / sum(weights.values())) < 0.04
+
+
+def test_about_a_third_of_scans_arrive_after_later_events(stream_2000):
+    latest = None
+    late = scans = 0
+    for ev in stream_2000:
+        if ev["type"] == "clock.tick":
+            continue
+        at = datetime.fromisoformat(ev["occurred_at"])
+        if ev["type"] == "logistics.scanned":
+            scans += 1
+            late += latest is not None and at < latest
+        latest = at if latest is None else max(latest, at)
+    assert abs(late / scans - StreamShares().late_scans) < 0.04
+
+
+def test_ticks_every_k_events_and_a_final_tick_past_every_timer():
+    stream = list(generate_stream(200, seed=3, tick_every_minutes=None, tick_every_events=50))
+    gap = 0
+    nows = []
+    for ev in stream:
+        if ev["type"] == "clock.tick":
+            nows.append(datetime.fromisoformat(ev["data"]["now"]))
+            gap = 0
+        else:
+            gap += 1
+            assert gap <= 50
+    assert nows == sorted(nows)
+    last_event = max(datetime.fromisoformat(ev["occurred_at"]) for ev in stream if ev["type"] != "clock.tick")
+    assert (nows[-1] - last_event).days >= 15
+
+
+def test_stream_clock_ticks_never_go_back_and_follow_stream_minutes(stream_2000):
+    nows = [datetime.fromisoformat(ev["data"]["now"]) for ev in stream_2000 if ev["type"] == "clock.tick"]
+    assert nows == sorted(nows)
+    assert (nows[1] - nows[0]).total_seconds() == 600
+
+
+def test_memory_stays_bounded_while_streaming_200k_events():
+    def run(events: int) -> StreamGenerator:
+        gen = StreamGenerator(10**7, seed=5, orders_per_minute=0.5, merchants=2000)
+        consumed = sum(1 for _ in itertools.islice(iter(gen), events))
+        assert consumed == events
+        return gen
+
+    # Lazy: the first events come out before more than a handful of orders exist.
+    gen = StreamGenerator(10**7, seed=5)
+    first = list(itertools.islice(iter(gen), 100))
+    assert len(first) == 100 and gen.cases_started < 100
+
+    half, full = run(100_000), run(200_000)
+    # Pending events plateau with the orders alive at once: twice the stream, not twice the heap.
+    assert full.max_pending < 0.15 * 200_000
+    assert full.max_pending < 1.3 * half.max_pending
