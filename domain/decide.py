@@ -56,7 +56,7 @@ def fire_due(merchant: MerchantState, order: OrderState, now: datetime, policy: 
         order = without_timer(order, t.kind, t.key)
         w = Work(merchant, order, policy, cause=t.caused_by, at=t.due_at, tag=timers.discriminator(t))
         timers.HANDLERS[t.kind](w, t.key)
-        cases.settle(w)
+        _settle(w)
         merchant, order = w.merchant, w.order
         outcomes += w.outcomes
         actions += w.actions
@@ -84,8 +84,15 @@ def apply_event(merchant: MerchantState, order: OrderState | None, event: Inboun
     aside = handler(w, event.data)
     if aside is not None:
         return replace(fired, aside=aside)
-    cases.settle(w)
+    _settle(w)
     return Decision(w.merchant, w.order, fired.outcomes + tuple(w.outcomes), fired.actions + tuple(w.actions))
+
+
+def _settle(w: Work) -> None:
+    """Whatever changed, every package takes its next step, then cases are issued or closed."""
+    for p in w.order.packages:
+        packages.advance(w, p.package_id)
+    cases.settle(w)
 
 
 def _place(event: InboundEvent) -> OrderState:
