@@ -38,6 +38,9 @@ def consider(w: Work, p: Package) -> None:
         return
     why = ineligible_because(w.order, p, w.policy)
     if why is not None:
+        # Recorded as an ended intercept: the package has had its one carrier intercept.
+        icp_id = derived_id("icp", p.package_id, CHANNEL)
+        w.put_intercept(Intercept(icp_id, p.package_id, CHANNEL, w.at, w.at, w.cause, status="failed"))
         w.emit(
             "intercept.failed",
             {"package_id": p.package_id, "channel": CHANNEL, "reason": f"not_eligible:{why}"},

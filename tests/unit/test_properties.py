@@ -217,6 +217,14 @@ def test_streams_keep_the_invariants(raw_events):
             )
             assert waiting, (r, order)
 
+    # One intercept per channel per package, one refusal request, one claim.
+    per_package = Counter(
+        (o.type, o.order_id, o.data["package_id"], o.data.get("channel"))
+        for o in story.outcomes
+        if o.type in ("intercept.requested", "intercept.succeeded", "intercept.failed", "buyer.refusal_requested", "claim.opened", "fee.charged")
+    )
+    assert max(per_package.values(), default=0) <= 1, per_package.most_common(1)
+
     # Every outcome id is distinct, refund.issued included.
     ids = [o.event_id for o in story.outcomes] + [a.issued.event_id for a in issues]
     assert len(ids) == len(set(ids))
