@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -35,6 +36,7 @@ def _fresh_sqlite(settings: Settings) -> Settings:
 
 
 def run_stream(settings: Settings, stream, out, workers, no_workers, batch, timeout, fresh) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stream_path = Path(stream) if stream else sample_stream()
     data = stream_path.read_bytes()
     lines = data.decode("utf-8", errors="replace").splitlines()

@@ -108,7 +108,7 @@ def execute_refunds(
         # it must not be overwritten, nor its refund.issued written twice (the outbox key).
         conn.execute(
             ra.update()
-            .where(ra.c.refund_id == sa.bindparam("b_id"), ra.c.state.in_(("pending", "unknown")))
+            .where(ra.c.refund_id == sa.bindparam("b_id"), sa.or_(ra.c.state == "pending", ra.c.state == "unknown"))
             .values(state=sa.bindparam("state"), last_error=sa.bindparam("last_error"), updated_at=sa.bindparam("updated_at"), attempts=ra.c.attempts + 1),
             updates,
         )
@@ -163,7 +163,7 @@ def execute_intercepts(
             record_attempt(conn, *a)
         conn.execute(
             ca.update()
-            .where(ca.c.intercept_id == sa.bindparam("b_id"), ca.c.state.in_(("pending", "unknown")))
+            .where(ca.c.intercept_id == sa.bindparam("b_id"), sa.or_(ca.c.state == "pending", ca.c.state == "unknown"))
             .values(state=sa.bindparam("state"), last_error=sa.bindparam("last_error"), updated_at=sa.bindparam("updated_at"), attempts=ca.c.attempts + 1),
             updates,
         )
