@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Exchange, Queue
 
 from workers.bootstrap import current_settings
@@ -68,3 +68,15 @@ app.conf.update(
     },
     worker_hijack_root_logger=False,
 )
+
+
+@signals.worker_init.connect
+def _migrate_before_consuming(**_kwargs) -> None:
+    """Bring the schema up to date once, in the main process, before any task runs."""
+    from adapters.db.engine import make_engine, migrate  # noqa: PLC0415
+
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from celery import Celery
 
 from adapters.db import schema as t
+from adapters.db.engine import make_engine, migrate
 from tests.helpers import event, spawn_intercept, wait_for
 
 
@@ -27,7 +28,8 @@ def test_merchant_intercept_deadline_of_two_hours_fires_from_the_database(tmp_pa
     worker = spawn_intercept("worker", "-P", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle",
                              env=env, log=tmp_path / "worker.log")
     beat = spawn_intercept("beat", "-s", str(tmp_path / "beat-schedule"), env=env, log=tmp_path / "beat.log")
-    engine = sa.create_engine(pg_url)
+    engine = make_engine(pg_url)
+    migrate(engine)  # as an operator does before starting the processes
     try:
         client = Celery(broker=redis_url)
         stream = [
