@@ -12,7 +12,7 @@ import types
 import typing
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from domain.state import MerchantState, OrderState
 
@@ -32,28 +32,51 @@ def _encode(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_encode(v) for v in value]
     if dataclasses.is_dataclass(value):
-        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: _encode(getattr(value, name)) for name in _field_names(type(value))}
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def _decode(tp: Any, raw: Any) -> Any:
+@lru_cache(maxsize=None)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _identity(raw: Any) -> Any:
+    return raw
+
+
+@lru_cache(maxsize=None)
+def _decoder(tp: Any) -> Callable[[Any], Any]:
+    """A decoding function per type, built once: state is decoded for every order of every
+    batch, so walking the type hints each time would dominate the worker's time."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        if raw is None:
-            return None
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _decode(inner, raw)
+        decode_inner = _decoder(inner)
+        return lambda raw: None if raw is None else decode_inner(raw)
     if origin is tuple:
         (inner, _ellipsis) = typing.get_args(tp)
-        return tuple(_decode(inner, v) for v in raw)
+        decode_item = _decoder(inner)
+        if decode_item is _identity:
+            return tuple
+        return lambda raw: tuple([decode_item(v) for v in raw])
     if tp is datetime:
-        return datetime.fromisoformat(raw)
+        return datetime.fromisoformat
     if tp is float:
-        return float(raw)
+        return float
     if dataclasses.is_dataclass(tp):
         hints = _hints(tp)
-        return tp(**{f.name: _decode(hints[f.name], raw[f.name]) for f in dataclasses.fields(tp) if f.name in raw})
-    return raw
+        fields = tuple((f.name, _decoder(hints[f.name])) for f in dataclasses.fields(tp))
+
+        def decode_dataclass(raw: dict[str, Any]) -> Any:
+            return tp(**{name: decode(raw[name]) for name, decode in fields if name in raw})
+
+        return decode_dataclass
+    return _identity
+
+
+def _decode(tp: Any, raw: Any) -> Any:
+    return _decoder(tp)(raw)
 
 
 def merchant_to_dict(m: MerchantState) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from datetime import timedelta, timezone
 
 # SPEC §2: calendar days and months are counted in China Standard Time.
@@ -41,7 +42,7 @@ class Policy:
     def fee_for(self, carrier: str) -> int:
         return self.intercept_fee_fen.get(carrier, self.default_intercept_fee_fen)
 
-    @property
+    @cached_property
     def version(self) -> str:
         """A short digest of the settings: equal policies have equal versions."""
         raw = asdict(self)

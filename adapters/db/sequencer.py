@@ -115,6 +115,7 @@ class _Run:
         self.new_order_routes: list[dict[str, Any]] = []
         self.new_package_routes: list[dict[str, Any]] = []
         self.tick_locked = False
+        self.new_ticks: list[dict[str, Any]] = []
 
     # -- entry -------------------------------------------------------------------------
     def ingest(self, first_offset: int | None, raw_items: list[Any]) -> IngestReport:
@@ -227,7 +228,8 @@ class _Run:
             elif e.type == "order.shipped":
                 registers.add(waybill_key(e.data.carrier, e.data.tracking_no))
                 registers.add(package_key(e.data.package_id))
-        self._load_routes(keys)
+        # Shipments look up their own waybill and package too (conflict check).
+        self._load_routes(keys | {k for k in registers if not k.startswith("order:")})
         self._load_parked(registers)
 
     def _load_routes(self, keys: Iterable[str]) -> None:
@@ -387,22 +389,7 @@ class _Run:
         now = e.data.now
         if self.stream_now is None or now > self.stream_now:
             self.stream_now = now
-        self.conn.execute(t.ticks.insert().values(position=it.position, now=now, event_id=e.event_id))
-        due = [
-            r[0]
-            for r in self.conn.execute(
-                sa.select(t.orders.c.merchant_id).where(t.orders.c.next_due_at <= now).distinct()
-            )
-        ]
-        if due:
-            self.conn.execute(
-                t.partitions.update().where(t.partitions.c.key.in_(due)).values(
-                    pending_through=sa.func.greatest(t.partitions.c.pending_through, it.position)
-                    if self.conn.dialect.name == "postgresql"
-                    else sa.func.max(t.partitions.c.pending_through, it.position)
-                )
-            )
-            self.report.partitions.update(due)
+        self.new_ticks.append({"position": it.position, "now": now, "event_id": e.event_id})
         self.report.ticked = True
         # A tick belongs to no partition: it is applied as soon as it is sequenced.
         it.state = "applied"
@@ -459,4 +446,28 @@ class _Run:
             c.execute(stmt, rows)
         if self.report.partitions:
             insert_ignore(c, t.partitions, [{"key": k, "applied_position": 0, "pending_through": 0} for k in sorted(self.report.partitions)], ["key"])
+        if self.new_ticks:
+            self._flush_ticks()
         c.execute(t.sequencer.update().where(t.sequencer.c.id == 1).values(next_position=self.next_position, stream_now=self.stream_now))
+
+    def _flush_ticks(self) -> None:
+        """Partitions with a deadline due by the latest tick of this batch owe it a visit.
+
+        One query for all the batch's ticks: a partition due at an earlier tick is asked to
+        process through the last one, which it would reach anyway.
+        """
+        c = self.conn
+        c.execute(t.ticks.insert(), self.new_ticks)
+        latest_now = max(tk["now"] for tk in self.new_ticks)
+        last_position = self.new_ticks[-1]["position"]
+        due = [r[0] for r in c.execute(sa.select(t.orders.c.merchant_id).where(t.orders.c.next_due_at <= latest_now).distinct())]
+        if due:
+            greatest = sa.func.greatest if c.dialect.name == "postgresql" else sa.func.max
+            p = t.partitions
+            for start in range(0, len(due), 5000):
+                c.execute(
+                    p.update()
+                    .where(p.c.key.in_(due[start : start + 5000]))
+                    .values(pending_through=greatest(p.c.pending_through, last_position))
+                )
+            self.report.partitions.update(due)

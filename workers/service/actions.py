@@ -25,12 +25,11 @@ log = logging.getLogger(__name__)
 ISSUED_ORDINAL = 1000
 
 
-def record_attempt(conn: sa.Connection, kind: str, key: str, at: datetime, status: str, duration_ms: float, error: str | None) -> None:
-    conn.execute(
-        t.action_attempts.insert().values(
-            kind=kind, idempotency_key=key, attempted_at=at, status=status, duration_ms=duration_ms, error=error
-        )
-    )
+def record_attempts(conn: sa.Connection, attempts: list[tuple]) -> None:
+    """attempts: (kind, key, at, status, duration_ms, error) each."""
+    if attempts:
+        names = ("kind", "idempotency_key", "attempted_at", "status", "duration_ms", "error")
+        conn.execute(t.action_attempts.insert(), [dict(zip(names, a)) for a in attempts])
 
 
 def execute_refunds(
@@ -102,8 +101,7 @@ def execute_refunds(
     if not rows:
         return outbox
     with engine.begin() as conn:
-        for a in attempts:
-            record_attempt(conn, *a)
+        record_attempts(conn, attempts)
         # Only a row still pending/unknown moves: a concurrent sweep that already confirmed
         # it must not be overwritten, nor its refund.issued written twice (the outbox key).
         conn.execute(
@@ -159,8 +157,7 @@ def execute_intercepts(
                 }
             )
     with engine.begin() as conn:
-        for a in attempts:
-            record_attempt(conn, *a)
+        record_attempts(conn, attempts)
         conn.execute(
             ca.update()
             .where(ca.c.intercept_id == sa.bindparam("b_id"), sa.or_(ca.c.state == "pending", ca.c.state == "unknown"))

@@ -41,17 +41,25 @@ class _Batch:
     def __init__(self, policy: Policy, now: datetime):
         self.policy = policy
         self.now = now
+        self.version = policy.version
         self.orders: dict[str, OrderState] = {}
+        # Per partition: its loaded orders and their earliest deadline, so a tick looks only
+        # at what can be due instead of every order of the batch.
+        self.due_by_partition: dict[str, dict[str, datetime | None]] = {}
         self.dirty_orders: set[str] = set()
         self.outbox: list[dict[str, Any]] = []
         self.refund_rows: list[dict[str, Any]] = []
         self.carrier_rows: list[dict[str, Any]] = []
         self.input_rows: list[dict[str, Any]] = []
 
+    def load(self, order: OrderState) -> None:
+        self.orders[order.order_id] = order
+        self.due_by_partition.setdefault(order.merchant_id, {})[order.order_id] = order.next_due_at
+
     def take(self, decision: Decision, position: int) -> MerchantState:
         order = decision.order
         if order is not None:
-            self.orders[order.order_id] = order
+            self.load(order)
             self.dirty_orders.add(order.order_id)
         for ordinal, outcome in enumerate(decision.outcomes):
             self.outbox.append(
@@ -64,7 +72,7 @@ class _Batch:
                     "caused_by": outcome.caused_by,
                     "occurred_at": outcome.occurred_at,
                     "envelope": outcome.envelope(),
-                    "policy_version": self.policy.version,
+                    "policy_version": self.version,
                     "position": position,
                     "ordinal": ordinal,
                     "created_at": self.now,
@@ -83,7 +91,7 @@ class _Batch:
                         "state": "pending",
                         "issued_envelope": action.issued.envelope(),
                         "position": position,
-                        "policy_version": self.policy.version,
+                        "policy_version": self.version,
                         "attempts": 0,
                         "created_at": self.now,
                         "updated_at": self.now,
@@ -109,11 +117,10 @@ class _Batch:
         return decision.merchant
 
     def fire(self, merchant: MerchantState, partition: str, now: datetime, position: int) -> MerchantState:
-        due = sorted(
-            oid
-            for oid, o in self.orders.items()
-            if o.merchant_id == partition and o.next_due_at is not None and o.next_due_at <= now
-        )
+        dues = self.due_by_partition.get(partition)
+        if not dues:
+            return merchant
+        due = sorted(oid for oid, at in dues.items() if at is not None and at <= now)
         for oid in due:
             merchant = self.take(fire_due(merchant, self.orders[oid], now, self.policy), position)
         return merchant
@@ -148,8 +155,8 @@ def apply_pending(
     order_ids = {i.order_id for i in inputs if i.order_id}
     if ticks:
         order_ids.update(store.due_order_ids(conn, keys, max(now_ for _, now_ in ticks)))
-    for oid, state in store.load_orders(conn, order_ids).items():
-        batch.orders[oid] = order_from_dict(state)
+    for state in store.load_orders(conn, order_ids).values():
+        batch.load(order_from_dict(state))
 
     by_partition: dict[str, list[store.PendingInput]] = {k: [] for k in keys}
     for i in inputs:
@@ -231,8 +238,8 @@ def fire_wall_deadlines(conn: sa.Connection, policy: Policy, now: datetime, limi
         return result
     keys = [p.key for p in claimed]
     batch = _Batch(policy, now)
-    for oid, state in store.load_orders(conn, store.due_order_ids(conn, keys, now)).items():
-        batch.orders[oid] = order_from_dict(state)
+    for state in store.load_orders(conn, store.due_order_ids(conn, keys, now)).values():
+        batch.load(order_from_dict(state))
     rows = []
     position = store.sequenced_through(conn)
     for part in claimed:
