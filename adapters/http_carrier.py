@@ -210,6 +210,11 @@ class HttpCarrierClient:
         self._submit = HttpAction(self.client, "carrier", None, attempt_recorder, policy, sleep)
         self._query = HttpAction(self.client, "carrier_query", single, attempt_recorder, policy, sleep)
 
+    @property
+    def records_attempts(self) -> bool:
+        """True when every HTTP attempt is recorded here (the caller need not record the call)."""
+        return self._submit.attempt_recorder is not None
+
     def close(self) -> None:
         self.client.close()
 

@@ -43,6 +43,11 @@ class HttpRefundClient:
         self._issue = HttpAction(self.client, "refund", rate_limiter, attempt_recorder, policy, sleep)
         self._query = HttpAction(self.client, "refund_query", rate_limiter, attempt_recorder, policy, sleep)
 
+    @property
+    def records_attempts(self) -> bool:
+        """True when every HTTP attempt is recorded here (the caller need not record the call)."""
+        return self._issue.attempt_recorder is not None
+
     def close(self) -> None:
         self.client.close()
 

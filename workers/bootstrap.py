@@ -61,19 +61,48 @@ def _crash_hook():
     return hook
 
 
-def build_gateway(s: settings_mod.Settings):
+def _attempt_recorder(engine):
+    if engine is None:
+        return None
+    from adapters.attempts import SqlAttemptRecorder  # noqa: PLC0415 (optional edge)
+
+    return SqlAttemptRecorder(engine)
+
+
+def _carrier_rate_limits(s: settings_mod.Settings):
+    """One token bucket per carrier in Redis, shared by every worker process (None: no limit)."""
+    url = s.rate_limit_redis_url
+    if s.carrier_rate_per_s <= 0 or url is None:  # settings.load refuses http without Redis
+        return None
+    import redis  # noqa: PLC0415
+
+    from adapters.rate_limit import RedisTokenBuckets  # noqa: PLC0415
+
+    return RedisTokenBuckets(redis.Redis.from_url(url), s.carrier_rate_per_s, s.carrier_burst)
+
+
+def build_gateway(s: settings_mod.Settings, engine=None):
+    """The refund gateway; with `engine`, every HTTP attempt is a row of action_attempts."""
     if s.refund_gateway == "http":
         from adapters.http_refund import HttpRefundClient  # noqa: PLC0415 (optional edge)
 
-        return HttpRefundClient(s.refund_url)
+        return HttpRefundClient(s.refund_url, attempt_recorder=_attempt_recorder(engine), api_key=s.refund_api_key)
     return InProcessRefundSimulator()
 
 
-def build_carrier(s: settings_mod.Settings):
+def build_carrier(s: settings_mod.Settings, engine=None):
+    """The carrier port; HTTP: per-carrier Redis token buckets, attempts recorded with `engine`,
+    answers called back to INTERCEPT_CARRIER_CALLBACK_URL (the ingress's /events)."""
     if s.carrier_adapter == "http":
         from adapters.http_carrier import HttpCarrierClient  # noqa: PLC0415
 
-        return HttpCarrierClient(s.carrier_url)
+        return HttpCarrierClient(
+            s.carrier_url,
+            _carrier_rate_limits(s),
+            _attempt_recorder(engine),
+            callback_url=s.carrier_callback_url,
+            api_key=s.carrier_api_key,
+        )
     return RecordedCarrierAdapter()
 
 
@@ -98,8 +127,8 @@ def pipeline() -> Pipeline:
                 engine,
                 DEFAULT_POLICY,
                 s.clock,
-                build_gateway(s),
-                build_carrier(s),
+                build_gateway(s, engine),
+                build_carrier(s, engine),
                 KombuPublisher(app.producer_pool),
                 partial(wall_clock, s.now_file),
                 inline_actions=in_process,

@@ -26,6 +26,13 @@ class Settings:
     refund_url: str | None
     batch_size: int
     now_file: str | None  # an injected wall clock (tests, drills): a file holding an RFC 3339 time
+    # The HTTP edges (used only with carrier_adapter / refund_gateway "http").
+    carrier_callback_url: str | None = None  # the ingress's /events, where the carrier posts its answer
+    carrier_api_key: str | None = None
+    refund_api_key: str | None = None
+    carrier_rate_per_s: float = 10.0  # per carrier, shared by every worker (0: no limit)
+    carrier_burst: int = 10
+    redis_url: str | None = None  # for the token buckets; default: the broker when it is Redis
 
     @property
     def embedded_broker(self) -> bool:
@@ -35,13 +42,41 @@ class Settings:
     def postgres(self) -> bool:
         return self.database_url.startswith("postgresql")
 
+    def problem(self) -> str | None:
+        """What makes this configuration unusable, said before any process starts working."""
+        if self.carrier_adapter not in ("recorded", "http"):
+            return f"INTERCEPT_CARRIER_ADAPTER must be 'recorded' or 'http', not {self.carrier_adapter!r}"
+        if self.refund_gateway not in ("inprocess", "http"):
+            return f"INTERCEPT_REFUND_GATEWAY must be 'inprocess' or 'http', not {self.refund_gateway!r}"
+        if self.refund_gateway == "http" and not self.refund_url:
+            return "INTERCEPT_REFUND_GATEWAY=http needs INTERCEPT_REFUND_URL"
+        if self.carrier_adapter == "http":
+            if not self.carrier_url:
+                return "INTERCEPT_CARRIER_ADAPTER=http needs INTERCEPT_CARRIER_URL"
+            if self.carrier_rate_per_s > 0 and self.rate_limit_redis_url is None:
+                return (
+                    "INTERCEPT_CARRIER_ADAPTER=http needs Redis for the carriers' rate limits: use a redis:// broker, "
+                    "set INTERCEPT_REDIS_URL, or turn the limit off with INTERCEPT_CARRIER_RATE_PER_S=0"
+                )
+            if self.carrier_burst < 1:
+                return "INTERCEPT_CARRIER_BURST must be at least 1"
+        return None
+
+    @property
+    def rate_limit_redis_url(self) -> str | None:
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return None
+
 
 def load(default_clock: str = "wall") -> Settings:
     env = os.environ
     clock = env.get("INTERCEPT_CLOCK", default_clock)
     if clock not in ("wall", "stream"):
         raise SystemExit(f"INTERCEPT_CLOCK must be 'wall' or 'stream', not {clock!r}")
-    return Settings(
+    settings = Settings(
         database_url=env.get("INTERCEPT_DATABASE_URL") or default_database_url(),
         broker_url=env.get("INTERCEPT_BROKER_URL") or EMBEDDED_BROKER,
         clock=clock,
@@ -51,4 +86,14 @@ def load(default_clock: str = "wall") -> Settings:
         refund_url=env.get("INTERCEPT_REFUND_URL"),
         batch_size=int(env.get("INTERCEPT_BATCH_SIZE", "2000")),
         now_file=env.get("INTERCEPT_NOW_FILE"),
+        carrier_callback_url=env.get("INTERCEPT_CARRIER_CALLBACK_URL") or None,
+        carrier_api_key=env.get("INTERCEPT_CARRIER_API_KEY") or None,
+        refund_api_key=env.get("INTERCEPT_REFUND_API_KEY") or None,
+        carrier_rate_per_s=float(env.get("INTERCEPT_CARRIER_RATE_PER_S", "10")),
+        carrier_burst=int(env.get("INTERCEPT_CARRIER_BURST", "10")),
+        redis_url=env.get("INTERCEPT_REDIS_URL") or None,
     )
+    problem = settings.problem()
+    if problem:
+        raise SystemExit(problem)
+    return settings

@@ -49,6 +49,9 @@ def execute_refunds(
     outbox: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
     attempts: list[tuple] = []
+    # An adapter that records each of its HTTP attempts (SqlAttemptRecorder) already wrote
+    # the rows, committed before a crash could lose them; one more here would count a call twice.
+    record_call = not getattr(gateway, "records_attempts", False)
     updates: list[dict[str, Any]] = []
     for row in rows:
         started = time.perf_counter()
@@ -67,7 +70,8 @@ def execute_refunds(
         if crash_hook is not None:
             crash_hook(row["refund_id"])
         status = result.status if result else "unknown"
-        attempts.append(("refund", row["idempotency_key"], now, status, duration, error))
+        if record_call or result is None:
+            attempts.append(("refund", row["idempotency_key"], now, status, duration, error))
         updates.append({"b_id": row["refund_id"], "state": status, "last_error": error, "updated_at": now})
         if status == "confirmed":
             env = row["issued_envelope"]
@@ -131,6 +135,7 @@ def execute_intercepts(
     if not rows:
         return
     updates, attempts, answers = [], [], []
+    record_call = not getattr(carrier, "records_attempts", False)
     for row in rows:
         started = time.perf_counter()
         try:
@@ -140,11 +145,12 @@ def execute_intercepts(
                     sub = carrier.submit(row["idempotency_key"], row["carrier"], row["tracking_no"])
             else:
                 sub = carrier.submit(row["idempotency_key"], row["carrier"], row["tracking_no"])
-            status, error = sub.status, sub.reason
+            status, error, raised = sub.status, sub.reason, False
         except Exception as exc:
             log.warning("intercept %s: carrier call failed: %s", row["intercept_id"], exc)
-            status, error = "unknown", f"{type(exc).__name__}: {exc}"
-        attempts.append(("carrier", row["idempotency_key"], now, status, (time.perf_counter() - started) * 1000, error))
+            status, error, raised = "unknown", f"{type(exc).__name__}: {exc}", True
+        if record_call or raised:
+            attempts.append(("carrier", row["idempotency_key"], now, status, (time.perf_counter() - started) * 1000, error))
         updates.append({"b_id": row["intercept_id"], "state": status, "last_error": error, "updated_at": now})
         if status == "rejected":
             # A carrier that refuses at submission answers the intercept: feed it back as its report.
