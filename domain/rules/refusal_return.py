@@ -1,4 +1,12 @@
-"""SPEC §5: the buyer refuses delivery, or sends the parcel back within the return window."""
+"""SPEC §5: the buyer refuses delivery, or sends the parcel back within the return window.
+
+`return_shipping_paid_by: "buyer"` is set only when the buyer had been asked to refuse the
+parcel (`buyer.refusal_requested`) and took it all the same ("delivered anyway"). A carrier
+intercept that ends because the parcel was delivered first (`intercept.failed` reason
+`delivered`) asks for no refusal — there is nothing left to refuse — so its return window
+carries no such field: the buyer did nothing against the platform's advice, and an after-sales
+team would not charge them the return shipping (SPEC is silent on this exact case).
+"""
 
 from __future__ import annotations
 

@@ -149,6 +149,71 @@ def _dump(ev: dict[str, Any]) -> str:
     return json.dumps(ev, ensure_ascii=False, separators=(",", ":"))
 
 
+# -- machine-checkable expectations ------------------------------------------------------------
+# tests/e2e/test_sample_expectations.py runs the stream through the engine and checks, story by
+# story, that the outbound events of the story's orders are exactly its `Out`s (as a multiset)
+# and that every inbox row is applied unless a `Kept` says otherwise.
+
+ABSENT = object()  # as an `Out` data value: the key must not be in the event's data
+
+
+@dataclass(frozen=True)
+class Out:
+    """One expected outbound event: its type, the data it must hold (a subset), and its
+    occurred_at where the story says when."""
+
+    type: str
+    data: dict[str, Any]
+    at: datetime | None = None
+
+    def matches(self, env: dict[str, Any]) -> bool:
+        if env["type"] != self.type:
+            return False
+        if self.at is not None and datetime.fromisoformat(env["occurred_at"]) != self.at:
+            return False
+        data = env.get("data", {})
+        for k, v in self.data.items():
+            if v is ABSENT:
+                if k in data:
+                    return False
+            elif data.get(k) != (v.isoformat() if isinstance(v, datetime) else v):
+                return False
+        return True
+
+    def __str__(self) -> str:
+        shown = {k: ("<absent>" if v is ABSENT else v.isoformat() if isinstance(v, datetime) else v)
+                 for k, v in self.data.items()}
+        when = f" at {self.at.isoformat()}" if self.at else ""
+        return f"{self.type} {shown}{when}"
+
+
+def out(type_: str, at: datetime | None = None, **data: Any) -> Out:
+    return Out(type_, data, at)
+
+
+def closed(resolution: str, at: datetime | None = None) -> Out:
+    return out("case.closed", at, resolution=resolution)
+
+
+def unshipped_approved(route: str, amount: int, at: datetime | None = None, **data: Any) -> list[Out]:
+    """SPEC §5 unshipped approval: approved, hold (no package), issued, then nothing left open."""
+    return [out("refund.approved", at, route=route, **data), out("shipment.hold_requested", at, package_id=ABSENT, **data),
+            out("refund.issued", at, route=route, amount_fen=amount, **data),
+            out("case.closed", at, resolution="refunded", **data)]
+
+
+@dataclass(frozen=True)
+class Kept:
+    """An input not simply applied: the `occurrence`-th line of the stream holding `event`
+    (an int is the story's own event number) is recorded as `state` with a reason holding each
+    of `reason` ("{line}" stands for its 1-based line number)."""
+
+    event: str | int
+    state: str  # duplicate | aside
+    reason: tuple[str, ...] = ()
+    occurrence: int = 1
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -156,14 +221,33 @@ class Scenario:
     expect: str
     merchant: str
     build: Callable[[Builder], None]
+    orders: tuple[str, ...] = ()
+    outcomes: tuple[Out, ...] = ()
+    kept: tuple[Kept, ...] = ()
+
+    def event_id(self, ref: str | int) -> str:
+        return ref if isinstance(ref, str) else f"smp-{self.name.replace('_', '-')}-{ref:02d}"
 
 
 SCENARIOS: list[Scenario] = []
 
 
+def expects(orders: tuple[str, ...] | list[str] = (), outcomes: list[Out] = (), kept: list[Kept] = ()
+            ) -> Callable[[Callable[[Builder], None]], Callable[[Builder], None]]:
+    """The story's orders, every outbound event they must produce, and its inputs not applied.
+    Goes under @scenario (it runs first and leaves its findings on the function)."""
+
+    def mark(fn: Callable[[Builder], None]) -> Callable[[Builder], None]:
+        fn.__expects__ = (tuple(orders), tuple(outcomes), tuple(kept))  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
 def scenario(route: str, expect: str, merchant: str = "") -> Callable[[Callable[[Builder], None]], Callable[[Builder], None]]:
     def register(fn: Callable[[Builder], None]) -> Callable[[Builder], None]:
-        SCENARIOS.append(Scenario(fn.__name__, route, expect, merchant, fn))
+        orders, outcomes, kept = getattr(fn, "__expects__", ((), (), ()))
+        SCENARIOS.append(Scenario(fn.__name__, route, expect, merchant, fn, orders, outcomes, kept))
         return fn
 
     return register
@@ -174,13 +258,17 @@ def scenario(route: str, expect: str, merchant: str = "") -> Callable[[Callable[
 # (3 free intercepts a month, no strategy); m-gamma: a small strategy whose daily cap is reached.
 
 
-@scenario("-", "merchants known before their orders; m-gamma's later update keeps its auto_refund (a field left out keeps its value)")
+@scenario("auto_strategy", "merchants known before their orders; m-gamma's later update (free quota only) keeps its "
+          "auto_refund (a field left out keeps its value): a 40 CNY unshipped refund on 11-11 is still auto_strategy", "m-gamma")
+@expects(["o-gamma-kept"], unshipped_approved("auto_strategy", 4000, at(11, 10)))
 def merchants(b: Builder) -> None:
     b.merchant(at(1, 8), "m-alpha", free_intercepts_per_month=1,
                auto_refund={"per_order_cap_fen": 20000, "daily_cap_fen": 30000})
     b.merchant(at(1, 8), "m-beta")
     b.merchant(at(1, 8), "m-gamma", auto_refund={"per_order_cap_fen": 5000, "daily_cap_fen": 8000})
     b.merchant(at(10, 9), "m-gamma", free_intercepts_per_month=2)
+    b.placed("o-gamma-kept", at(11, 9), "m-gamma", 4000)
+    b.refund("o-gamma-kept", at(11, 10), "r-gamma-kept", 4000)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +278,8 @@ def merchants(b: Builder) -> None:
 @scenario("instant", "refund.approved(instant), shipment.hold_requested (no package), refund.issued(instant), "
           "case.closed(refunded); the exact duplicate of the request is recorded as a duplicate; the "
           "withdrawal after the decision is kept aside (already_refunded)", "m-beta")
+@expects(["o-instant"], unshipped_approved("instant", 12900, at(2, 9, 40)),
+         [Kept(2, "duplicate", occurrence=2), Kept(3, "aside", ("already_refunded",))])
 def instant(b: Builder) -> None:
     b.placed("o-instant", at(2, 9), "m-beta", 12900, tag=True)
     req = b.refund("o-instant", at(2, 9, 40), "r-instant", 12900)
@@ -199,6 +289,7 @@ def instant(b: Builder) -> None:
 
 @scenario("auto_strategy", "no instant tag; 150 CNY ≤ m-alpha's 200 CNY per-order cap: refund.approved(auto_strategy), "
           "shipment.hold_requested, refund.issued(auto_strategy)", "m-alpha")
+@expects(["o-auto"], unshipped_approved("auto_strategy", 15000, at(2, 10)))
 def auto_strategy(b: Builder) -> None:
     b.placed("o-auto", at(2, 9, 5), "m-alpha", 15000)
     b.refund("o-auto", at(2, 10), "r-auto", 15000)
@@ -208,6 +299,12 @@ def auto_strategy(b: Builder) -> None:
           "m-gamma's daily cap 80 CNY: the 50 CNY refund is auto_strategy; the 40 CNY one the same day would make 90 CNY, "
           "so refund.escalated (review_deadline +24 h), then the merchant approves: refund.approved(merchant_approved), "
           "hold, refund.issued(merchant_approved); the next CST day's 50 CNY refund is auto_strategy again", "m-gamma")
+@expects(["o-cap-a", "o-cap-b", "o-cap-c"], [
+    *unshipped_approved("auto_strategy", 5000, at(2, 10, 10), refund_id="r-cap-a"),
+    out("refund.escalated", at(2, 11), refund_id="r-cap-b", reason="merchant_review", review_deadline=at(3, 11)),
+    *unshipped_approved("merchant_approved", 4000, at(2, 13), refund_id="r-cap-b"),
+    *unshipped_approved("auto_strategy", 5000, at(3, 0, 20), refund_id="r-cap-c"),
+])
 def daily_cap_then_merchant_approved(b: Builder) -> None:
     b.placed("o-cap-a", at(2, 9, 30), "m-gamma", 5000)
     b.refund("o-cap-a", at(2, 10, 10), "r-cap-a", 5000)
@@ -220,6 +317,10 @@ def daily_cap_then_merchant_approved(b: Builder) -> None:
 
 @scenario("rejected: merchant_rejected", "250 CNY > m-alpha's per-order cap: refund.escalated, then the merchant rejects: "
           "refund.rejected(merchant_rejected), case.closed(rejected)", "m-alpha")
+@expects(["o-mrej"], [
+    out("refund.escalated", at(2, 9, 50), reason="merchant_review", review_deadline=at(3, 9, 50)),
+    out("refund.rejected", at(2, 12, 30), reason="merchant_rejected"), closed("rejected", at(2, 12, 30)),
+])
 def merchant_rejected(b: Builder) -> None:
     b.placed("o-mrej", at(2, 9, 10), "m-alpha", 25000)
     b.refund("o-mrej", at(2, 9, 50), "r-mrej", 25000)
@@ -228,6 +329,10 @@ def merchant_rejected(b: Builder) -> None:
 
 @scenario("review_timeout", "450 CNY ≥ the 300 CNY instant limit and no strategy: refund.escalated (deadline 11-03 10:30); "
           "no answer, the ticks pass the deadline: refund.approved, hold, refund.issued(review_timeout) at 11-03 10:30", "m-beta")
+@expects(["o-rtimeout"], [
+    out("refund.escalated", at(2, 10, 30), reason="merchant_review", review_deadline=at(3, 10, 30)),
+    *unshipped_approved("review_timeout", 45000, at(3, 10, 30)),
+])
 def review_timeout(b: Builder) -> None:
     b.placed("o-rtimeout", at(2, 9, 15), "m-beta", 45000, tag=True)
     b.refund("o-rtimeout", at(2, 10, 30), "r-rtimeout", 45000)
@@ -235,6 +340,10 @@ def review_timeout(b: Builder) -> None:
 
 @scenario("withdrawn", "virtual goods are never instant: refund.escalated; withdrawn before any decision: "
           "case.closed(withdrawn), review deadline cancelled", "m-beta")
+@expects(["o-withdrawn"], [
+    out("refund.escalated", at(2, 10, 50), reason="merchant_review", review_deadline=at(3, 10, 50)),
+    closed("withdrawn", at(2, 11, 30)),
+])
 def virtual_withdrawn(b: Builder) -> None:
     b.placed("o-withdrawn", at(2, 9, 20), "m-beta", 3000, category="virtual", tag=True)
     b.refund("o-withdrawn", at(2, 10, 50), "r-withdrawn", 3000)
@@ -243,6 +352,11 @@ def virtual_withdrawn(b: Builder) -> None:
 
 @scenario("instant / rejected: amount_exceeds_paid", "80 CNY of 200 CNY refunded instantly; a second refund of 150 CNY asks "
           "for more than the 120 CNY left: refund.rejected(amount_exceeds_paid), case.closed(rejected)", "m-beta")
+@expects(["o-exceeds"], [
+    *unshipped_approved("instant", 8000, at(2, 12), refund_id="r-exceeds-1"),
+    out("refund.rejected", at(2, 12, 30), refund_id="r-exceeds-2", reason="amount_exceeds_paid"),
+    out("case.closed", at(2, 12, 30), refund_id="r-exceeds-2", resolution="rejected"),
+])
 def amount_exceeds_paid(b: Builder) -> None:
     b.placed("o-exceeds", at(2, 11, 30), "m-beta", 20000, tag=True)
     b.refund("o-exceeds", at(2, 12), "r-exceeds-1", 8000)
@@ -252,6 +366,13 @@ def amount_exceeds_paid(b: Builder) -> None:
 @scenario("merchant_intercept", "escalated while unshipped; the order ships during review so the case follows the package: "
           "shipment.hold_requested + intercept.requested(merchant, 2 h); held: intercept.succeeded, "
           "refund.issued(merchant_intercept); the merchant's later review decision is kept aside", "m-beta")
+@expects(["o-review-ships"], [
+    out("refund.escalated", at(2, 9, 20), reason="merchant_review", review_deadline=at(3, 9, 20)),
+    out("shipment.hold_requested", at(2, 10), package_id="p-review-ships"),
+    out("intercept.requested", at(2, 10), package_id="p-review-ships", channel="merchant", carrier="zto", deadline=at(2, 12)),
+    out("intercept.succeeded", at(2, 11, 10), package_id="p-review-ships", channel="merchant"),
+    out("refund.issued", at(2, 11, 10), route="merchant_intercept", amount_fen=9000), closed("refunded", at(2, 11, 10)),
+], [Kept(5, "aside", ("not under review",))])
 def review_then_ships(b: Builder) -> None:
     b.placed("o-review-ships", at(2, 8, 40), "m-beta", 9000)
     b.refund("o-review-ships", at(2, 9, 20), "r-review-ships", 9000)
@@ -264,6 +385,15 @@ def review_then_ships(b: Builder) -> None:
           "system intercepts on its own: hold + merchant intercept, not held (missed), then at the first scan a carrier "
           "intercept (ZTO); accepted: fee.charged 300 fen, charged — m-alpha's single free intercept went to "
           "merchant_missed_then_carrier; intercept.succeeded; no second refund.issued", "m-alpha")
+@expects(["o-anyway"], [
+    *unshipped_approved("instant", 8000, at(2, 14)),
+    out("shipment.hold_requested", at(2, 17), package_id="p-anyway"),
+    out("intercept.requested", at(2, 17), package_id="p-anyway", channel="merchant", deadline=at(2, 19)),
+    out("intercept.failed", at(2, 17, 40), package_id="p-anyway", channel="merchant", reason="missed"),
+    out("intercept.requested", at(2, 19), package_id="p-anyway", channel="carrier", carrier="zto", deadline=at(4, 19)),
+    out("fee.charged", at(3, 22), package_id="p-anyway", carrier="zto", fee_fen=300, waived=False),
+    out("intercept.succeeded", at(3, 22), package_id="p-anyway", channel="carrier"),
+])
 def refunded_unshipped_ships_anyway(b: Builder) -> None:
     b.placed("o-anyway", at(2, 13), "m-alpha", 8000, tag=True)
     b.refund("o-anyway", at(2, 14), "r-anyway", 8000)
@@ -281,6 +411,12 @@ def refunded_unshipped_ships_anyway(b: Builder) -> None:
 
 @scenario("merchant_intercept", "order.shipped arrives before its order.placed (parked, then applied); hold + "
           "intercept.requested(merchant); held after 90 min: intercept.succeeded, refund.issued(merchant_intercept)", "m-gamma")
+@expects(["o-mhold"], [
+    out("shipment.hold_requested", at(2, 10, 20), package_id="p-mhold"),
+    out("intercept.requested", at(2, 10, 20), package_id="p-mhold", channel="merchant", carrier="yto", deadline=at(2, 12, 20)),
+    out("intercept.succeeded", at(2, 11, 50), package_id="p-mhold", channel="merchant"),
+    out("refund.issued", at(2, 11, 50), route="merchant_intercept", amount_fen=4500), closed("refunded", at(2, 11, 50)),
+])
 def merchant_intercept(b: Builder) -> None:
     b.placed("o-mhold", at(2, 8), "m-gamma", 4500, arrive=at(2, 10))
     b.shipped("o-mhold", at(2, 9, 30), "p-mhold", "yto", "YT7002000001", 4500)
@@ -291,6 +427,15 @@ def merchant_intercept(b: Builder) -> None:
 @scenario("carrier_intercept", "merchant intercept not held: intercept.failed(missed); at the first scan a ZTO carrier "
           "intercept (deadline 48 h); accepted: fee.charged 300 fen waived (m-alpha's one free intercept this month), "
           "intercept.succeeded, refund.issued(carrier_intercept); returned afterwards, case.closed(refunded)", "m-alpha")
+@expects(["o-missed"], [
+    out("shipment.hold_requested", at(2, 13, 30), package_id="p-missed"),
+    out("intercept.requested", at(2, 13, 30), package_id="p-missed", channel="merchant", deadline=at(2, 15, 30)),
+    out("intercept.failed", at(2, 14, 20), package_id="p-missed", channel="merchant", reason="missed"),
+    out("intercept.requested", at(2, 16), package_id="p-missed", channel="carrier", carrier="zto", deadline=at(4, 16)),
+    out("fee.charged", at(3, 18), package_id="p-missed", carrier="zto", fee_fen=300, waived=True),
+    out("intercept.succeeded", at(3, 18), package_id="p-missed", channel="carrier"),
+    out("refund.issued", at(3, 18), route="carrier_intercept", amount_fen=6600), closed("refunded", at(5, 14)),
+])
 def merchant_missed_then_carrier(b: Builder) -> None:
     b.placed("o-missed", at(2, 12), "m-alpha", 6600)
     b.shipped("o-missed", at(2, 13), "p-missed", "zto", "ZT7002000002", 6600)
@@ -306,6 +451,14 @@ def merchant_missed_then_carrier(b: Builder) -> None:
 @scenario("after_refusal", "no merchant report: intercept.failed(timeout) at 12:15; the report at 13:00 is kept aside; "
           "at the first scan SF has no intercept API: intercept.failed(not_eligible:carrier_has_no_api), "
           "buyer.refusal_requested; rejected scan: refund.issued(after_refusal)", "m-beta")
+@expects(["o-mtimeout"], [
+    out("shipment.hold_requested", at(2, 10, 15), package_id="p-mtimeout"),
+    out("intercept.requested", at(2, 10, 15), package_id="p-mtimeout", channel="merchant", deadline=at(2, 12, 15)),
+    out("intercept.failed", at(2, 12, 15), package_id="p-mtimeout", channel="merchant", reason="timeout"),
+    out("intercept.failed", at(2, 15), package_id="p-mtimeout", channel="carrier", reason="not_eligible:carrier_has_no_api"),
+    out("buyer.refusal_requested", at(2, 15), package_id="p-mtimeout"),
+    out("refund.issued", at(3, 11), route="after_refusal", amount_fen=7700), closed("refunded", at(3, 11)),
+], [Kept(4, "aside", ("after the intercept ended",))])
 def merchant_timeout_no_api(b: Builder) -> None:
     b.placed("o-mtimeout", at(2, 9, 30), "m-beta", 7700)
     b.shipped("o-mtimeout", at(2, 10), "p-mtimeout", "sf", "SF7003000001", 7700)
@@ -322,6 +475,15 @@ def merchant_timeout_no_api(b: Builder) -> None:
 @scenario("carrier_intercept", "a carrier scan arrives before the merchant's answer: intercept.failed(missed); YTO carrier "
           "intercept (no distance rule); accepted: fee.charged 400 fen waived (m-beta's 3rd free of 3), "
           "refund.issued(carrier_intercept)", "m-beta")
+@expects(["o-scanfirst"], [
+    out("shipment.hold_requested", at(2, 14, 10), package_id="p-scanfirst"),
+    out("intercept.requested", at(2, 14, 10), package_id="p-scanfirst", channel="merchant"),
+    out("intercept.failed", at(2, 15), package_id="p-scanfirst", channel="merchant", reason="missed"),
+    out("intercept.requested", at(2, 15), package_id="p-scanfirst", channel="carrier", carrier="yto", deadline=at(4, 15)),
+    out("fee.charged", at(3, 20), package_id="p-scanfirst", carrier="yto", fee_fen=400, waived=True),
+    out("intercept.succeeded", at(3, 20), package_id="p-scanfirst", channel="carrier"),
+    out("refund.issued", at(3, 20), route="carrier_intercept", amount_fen=8000), closed("refunded", at(5, 11)),
+])
 def scan_beats_merchant(b: Builder) -> None:
     b.placed("o-scanfirst", at(2, 13), "m-beta", 8000)
     b.shipped("o-scanfirst", at(2, 14), "p-scanfirst", "yto", "YT7003000002", 8000)
@@ -340,6 +502,15 @@ def scan_beats_merchant(b: Builder) -> None:
 @scenario("carrier_intercept", "two packages, one refund covering both: P1 (ZTO, scanned) gets a carrier intercept, P2 "
           "(YTO, unscanned) a merchant intercept; P2 held first, P1 accepted next day: fee.charged 300 fen waived "
           "(m-beta's 2nd free), refund.issued(carrier_intercept) once both are stopped — route of the last one", "m-beta")
+@expects(["o-multi"], [
+    out("intercept.requested", at(2, 9, 15), package_id="p-multi-1", channel="carrier", carrier="zto"),
+    out("shipment.hold_requested", at(2, 9, 15), package_id="p-multi-2"),
+    out("intercept.requested", at(2, 9, 15), package_id="p-multi-2", channel="merchant", carrier="yto"),
+    out("intercept.succeeded", at(2, 10, 45), package_id="p-multi-2", channel="merchant"),
+    out("fee.charged", at(3, 11), package_id="p-multi-1", carrier="zto", fee_fen=300, waived=True),
+    out("intercept.succeeded", at(3, 11), package_id="p-multi-1", channel="carrier"),
+    out("refund.issued", at(3, 11), route="carrier_intercept", amount_fen=26000), closed("refunded", at(4, 18)),
+])
 def multi_package(b: Builder) -> None:
     b.placed("o-multi", at(2, 6), "m-beta", 26000)
     b.shipped("o-multi", at(2, 7), "p-multi-1", "zto", "ZT7004000001", 16000)
@@ -356,6 +527,13 @@ def multi_package(b: Builder) -> None:
 @scenario("after_return / carrier_rejected", "Yunda intercept requested; the carrier rejects: intercept.failed(carrier_rejected), "
           "buyer.refusal_requested; delivered anyway: return.window_opened (return_shipping_paid_by buyer, closes "
           "11-10 17:30); return.received intact: refund.issued(after_return)", "m-gamma")
+@expects(["o-crej"], [
+    out("intercept.requested", at(2, 9, 50), package_id="p-crej", channel="carrier", carrier="yunda", deadline=at(4, 9, 50)),
+    out("intercept.failed", at(3, 12), package_id="p-crej", channel="carrier", reason="carrier_rejected", evidence_ref=ABSENT),
+    out("buyer.refusal_requested", at(3, 12), package_id="p-crej"),
+    out("return.window_opened", at(3, 17, 30), package_id="p-crej", closes_at=at(10, 17, 30), return_shipping_paid_by="buyer"),
+    out("refund.issued", at(6, 10), route="after_return", amount_fen=6800), closed("refunded", at(6, 10)),
+])
 def carrier_rejected(b: Builder) -> None:
     b.placed("o-crej", at(1, 14), "m-gamma", 6800)
     b.shipped("o-crej", at(1, 18), "p-crej", "yunda", "YD7005000001", 6800)
@@ -373,6 +551,12 @@ def carrier_rejected(b: Builder) -> None:
 @scenario("after_refusal / carrier timeout", "ZTO intercept requested 11-02 11:00, no answer: intercept.failed(timeout) at "
           "11-04 11:00, buyer.refusal_requested; scans keep coming (never 72 h silent, so not stalled); rejected: "
           "refund.issued(after_refusal)", "m-alpha")
+@expects(["o-ctimeout"], [
+    out("intercept.requested", at(2, 11), package_id="p-ctimeout", channel="carrier", carrier="zto", deadline=at(4, 11)),
+    out("intercept.failed", at(4, 11), package_id="p-ctimeout", channel="carrier", reason="timeout"),
+    out("buyer.refusal_requested", at(4, 11), package_id="p-ctimeout"),
+    out("refund.issued", at(5, 9), route="after_refusal", amount_fen=30000), closed("refunded", at(5, 9)),
+])
 def carrier_timeout(b: Builder) -> None:
     b.placed("o-ctimeout", at(1, 9), "m-alpha", 30000)
     b.shipped("o-ctimeout", at(1, 15), "p-ctimeout", "zto", "ZT7006000001", 30000)
@@ -389,8 +573,16 @@ def carrier_timeout(b: Builder) -> None:
 
 
 @scenario("carrier delivered first", "YTO intercept requested; delivered before any answer: intercept.failed(delivered), "
-          "return.window_opened (buyer pays return shipping); the carrier's later acceptance is kept aside (no fee); "
+          "no refusal request (nothing left to refuse), so return.window_opened without return_shipping_paid_by (the "
+          "buyer was never asked to refuse); the carrier's later acceptance is kept aside (no fee); "
           "no return: case.closed(return_window_closed) at 11-09 20:30", "m-beta")
+@expects(["o-delfirst"], [
+    out("intercept.requested", at(2, 12), package_id="p-delfirst", channel="carrier", carrier="yto"),
+    out("intercept.failed", at(2, 20, 30), package_id="p-delfirst", channel="carrier", reason="delivered"),
+    out("return.window_opened", at(2, 20, 30), package_id="p-delfirst", closes_at=at(9, 20, 30),
+        return_shipping_paid_by=ABSENT),
+    closed("return_window_closed", at(9, 20, 30)),
+], [Kept(8, "aside", ("no_pending_intercept",))])
 def delivered_first(b: Builder) -> None:
     b.placed("o-delfirst", at(1, 10), "m-beta", 6000)
     b.shipped("o-delfirst", at(1, 16), "p-delfirst", "yto", "YT7007000001", 6000)
@@ -404,6 +596,11 @@ def delivered_first(b: Builder) -> None:
 
 @scenario("after_refusal / not_eligible:category", "fresh goods cannot be recalled: intercept.failed"
           "(not_eligible:category), buyer.refusal_requested; rejected: refund.issued(after_refusal)", "m-beta")
+@expects(["o-fresh"], [
+    out("intercept.failed", at(2, 9, 30), package_id="p-fresh", channel="carrier", reason="not_eligible:category"),
+    out("buyer.refusal_requested", at(2, 9, 30), package_id="p-fresh"),
+    out("refund.issued", at(3, 9), route="after_refusal", amount_fen=9000), closed("refunded", at(3, 9)),
+])
 def not_eligible_category(b: Builder) -> None:
     b.placed("o-fresh", at(1, 20), "m-beta", 9000, category="fresh", tag=True)
     b.shipped("o-fresh", at(2, 5), "p-fresh", "zto", "ZT7008000001", 9000)
@@ -417,6 +614,12 @@ def not_eligible_category(b: Builder) -> None:
 @scenario("after_return / not_eligible:value_cap", "the scan arrives before its order.shipped (kept, applied once the "
           "package is known); declared value 1500 CNY ≥ 1000 CNY: intercept.failed(not_eligible:value_cap), refusal "
           "asked; delivered anyway: return.window_opened (buyer pays); return.received: refund.issued(after_return)", "m-alpha")
+@expects(["o-valuecap"], [
+    out("intercept.failed", at(2, 13), package_id="p-valuecap", channel="carrier", reason="not_eligible:value_cap"),
+    out("buyer.refusal_requested", at(2, 13), package_id="p-valuecap"),
+    out("return.window_opened", at(3, 16), package_id="p-valuecap", closes_at=at(10, 16), return_shipping_paid_by="buyer"),
+    out("refund.issued", at(5, 11), route="after_return", amount_fen=150000), closed("refunded", at(5, 11)),
+])
 def not_eligible_value_cap(b: Builder) -> None:
     b.placed("o-valuecap", at(1, 22), "m-alpha", 150000)
     b.shipped("o-valuecap", at(2, 8), "p-valuecap", "zto", "ZT7009000001", 150000, arrive=at(2, 12))
@@ -431,6 +634,11 @@ def not_eligible_value_cap(b: Builder) -> None:
 @scenario("after_refusal / not_eligible:out_for_delivery", "a late, older scan (arrived_destination_city at 15 km, "
           "sent after out_for_delivery) must not move the package back: intercept.failed(not_eligible:out_for_delivery) "
           "— within_50km would mean the late scan won; rejected: refund.issued(after_refusal)", "m-gamma")
+@expects(["o-ofd"], [
+    out("intercept.failed", at(2, 10), package_id="p-ofd", channel="carrier", reason="not_eligible:out_for_delivery"),
+    out("buyer.refusal_requested", at(2, 10), package_id="p-ofd"),
+    out("refund.issued", at(2, 11), route="after_refusal", amount_fen=7000), closed("refunded", at(2, 11)),
+])
 def not_eligible_out_for_delivery(b: Builder) -> None:
     b.placed("o-ofd", at(1, 9), "m-gamma", 7000)
     b.shipped("o-ofd", at(1, 11), "p-ofd", "zto", "ZT7010000001", 7000)
@@ -446,6 +654,12 @@ def not_eligible_out_for_delivery(b: Builder) -> None:
           "intercept.failed(not_eligible:within_50km), refusal asked; delivered anyway: return.window_opened (buyer pays); "
           "no return: case.closed(return_window_closed) at 11-09 16:00; the conflicting copy of the delivered scan "
           "(same event_id, other status) is kept aside as a conflict", "m-alpha")
+@expects(["o-near"], [
+    out("intercept.failed", at(2, 10, 40), package_id="p-near", channel="carrier", reason="not_eligible:within_50km"),
+    out("buyer.refusal_requested", at(2, 10, 40), package_id="p-near"),
+    out("return.window_opened", at(2, 16), package_id="p-near", closes_at=at(9, 16), return_shipping_paid_by="buyer"),
+    closed("return_window_closed", at(9, 16)),
+], [Kept(8, "aside", ("different content",), occurrence=2)])
 def not_eligible_within_50km(b: Builder) -> None:
     b.placed("o-near", at(1, 8, 30), "m-alpha", 5000)
     b.shipped("o-near", at(1, 9), "p-near", "zto", "ZT7011000001", 5000)
@@ -464,6 +678,10 @@ def not_eligible_within_50km(b: Builder) -> None:
 
 @scenario("after_return", "delivered the day before: return.window_opened (closes 11-08 18:00); return.received intact: "
           "refund.issued(after_return), case.closed(refunded)", "m-gamma")
+@expects(["o-return"], [
+    out("return.window_opened", at(2, 15), package_id="p-return", closes_at=at(8, 18), return_shipping_paid_by=ABSENT),
+    out("refund.issued", at(4, 10), route="after_return", amount_fen=4000), closed("refunded", at(4, 10)),
+])
 def after_return(b: Builder) -> None:
     b.placed("o-return", at(1, 8, 10), "m-gamma", 4000)
     b.shipped("o-return", at(1, 8, 50), "p-return", "sf", "SF7012000001", 4000)
@@ -476,6 +694,9 @@ def after_return(b: Builder) -> None:
 
 @scenario("rejected: return_window_closed", "delivered 11-01 10:00, refund asked 11-09 12:00, after the 7-day window: "
           "refund.rejected(return_window_closed), case.closed(rejected)", "m-beta")
+@expects(["o-late"], [
+    out("refund.rejected", at(9, 12), reason="return_window_closed"), closed("rejected", at(9, 12)),
+])
 def return_window_closed(b: Builder) -> None:
     b.placed("o-late", at(1, 8, 5), "m-beta", 3500)
     b.shipped("o-late", at(1, 8, 20), "p-late", "jd", "JD7013000001", 3500)
@@ -490,6 +711,11 @@ def return_window_closed(b: Builder) -> None:
 
 @scenario("stalled", "JD has no intercept API: intercept.failed(not_eligible:carrier_has_no_api), refusal asked; no scan for "
           "72 h after 11-01 11:00: refund.issued(stalled) at 11-04 11:00", "m-gamma")
+@expects(["o-stalled"], [
+    out("intercept.failed", at(2, 9), package_id="p-stalled", channel="carrier", reason="not_eligible:carrier_has_no_api"),
+    out("buyer.refusal_requested", at(2, 9), package_id="p-stalled"),
+    out("refund.issued", at(4, 11), route="stalled", amount_fen=6200), closed("refunded", at(4, 11)),
+])
 def stalled(b: Builder) -> None:
     b.placed("o-stalled", at(1, 8, 15), "m-gamma", 6200)
     b.shipped("o-stalled", at(1, 9), "p-stalled", "jd", "JD7014000001", 6200)
@@ -500,6 +726,14 @@ def stalled(b: Builder) -> None:
 @scenario("stalled (at once) + carrier_rejected evidence", "last scan 73 h before the request: refund.issued(stalled) at "
           "once; a ZTO intercept is started (eligible, none before) and the buyer asked to refuse; the carrier rejects: "
           "intercept.failed(carrier_rejected) with evidence_ref", "m-alpha")
+@expects(["o-stalled-now"], [
+    out("intercept.requested", at(4, 10), package_id="p-stalled-now", channel="carrier", carrier="zto", deadline=at(6, 10)),
+    out("buyer.refusal_requested", at(4, 10), package_id="p-stalled-now"),
+    out("refund.issued", at(4, 10), route="stalled", amount_fen=6000),
+    out("intercept.failed", at(5, 16), package_id="p-stalled-now", channel="carrier", reason="carrier_rejected",
+        evidence_ref="waybill not found at hub"),
+    closed("refunded", at(5, 16)),
+])
 def stalled_at_request(b: Builder) -> None:
     b.placed("o-stalled-now", at(1, 8, 5), "m-alpha", 6000)
     b.shipped("o-stalled-now", at(1, 8, 20), "p-stalled-now", "zto", "ZT7015000001", 6000)
@@ -510,6 +744,13 @@ def stalled_at_request(b: Builder) -> None:
 
 @scenario("lost_in_transit", "SF: not_eligible:carrier_has_no_api, refusal asked; a lost scan: refund.issued(lost_in_transit), "
           "claim.opened(lost, 120 CNY); claim.resolved: claim.settled", "m-beta")
+@expects(["o-lost"], [
+    out("intercept.failed", at(2, 11, 20), package_id="p-lost", channel="carrier", reason="not_eligible:carrier_has_no_api"),
+    out("buyer.refusal_requested", at(2, 11, 20), package_id="p-lost"),
+    out("refund.issued", at(3, 9), route="lost_in_transit", amount_fen=12000),
+    out("claim.opened", at(3, 9), package_id="p-lost", reason="lost", amount_fen=12000),
+    out("claim.settled", at(6, 10), package_id="p-lost", paid_fen=12000), closed("refunded", at(6, 10)),
+])
 def lost_in_transit(b: Builder) -> None:
     b.placed("o-lost", at(1, 19), "m-beta", 12000)
     b.shipped("o-lost", at(2, 6), "p-lost", "sf", "SF7016000001", 12000)
@@ -526,6 +767,14 @@ def lost_in_transit(b: Builder) -> None:
 @scenario("carrier_intercept + claim damaged", "ZTO accepted: fee.charged 300 fen waived (m-beta's 1st free), "
           "refund.issued(carrier_intercept); comes back damaged: claim.opened(damaged, 200 CNY); claim.resolved 150 CNY: "
           "claim.settled", "m-beta")
+@expects(["o-damaged"], [
+    out("intercept.requested", at(2, 16), package_id="p-damaged", channel="carrier", carrier="zto"),
+    out("fee.charged", at(3, 9), package_id="p-damaged", carrier="zto", fee_fen=300, waived=True),
+    out("intercept.succeeded", at(3, 9), package_id="p-damaged", channel="carrier"),
+    out("refund.issued", at(3, 9), route="carrier_intercept", amount_fen=20000),
+    out("claim.opened", at(5, 15), package_id="p-damaged", reason="damaged", amount_fen=20000),
+    out("claim.settled", at(8, 10), package_id="p-damaged", paid_fen=15000), closed("refunded", at(8, 10)),
+])
 def claim_damaged(b: Builder) -> None:
     b.placed("o-damaged", at(1, 23), "m-beta", 20000)
     b.shipped("o-damaged", at(2, 4), "p-damaged", "zto", "ZT7017000001", 20000)
@@ -541,6 +790,14 @@ def claim_damaged(b: Builder) -> None:
 @scenario("carrier_intercept + claim not_returned", "Yunda accepted: fee.charged 300 fen NOT waived (m-beta's 5th success, "
           "beyond the 3 free), refund.issued(carrier_intercept); never comes back: claim.opened(not_returned, 90 CNY) "
           "15 days after the success (11-19 08:00); claim.resolved: claim.settled", "m-beta")
+@expects(["o-notback"], [
+    out("intercept.requested", at(2, 17), package_id="p-notback", channel="carrier", carrier="yunda"),
+    out("fee.charged", at(4, 8), package_id="p-notback", carrier="yunda", fee_fen=300, waived=False),
+    out("intercept.succeeded", at(4, 8), package_id="p-notback", channel="carrier"),
+    out("refund.issued", at(4, 8), route="carrier_intercept", amount_fen=9000),
+    out("claim.opened", at(19, 8), package_id="p-notback", reason="not_returned", amount_fen=9000),
+    out("claim.settled", at(21, 10), package_id="p-notback", paid_fen=9000), closed("refunded", at(21, 10)),
+])
 def claim_not_returned(b: Builder) -> None:
     b.placed("o-notback", at(1, 21), "m-beta", 9000)
     b.shipped("o-notback", at(2, 3), "p-notback", "yunda", "YD7018000001", 9000)
@@ -555,6 +812,13 @@ def claim_not_returned(b: Builder) -> None:
 
 @scenario("carrier_intercept + claim lost", "YTO accepted: fee.charged 400 fen NOT waived (m-beta's 4th success), "
           "refund.issued(carrier_intercept); lost on its way back: claim.opened(lost, 600 CNY), left outstanding", "m-beta")
+@expects(["o-lostback"], [
+    out("intercept.requested", at(2, 18), package_id="p-lostback", channel="carrier", carrier="yto"),
+    out("fee.charged", at(4, 6), package_id="p-lostback", carrier="yto", fee_fen=400, waived=False),
+    out("intercept.succeeded", at(4, 6), package_id="p-lostback", channel="carrier"),
+    out("refund.issued", at(4, 6), route="carrier_intercept", amount_fen=60000),
+    out("claim.opened", at(4, 20), package_id="p-lostback", reason="lost", amount_fen=60000),
+])
 def claim_lost_after_intercept(b: Builder) -> None:
     b.placed("o-lostback", at(1, 20), "m-beta", 60000)
     b.shipped("o-lostback", at(2, 2), "p-lostback", "yto", "YT7019000001", 60000)
@@ -568,6 +832,12 @@ def claim_lost_after_intercept(b: Builder) -> None:
 @scenario("withdrawn (intercept left to finish)", "ZTO intercept requested; the refund is withdrawn before any decision: "
           "case.closed(withdrawn); the intercept finishes anyway: fee.charged 300 fen waived (m-gamma's 1st free), "
           "intercept.succeeded, no refund.issued", "m-gamma")
+@expects(["o-wd-int"], [
+    out("intercept.requested", at(2, 19), package_id="p-wd-int", channel="carrier", carrier="zto"),
+    closed("withdrawn", at(2, 21)),
+    out("fee.charged", at(4, 2), package_id="p-wd-int", carrier="zto", fee_fen=300, waived=True),
+    out("intercept.succeeded", at(4, 2), package_id="p-wd-int", channel="carrier"),
+])
 def withdrawn_during_intercept(b: Builder) -> None:
     b.placed("o-wd-int", at(1, 16), "m-gamma", 5000)
     b.shipped("o-wd-int", at(2, 1), "p-wd-int", "zto", "ZT7020000001", 5000)
@@ -592,6 +862,7 @@ _BACKGROUND = [  # (merchant, carrier, tracking prefix, category) for orders tha
 
 
 @scenario("- (no refund)", "orders delivered without any refund: only package state, no outcome", "all")
+@expects([f"o-bg-{i:02d}" for i in range(len(_BACKGROUND))], [])
 def background(b: Builder) -> None:
     for i, (merchant, carrier, prefix, category) in enumerate(_BACKGROUND):
         o, pkg, tn = f"o-bg-{i:02d}", f"p-bg-{i:02d}", f"{prefix}79{i:08d}"
@@ -609,6 +880,12 @@ MALFORMED_IDS = ("smp-malformed-missing", "smp-malformed-float", "smp-malformed-
 
 @scenario("- (kept aside)", "four malformed lines, each kept aside with a reason: bad JSON; order.placed without paid_fen; "
           "amount_fen 49.9 (money must be integer fen); a time without an offset", "")
+@expects([], [], [
+    Kept("smp-malformed-json", "aside", ("line {line}", "not valid JSON")),
+    Kept(MALFORMED_IDS[0], "aside", ("line {line}", "data.paid_fen", "required")),
+    Kept(MALFORMED_IDS[1], "aside", ("line {line}", "data.amount_fen", "integer")),
+    Kept(MALFORMED_IDS[2], "aside", ("line {line}", "occurred_at", "timezone")),
+])
 def malformed(b: Builder) -> None:
     b.raw(at(2, 12, 5), '{"event_id": "smp-malformed-json", "type": "order.placed", "occurred_at": "2026-11-02T12:05:00+08:00"')
     b.raw(at(2, 12, 6), _dump({"event_id": MALFORMED_IDS[0], "type": "order.placed",
