@@ -32,8 +32,30 @@ def _encode(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_encode(v) for v in value]
     if dataclasses.is_dataclass(value):
-        return {name: _encode(getattr(value, name)) for name in _field_names(type(value))}
+        return _encoder(type(value))(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+@lru_cache(maxsize=None)
+def _encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """An encoding function per dataclass, built once from its type hints (see _decoder)."""
+    hints = _hints(cls)
+    plain = []
+    other = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if hint in (str, int, bool) or hint in (str | None, int | None, bool | None):
+            plain.append(f.name)
+        else:
+            other.append(f.name)
+
+    def encode_dataclass(value: Any) -> dict[str, Any]:
+        out = {name: getattr(value, name) for name in plain}
+        for name in other:
+            out[name] = _encode(getattr(value, name))
+        return out
+
+    return encode_dataclass
 
 
 @lru_cache(maxsize=None)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -21,9 +22,18 @@ SEQUENCER_LOCK = 7_310_001
 TICK_LOCK = 7_310_002
 
 
+def _json_dumps(value) -> str:
+    return orjson.dumps(value).decode()
+
+
+# State, payloads and envelopes are JSON columns written and read for every event: orjson
+# instead of the standard library's json is a measured share of a worker's time.
+JSON_CODEC = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+
+
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **JSON_CODEC)
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
@@ -44,7 +54,7 @@ def make_engine(url: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True, **JSON_CODEC)
 
 
 def is_postgres(conn: sa.Connection) -> bool:

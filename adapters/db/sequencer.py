@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.engine import SEQUENCER_LOCK, TICK_LOCK, advisory_lock
-from adapters.db.upsert import insert_ignore
+from adapters.db.upsert import among, insert_ignore
 from domain.events import InboundEvent, InvalidEvent, parse_event
 from domain.routing import lookup_for, order_key, package_key, waybill_key
 
@@ -214,7 +214,7 @@ class _Run:
         ids = {e.event_id for e in events} - self.seen.keys()
         if ids:
             for eid, h in self.conn.execute(
-                sa.select(t.seen_events.c.event_id, t.seen_events.c.content_hash).where(t.seen_events.c.event_id.in_(ids))
+                sa.select(t.seen_events.c.event_id, t.seen_events.c.content_hash).where(among(t.seen_events.c.event_id, ids, self.conn))
             ):
                 self.seen[eid] = h
         keys = set()
@@ -244,17 +244,17 @@ class _Run:
                 packages.append(rest)
         c = self.conn
         if orders_:
-            found = dict(c.execute(sa.select(t.order_routes.c.order_id, t.order_routes.c.merchant_id).where(t.order_routes.c.order_id.in_(orders_))).all())
+            found = dict(c.execute(sa.select(t.order_routes.c.order_id, t.order_routes.c.merchant_id).where(among(t.order_routes.c.order_id, orders_, c))).all())
             for o in orders_:
                 self.order_routes[o] = found.get(o)
         if waybills or packages:
             pk = t.package_routes
             conds = []
             if waybills:
-                pairs = [tuple(k.split(":", 2)[1:]) for k in waybills]
-                conds.append(sa.tuple_(pk.c.carrier, pk.c.tracking_no).in_(pairs))
+                # By tracking number alone (one indexed array lookup); the carrier is matched below.
+                conds.append(among(pk.c.tracking_no, {k.split(":", 2)[2] for k in waybills}, c))
             if packages:
-                conds.append(pk.c.package_id.in_(packages))
+                conds.append(among(pk.c.package_id, packages, c))
             for carrier, tracking, package_id, order_id, merchant in c.execute(
                 sa.select(pk.c.carrier, pk.c.tracking_no, pk.c.package_id, pk.c.order_id, pk.c.merchant_id).where(sa.or_(*conds))
             ):
@@ -283,7 +283,7 @@ class _Run:
         self.parked_loaded |= keys
         rows = self.conn.execute(
             sa.select(t.inbox.c.id, t.inbox.c.waits_for, t.inbox.c.payload, t.inbox.c.source_offset)
-            .where(t.inbox.c.state == "parked", t.inbox.c.waits_for.in_(keys))
+            .where(t.inbox.c.state == "parked", among(t.inbox.c.waits_for, keys, self.conn))
             .order_by(t.inbox.c.id)
         ).all()
         for rid, key, payload, off in rows:

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from adapters.db.upsert import insert_ignore, upsert
+from adapters.db.upsert import among, insert_ignore, upsert
 
 
 @dataclass
@@ -93,7 +93,7 @@ def load_orders(conn: sa.Connection, order_ids: Iterable[str]) -> dict[str, dict
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 5000):
         chunk = ids[start : start + 5000]
-        for oid, state in conn.execute(sa.select(t.orders.c.order_id, t.orders.c.state).where(t.orders.c.order_id.in_(chunk))):
+        for oid, state in conn.execute(sa.select(t.orders.c.order_id, t.orders.c.state).where(among(t.orders.c.order_id, chunk, conn))):
             out[oid] = state
     return out
 
@@ -136,13 +136,21 @@ def save_partitions(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
 
 def mark_inputs(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """rows: b_id, state (applied | aside), reason, applied_at."""
-    if rows:
-        i = t.inbox
+    i = t.inbox
+    applied = [r for r in rows if r["state"] == "applied"]
+    aside = [r for r in rows if r["state"] != "applied"]
+    # Nearly every input is applied: one statement for all of them, row by row for the rest.
+    by_time: dict[datetime, list[int]] = {}
+    for r in applied:
+        by_time.setdefault(r["applied_at"], []).append(r["b_id"])
+    for at, ids in by_time.items():
+        conn.execute(i.update().where(among(i.c.id, ids, conn)).values(state="applied", reason=None, applied_at=at))
+    if aside:
         conn.execute(
             i.update()
             .where(i.c.id == sa.bindparam("b_id"))
             .values(state=sa.bindparam("state"), reason=sa.bindparam("reason"), applied_at=sa.bindparam("applied_at")),
-            rows,
+            aside,
         )
 
 

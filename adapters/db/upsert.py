@@ -22,3 +22,15 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
         stmt = _insert(conn, table)
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
         conn.execute(stmt, list(rows))
+
+
+def among(column: sa.ColumnElement, values: Sequence[Any], conn: sa.Connection) -> sa.ColumnElement[bool]:
+    """`column IN values`, as one array parameter on PostgreSQL.
+
+    A batch looks up thousands of keys; an IN list of thousands of placeholders is compiled
+    and parsed anew each time (measured: a tenth of the sequencer's time), an array is not.
+    """
+    values = list(values)
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.db import schema as t
+from adapters.db.upsert import among
 from adapters.publisher import Publisher
 
 
@@ -21,8 +22,7 @@ def relay(engine: sa.Engine, publisher: Publisher, rows: list[dict[str, Any]], n
     publisher.publish(r["envelope"] for r in rows)
     ids = [r["event_id"] for r in rows]
     with engine.begin() as conn:
-        for start in range(0, len(ids), 5000):
-            conn.execute(t.outbox.update().where(t.outbox.c.event_id.in_(ids[start : start + 5000])).values(relayed_at=now))
+        conn.execute(t.outbox.update().where(among(t.outbox.c.event_id, ids, conn)).values(relayed_at=now))
     return len(ids)
 
 
