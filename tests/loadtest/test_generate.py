@@ -19,6 +19,9 @@ from workers.loadtest.generate import (
     generate_stream,
 )
 
+from datetime import timedelta, timezone
+
+CST_TZ = timezone(timedelta(hours=8))
 IN_TRANSIT = {"picked_up", "in_transit", "arrived_destination_city", "exception"}
 
 
@@ -203,3 +206,28 @@ def test_memory_stays_bounded_while_streaming_200k_events():
     # Pending events plateau with the orders alive at once: twice the stream, not twice the heap.
     assert full.max_pending < 0.15 * 200_000
     assert full.max_pending < 1.3 * half.max_pending
+
+
+def test_the_world_answers_in_time_as_a_real_stream_would(stream_2000):
+    """What a real stream looks like (and what the engine would otherwise set aside in bulk): a
+    carrier never accepts to intercept a parcel already delivered, only a few of its refusals
+    come after delivery; merchants answer intercept requests within the 2 h deadline but for a
+    few late reports; a merchant's review decision comes before the order ships (shipping ends
+    the review, SPEC §5); an instantly paid refund is not withdrawn."""
+    delivered: dict[tuple[str, str], datetime] = {}
+    shipped_at: dict[str, datetime] = {}
+    for ev in stream_2000:
+        d, at = ev["data"], datetime.fromisoformat(ev["occurred_at"])
+        if ev["type"] == "logistics.scanned" and d["status"] == "delivered":
+            delivered[(d["carrier"], d["tracking_no"])] = at
+        elif ev["type"] == "order.shipped":
+            shipped_at[ev["order_id"]] = min(at, shipped_at.get(ev["order_id"], at))
+    answers = [ev for ev in stream_2000 if ev["type"] == "carrier.intercept_reported"]
+    after = [ev for ev in answers
+             if datetime.fromisoformat(ev["occurred_at"]) >= delivered.get((ev["data"]["carrier"], ev["data"]["tracking_no"]),
+                                                                          datetime.max.replace(tzinfo=CST_TZ))]
+    assert not any(ev["data"]["accepted"] for ev in after)
+    assert len(after) < 0.05 * len(answers)
+    decisions = [ev for ev in stream_2000 if ev["type"] == "merchant.refund_decided"]
+    assert decisions and all(ev["order_id"] not in shipped_at
+                             or datetime.fromisoformat(ev["occurred_at"]) < shipped_at[ev["order_id"]] for ev in decisions)

@@ -12,9 +12,13 @@ Shape of the stream:
   shrinking distance to the destination, and usually a refund request at a chosen stage of the
   package (unshipped / shipped-unscanned / in transit / out for delivery / delivered);
 - the answers of the world are IN the stream (the recorded carrier adapter, SPEC §7): the
-  merchant's `merchant.intercept_reported` (held 92.5%, after ~113 min on average) and the
-  carrier's `carrier.intercept_reported` (accepted 67.3%, 24-48 h later) — the latter only for a
-  package whose carrier offers the API, that the policy allows, and that has been scanned;
+  merchant's `merchant.intercept_reported` (held 92.5%, after ~113 min on average, inside the
+  2 h deadline but for ~2% late reports) and the carrier's `carrier.intercept_reported`
+  (accepted 67.3%, 24-48 h later, or before the courier's round when the parcel would be
+  delivered sooner; a few refusals after delivery) — the latter only for a package whose
+  carrier offers the API, that the policy allows, and that has been scanned; a merchant's
+  review decision comes before the order ships, and only refunds under review are withdrawn
+  while unshipped;
 - refusals (the buyer refuses ~77.3% of failed intercepts, 22.7% get delivered anyway), returns,
   stalls (no scan for 80-120 h), lost and damaged parcels, claims and `claim.resolved`;
 - disorder: ~35.4% of scans reach the stream later than their `occurred_at` order (SPEC §1),
@@ -82,8 +86,10 @@ class StreamShares:
     # The world's answers (SPEC §1).
     merchant_holds: float = 0.925
     merchant_answer_mean_minutes: float = 113.0
+    merchant_late: float = 0.02  # merchant reports after the 2 h deadline (kept aside, SPEC §5)
     carrier_accepts: float = 0.673
     carrier_silent: float = 0.03  # no answer before the 48 h deadline
+    carrier_late: float = 0.05  # of parcels delivered before the carrier acted: a (rejecting) answer after delivery
     delivered_anyway: float = 0.227  # failed intercepts that reach the buyer all the same
     review_approves: float = 0.6  # merchant decisions on escalated refunds ...
     review_rejects: float = 0.15  # ... the rest never answer (review_timeout)
@@ -310,7 +316,7 @@ class StreamGenerator:
             refund_at = t0 + int((first.ship - t0) * rng.uniform(0.05, 0.9))
             add("refund.requested", refund_at, {"refund_id": refund_id, "amount_fen": amount, "reason": "not_wanted"})
             ship_them = self._unshipped(add, rng, refund_id, refund_at, paid, amount, category, tag,
-                                        merchant_settings)
+                                        merchant_settings, first.ship)
             if ship_them == "anyway":
                 # The merchant reports a shipment after the refund: the system intercepts on its own.
                 for pkg in packages:
@@ -340,22 +346,27 @@ class StreamGenerator:
                 self._scans(add, rng, pkg, pkg.scans)
 
     def _unshipped(self, add: Any, rng: random.Random, refund_id: str, refund_at: int, paid: int,
-                   amount: int, category: str, tag: bool, settings: dict[str, Any]) -> bool | str:
+                   amount: int, category: str, tag: bool, settings: dict[str, Any], ship_at: int) -> bool | str:
         """The merchant's side of an unshipped refund; returns whether the order ships after all."""
         sh = self.shares
         instant = tag and paid < self.policy.instant_refund_limit_fen and category != "virtual"
         auto = settings.get("auto_refund", {}).get("per_order_cap_fen", -1) >= amount
-        if rng.random() < sh.withdrawn:
-            add("refund.withdrawn", refund_at + rng.randint(5 * MIN, 3 * HOUR), {"refund_id": refund_id})
         if instant or auto:
+            # Paid at once: nothing left to withdraw (a buyer's app offers no withdrawal then).
             return "anyway" if rng.random() < sh.ships_anyway else False
+        # Under review until the merchant answers, the buyer withdraws, or the order ships
+        # (which ends the review, SPEC §5): a merchant who answers does so before shipping.
+        room = max(2 * MIN, ship_at - refund_at - MIN)
+        if rng.random() < sh.withdrawn:
+            add("refund.withdrawn", refund_at + rng.randint(MIN, min(3 * HOUR, room)), {"refund_id": refund_id})
+            return True  # the buyer keeps the order: it ships as planned
         r = rng.random()
         if r < sh.review_approves:
-            add("merchant.refund_decided", refund_at + rng.randint(20 * MIN, 20 * HOUR),
+            add("merchant.refund_decided", refund_at + rng.randint(MIN, min(20 * HOUR, room)),
                 {"refund_id": refund_id, "approve": True})
             return False
         if r < sh.review_approves + sh.review_rejects:
-            add("merchant.refund_decided", refund_at + rng.randint(20 * MIN, 20 * HOUR),
+            add("merchant.refund_decided", refund_at + rng.randint(MIN, min(20 * HOUR, room)),
                 {"refund_id": refund_id, "approve": False, "reason": "buyer_changed_terms"})
             return True
         return False  # no answer: review_timeout approves after 24 h
@@ -445,7 +456,14 @@ class StreamGenerator:
         scans = pkg.scans
         known = [s for s in scans if s[0] <= x]
         if not known:  # shipped, unscanned: the merchant is asked to pull the parcel
-            delay = int(min(rng.expovariate(1.0 / (sh.merchant_answer_mean_minutes * MIN)), 6 * HOUR))
+            # SPEC §1: merchants act in 1-2 h (mean 113 min), inside the 2 h deadline; the 92.5%
+            # success rate is of intercepts answered in time. A few answer late (kept aside).
+            deadline = int(self.policy.merchant_intercept_deadline.total_seconds())
+            if rng.random() < sh.merchant_late:
+                delay = rng.randint(deadline + MIN, 3 * deadline)
+            else:
+                mean = sh.merchant_answer_mean_minutes * MIN
+                delay = int(min(deadline - MIN, max(deadline / 2, rng.gauss(mean, 8 * MIN))))
             held = rng.random() < sh.merchant_holds
             add("merchant.intercept_reported", x + max(MIN, delay), {"package_id": pkg.package_id, "held": held})
             if held:
@@ -462,10 +480,23 @@ class StreamGenerator:
             silent = rng.random() < sh.carrier_silent
             accepted = rng.random() < sh.carrier_accepts
             end = scans[-1]
+            reason = rng.choice(("already_sorted", "address_locked", "waybill_not_found"))
+            if end[1] == "delivered" and answer_at >= end[0]:
+                # A carrier does not accept to intercept a parcel it has already delivered: on a
+                # short trip it answers before the courier's round (accepted before it goes out for
+                # delivery, refused before delivery), or, rarely, refuses once it is delivered
+                # (an answer after the end, kept aside; the delivered scan ended the intercept).
+                ofd = next((s[0] for s in scans if s[1] == "out_for_delivery"), end[0])
+                if rng.random() < sh.carrier_late:
+                    accepted, reason = False, "already_delivered"
+                    answer_at = end[0] + rng.randint(10 * MIN, 12 * HOUR)
+                else:
+                    before = ofd if accepted else end[0]
+                    answer_at = x + max(MIN, int((before - x) * rng.uniform(0.3, 0.95)))
             if not silent:
                 data: dict[str, Any] = {"carrier": pkg.carrier, "tracking_no": pkg.tracking_no, "accepted": accepted}
                 if not accepted:
-                    data["reason"] = rng.choice(("already_sorted", "address_locked", "waybill_not_found"))
+                    data["reason"] = reason
                 add("carrier.intercept_reported", answer_at, data, order=False)
             if not silent and accepted and end[0] > answer_at:
                 forward = [s for s in scans if s[0] <= answer_at]
