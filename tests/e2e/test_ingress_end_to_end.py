@@ -149,8 +149,13 @@ def test_refund_in_transit_is_intercepted_through_the_ingress_and_refunded_once(
         callbacks = [r for r in inbox(engine, "http:events") if r["event_type"] == "carrier.intercept_reported"]
         assert [(r["state"], r["order_id"]) for r in callbacks] == [("applied", ORDER)]
         assert succeeded["caused_by"] == callbacks[0]["event_id"]
-        carrier_effects = httpx.get(f"{sim}/carrier/_sim/effects").json()
+        # The simulator counts a callback once the ingress has answered it: poll, that may lag.
+        carrier_effects = wait_for(
+            lambda: (e := httpx.get(f"{sim}/carrier/_sim/effects").json())["callbacks_sent"] and e,
+            timeout=30, what="the simulator to count its callback",
+        )
         assert carrier_effects["total"] == 1 and carrier_effects["callbacks_sent"] == 1
+        assert carrier_effects["callbacks_failed"] == 0
 
         # The refund: issued once, paid once, after the carrier held the parcel.
         (issued,) = outbox(engine, "refund.issued")
