@@ -52,6 +52,21 @@ def start(w: Work, package_id: str) -> None:
     stalled.arm(w, package_id, advance)
 
 
+def _whole_order_refund_decided(r) -> bool:
+    """A refund of every package of the order (none named) already decided when another package
+    of the order becomes known.
+
+    SPEC §5 says what to do with an order refunded while unshipped that ships anyway (intercept it
+    on our own, at the merchant's cost), and that a package shipping while a refund is open joins
+    it; it is silent on a package that becomes known once the whole-order refund was decided (the
+    merchant ships it late, or its `order.shipped` reaches us after the refund was issued). The
+    buyer has been paid for it already, so an after-sales team wants that parcel back exactly
+    like one shipped after an unshipped refund: it is pursued on the merchant's behalf (merchant
+    intercept, then carrier intercept or refusal), with no second `refund.issued`.
+    """
+    return r.named_packages is None and r.decided and r.counts_toward_paid and r.status in ("issued", "closed")
+
+
 def on_shipped(w: Work, data: OrderShipped) -> str | None:
     if w.order.package(data.package_id) is not None:
         return f"duplicate package {data.package_id}"
@@ -61,7 +76,7 @@ def on_shipped(w: Work, data: OrderShipped) -> str | None:
     auto = next(
         (r.refund_id for r in w.order.refunds if r.requested_unshipped and r.route in UNSHIPPED_ROUTES and r.counts_toward_paid),
         None,
-    )
+    ) or next((r.refund_id for r in w.order.refunds if _whole_order_refund_decided(r)), None)
     w.put_package(
         Package(pid, data.carrier, data.tracking_no, data.value_fen, w.at, w.cause, auto_refund_id=auto)
     )

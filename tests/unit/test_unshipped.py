@@ -129,3 +129,31 @@ def test_refund_asking_more_than_left_is_rejected_amount_exceeds_paid():
     assert s.one("case.closed").refund_id == "r-2"
     s.request("r-3", amount_fen=4_000)
     assert len(s.of("refund.rejected")) == 1
+
+
+def test_package_known_after_the_whole_order_refund_was_issued_is_pursued_without_a_second_refund():
+    """SPEC is silent (see packages._whole_order_refund_decided): the buyer was paid for every
+    package, so one shipped (or reported) afterwards is intercepted on the merchant's behalf."""
+    s = Story()
+    s.place(paid_fen=20_000, tag=False)
+    s.ship("p-1", when=at(1))
+    s.request(when=at(1.5), amount_fen=20_000)
+    s.merchant_report(True, at(2.5), package_id="p-1")
+    assert [a.issued.data["route"] for a in s.refunds_issued()] == ["merchant_intercept"]
+    s.ship("p-2", when=at(3), value_fen=10_000)
+    assert [(o.type, o.data.get("package_id"), o.refund_id) for o in s.last.outcomes] == [
+        ("shipment.hold_requested", "p-2", "r-1"), ("intercept.requested", "p-2", "r-1")]
+    d = s.merchant_report(True, at(4), package_id="p-2")
+    assert d.aside is None
+    assert s.of("intercept.succeeded")[-1].data["package_id"] == "p-2"
+    assert len(s.refunds_issued()) == 1
+
+
+def test_package_shipping_after_a_partial_refund_is_not_pursued():
+    s = Story()
+    s.place(paid_fen=20_000, tag=False)
+    s.ship("p-1", when=at(1))
+    s.request(when=at(1.5), amount_fen=10_000, package_ids=["p-1"])
+    s.merchant_report(True, at(2.5), package_id="p-1")
+    s.ship("p-2", when=at(3), value_fen=10_000)
+    assert s.last.outcomes == ()
