@@ -53,7 +53,11 @@ def beat(ctx) -> None:
 
 def _register_optional() -> None:
     """Commands of the edges and load-test tools, registered when their modules are present."""
-    for module, attr in (("workers.cli_edges", "edge_commands"), ("workers.cli_load", "load_commands")):
+    for module, attr in (
+        ("workers.cli_edges", "edge_commands"),
+        ("workers.cli_load", "load_commands"),
+        ("workers.cli_perf", "perf_commands"),
+    ):
         try:
             mod = __import__(module, fromlist=[attr])
         except ImportError as exc:

@@ -1,0 +1,146 @@
+"""`intercept bench`: the full pipeline against the ceiling of any one-task-per-event design.
+
+In one run, on the configured broker and database, with the same worker processes and the
+same Celery settings: first N bare no-op tasks (each increments a Redis counter, its only
+effect), then the pipeline on a generated stream of N events. Both are timed from the first
+publish to the last effect committed (for the pipeline: the last outbound event relayed).
+Durable settings only: acks late, PostgreSQL synchronous_commit on, and Redis with AOF
+everysec for the run (restored afterwards).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from rich.console import Console
+
+from adapters.db import schema as t
+from workers import bootstrap, harness
+from workers.loadtest.generate import dump_line, generate_stream
+from workers.loadtest.replay import measurements
+from workers.loadtest.report import latency_stats
+from workers.settings import Settings
+
+console = Console(stderr=True)
+NOOP_COUNTER = "intercept:bench:noop"
+
+
+class RedisDurability:
+    """AOF everysec for the measured run, the server's own settings restored afterwards."""
+
+    def __init__(self, url: str):
+        import redis  # noqa: PLC0415
+
+        self.client = redis.Redis.from_url(url)
+        self.saved = {}
+
+    def __enter__(self):
+        for key in ("appendonly", "appendfsync"):
+            self.saved.update(self.client.config_get(key))
+        self.client.config_set("appendonly", "yes")
+        self.client.config_set("appendfsync", "everysec")
+        return self
+
+    def __exit__(self, *exc):
+        for key, value in self.saved.items():
+            self.client.config_set(key, value)
+
+    def describe(self) -> str:
+        cfg = {**self.client.config_get("appendonly"), **self.client.config_get("appendfsync")}
+        return f"redis appendonly={cfg.get('appendonly')} appendfsync={cfg.get('appendfsync')}"
+
+
+def _bench_noop(app, redis_url: str, n: int, timeout: float) -> float:
+    import redis  # noqa: PLC0415
+
+    client = redis.Redis.from_url(redis_url)
+    client.delete(NOOP_COUNTER)
+    started = time.monotonic()
+    with app.producer_or_acquire() as producer:
+        for _ in range(n):
+            app.send_task("intercept.noop", args=(NOOP_COUNTER,), queue="ingest", producer=producer)
+    deadline = time.monotonic() + timeout
+    while int(client.get(NOOP_COUNTER) or 0) < n:
+        if time.monotonic() > deadline:
+            raise SystemExit("bench: the no-op tasks did not finish")
+        time.sleep(0.01)
+    return n / (time.monotonic() - started)
+
+
+def bench(settings: Settings, events: int, batch: int, workers: int | None, seed: int, as_json: bool, timeout: float) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    if settings.embedded_broker or not settings.broker_url.startswith("redis"):
+        raise SystemExit("bench needs a Redis broker and a database: set INTERCEPT_BROKER_URL and INTERCEPT_DATABASE_URL")
+    settings = harness.fresh_namespace(settings, "bench")
+    bootstrap.configure(settings)
+    from workers.app import app  # noqa: PLC0415
+
+    engine = bootstrap.pipeline().engine
+    stream = Path(tempfile.mkstemp(prefix="bench-", suffix=".jsonl")[1])
+    n_events = 0
+    with open(stream, "w", encoding="utf-8") as fh:
+        # About nine events per order in the default mix; stop at exactly `events`.
+        for ev in generate_stream(max(1, events // 8), seed):
+            if n_events >= events:
+                break
+            fh.write(dump_line(ev) + "\n")
+            n_events += 1
+    n_workers = workers or os.cpu_count() or 1
+    durability = RedisDurability(settings.broker_url)
+    procs = []
+    try:
+        with durability:
+            persistence = durability.describe()
+            procs = harness.start_worker_processes(settings, n_workers, name="bench")
+            # Workers up and consuming before the clock starts: one no-op round trip each.
+            _bench_noop(app, settings.broker_url, n_workers * 2, timeout)
+            baseline = _bench_noop(app, settings.broker_url, min(n_events, 100_000), timeout)
+            source = "bench:" + stream.name
+            started_wall = time.time()
+            published = harness.publish(app, source, harness.chunk_lines(harness.numbered_lines(stream), batch))
+            if not harness.wait_settled(engine, source, n_events, timeout, app, published):
+                raise SystemExit("bench: the pipeline did not settle")
+            with engine.connect() as conn:
+                last = conn.execute(sa.select(sa.func.max(t.outbox.c.relayed_at))).scalar_one()
+                inputs_done = conn.execute(sa.select(sa.func.max(t.inbox.c.applied_at)).where(t.inbox.c.source == source)).scalar_one()
+                sync_commit = conn.execute(sa.text("SHOW synchronous_commit")).scalar_one() if settings.postgres else "sqlite synchronous=FULL"
+            finished = max(x.timestamp() for x in (last, inputs_done) if x is not None)
+            rate = n_events / (finished - started_wall)
+            lat = latency_stats(m.latency_s for m in measurements(engine, source, published))
+            peak = harness.peak_rss_mb(procs)
+    finally:
+        harness.stop_worker_processes(procs)
+        stream.unlink(missing_ok=True)
+    result = {
+        "events": n_events,
+        "events_per_s": round(rate, 1),
+        "baseline_tasks_per_s": round(baseline, 1),
+        "ratio": round(rate / baseline, 2),
+        "p50_ms": lat["p50_ms"],
+        "p95_ms": lat["p95_ms"],
+        "p99_ms": lat["p99_ms"],
+        "max_ms": lat["max_ms"],
+        "peak_rss_mb": round(peak, 1),
+        "workers": n_workers,
+        "batch": batch,
+        "settings": {
+            "pool": "solo", "prefetch": 1, "acks_late": True, "result_backend": None,
+            "broker": persistence, "postgres_synchronous_commit": sync_commit,
+            "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+        },
+    }
+    console.print(
+        f"pipeline {result['events_per_s']} events/s vs bare Celery no-op {result['baseline_tasks_per_s']} tasks/s "
+        f"(ratio {result['ratio']}); latency p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms; peak worker RSS {result['peak_rss_mb']} MB; "
+        f"{n_events} events, {n_workers} workers, batch {batch}; {persistence}; synchronous_commit={sync_commit}"
+    )
+    if as_json:
+        print(json.dumps(result))
+    return 0

@@ -1,0 +1,106 @@
+"""`intercept replay`: publish a stream at a chosen rate and report latency, throughput and outcomes.
+
+Each replay runs in a namespace of its own (a fresh PostgreSQL schema or SQLite file), so two
+replays of one stream can be compared: the report keeps the digest of the outbound events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from adapters.db import schema as t
+from workers import bootstrap, harness
+from workers.loadtest.report import Measurement, write_report
+from workers.report_summary import outcomes_in_order
+from workers.settings import Settings
+
+console = Console(stderr=True)
+
+
+def measurements(engine: sa.Engine, source: str, published: harness.Published) -> list[Measurement]:
+    """Publish time of each input's message against the time its effects were committed."""
+    starts = sorted(zip((m[0] for m in published.messages), published.times))
+    firsts = [s for s, _ in starts]
+    import bisect  # noqa: PLC0415
+
+    out = []
+    i = t.inbox
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(i.c.source_offset, i.c.event_id, i.c.applied_at, i.c.received_at).where(i.c.source == source)
+        ).yield_per(20000)
+        for offset, event_id, applied_at, received_at in rows:
+            k = bisect.bisect_right(firsts, offset) - 1
+            committed = (applied_at or received_at).timestamp()
+            out.append(Measurement(event_id or f"line-{offset + 1}", starts[k][1], committed))
+    return out
+
+
+def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out_dir: Path, compare: Path | None,
+           workers: int | None, no_workers: bool, timeout: float) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = harness.fresh_namespace(settings, "replay")
+    bootstrap.configure(settings)
+    from workers.app import app  # noqa: PLC0415
+
+    engine = bootstrap.pipeline().engine
+    source = "replay:" + hashlib.sha256(str(stream.resolve()).encode()).hexdigest()[:12]
+    expected = sum(1 for _ in harness.numbered_lines(stream))
+    if rate:
+        # Small messages at low rates, so a message is not a second's worth of waiting.
+        batch = max(1, min(batch, int(rate / 20) or 1))
+    stop = threading.Event()
+    procs, worker_thread = [], None
+    if settings.embedded_broker:
+        worker_thread = harness.start_thread_worker(app, stop)
+    elif not no_workers:
+        procs = harness.start_worker_processes(settings, workers or os.cpu_count() or 1, name="replay")
+    started = time.time()
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            sent_task = bar.add_task("published", total=expected)
+            done_task = bar.add_task("committed", total=expected)
+            published = harness.publish(
+                app, source, harness.chunk_lines(harness.numbered_lines(stream), batch), rate=rate,
+                on_message=lambda n: bar.advance(sent_task, n),
+            )
+            ok = harness.wait_settled(engine, source, expected, timeout, app, published,
+                                      on_progress=lambda n: bar.update(done_task, completed=n))
+        if not ok:
+            console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")
+            return 1
+        elapsed = time.time() - started
+        peak = harness.peak_rss_mb(procs)
+        with engine.connect() as conn:
+            counts = dict(conn.execute(sa.select(t.inbox.c.state, sa.func.count()).where(t.inbox.c.source == source).group_by(t.inbox.c.state)).all())
+        report = write_report(
+            out_dir,
+            measurements(engine, source, published),
+            list(outcomes_in_order(engine)),
+            run={
+                "stream": str(stream), "events": expected, "rate": rate or "max", "batch": batch,
+                "workers": len(procs) or 1, "broker": settings.broker_url.split("@")[-1], "database": settings.database_url.split("@")[-1],
+                "elapsed_s": round(elapsed, 3), "peak_worker_rss_mb": round(peak, 1),
+            },
+            inbound_counts=counts,
+            compare_with=compare,
+        )
+        console.print((out_dir / "report.md").read_text(encoding="utf-8"))
+        if compare is not None and not report.get("compare", {}).get("digest_match", True):
+            console.print("[red]outcomes differ from the earlier report[/red]")
+            return 1
+        return 0
+    finally:
+        stop.set()
+        harness.stop_worker_processes(procs)
+        if worker_thread is not None:
+            worker_thread.join(timeout=10)
