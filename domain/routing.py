@@ -39,7 +39,10 @@ def lookup_for(event: InboundEvent) -> Lookup:
         return Lookup(key=None, merchant_id=data.merchant_id)
     if event.type in ("logistics.scanned", "carrier.intercept_reported"):
         return Lookup(key=waybill_key(data.carrier, data.tracking_no))
-    if event.type == "claim.resolved":
+    if event.type in ("claim.resolved", "merchant.intercept_reported", "return.received"):
+        # Named by package: like a scan before its order.shipped (SPEC §3), a warehouse's or a
+        # buyer's report on a package we have not heard of yet waits for it instead of being
+        # set aside as unknown (its order_id, when given, is the package's order anyway).
         return Lookup(key=package_key(data.package_id))
     if event.type == "clock.tick":
         return Lookup(key=None)
