@@ -47,6 +47,18 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> None:
+    """Linux: a worker started for one run must not outlive it (and eat the next run's
+    messages with the wrong database)."""
+    try:
+        import ctypes  # noqa: PLC0415
+        import signal  # noqa: PLC0415
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def start_worker_processes(settings: Settings, n: int, name: str = "run") -> list[subprocess.Popen]:
     """N single-process Celery workers (pool solo): one per core is what two cores carry best."""
     env = worker_env(settings)
@@ -65,9 +77,22 @@ def start_worker_processes(settings: Settings, n: int, name: str = "run") -> lis
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
         )
     return procs
+
+
+def wait_workers_ready(app, procs: list[subprocess.Popen], timeout: float = 60.0) -> None:
+    """Until every started worker answers a ping: a measurement must not include their boot."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit("a worker process exited while starting; see its log under INTERCEPT_HOME")
+        replies = app.control.ping(timeout=0.5) or []
+        if len(replies) >= len(procs):
+            return
+    raise SystemExit("worker processes did not come up")
 
 
 def stop_worker_processes(procs: list[subprocess.Popen]) -> None:

@@ -56,6 +56,7 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
         worker_thread = harness.start_thread_worker(app, stop)
     elif not no_workers:
         procs = harness.start_worker_processes(settings, workers or os.cpu_count() or 1)
+        harness.wait_workers_ready(app, procs)
 
     started = time.monotonic()
     try:

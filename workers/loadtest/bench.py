@@ -99,6 +99,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
         with durability:
             persistence = durability.describe()
             procs = harness.start_worker_processes(settings, n_workers, name="bench")
+            harness.wait_workers_ready(app, procs)
             # Workers up and consuming before the clock starts: one no-op round trip each.
             _bench_noop(app, settings.broker_url, n_workers * 2, timeout)
             baseline = _bench_noop(app, settings.broker_url, min(n_events, 100_000), timeout)

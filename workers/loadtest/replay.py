@@ -64,6 +64,7 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
         worker_thread = harness.start_thread_worker(app, stop)
     elif not no_workers:
         procs = harness.start_worker_processes(settings, workers or os.cpu_count() or 1, name="replay")
+        harness.wait_workers_ready(app, procs)
     started = time.time()
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:

@@ -1,0 +1,37 @@
+"""Smoke runs of the load-test commands, so they cannot rot (figures are not asserted:
+benchmarks are commands that print figures, not timed tests)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.helpers import intercept
+
+
+def test_generate_replay_twice_and_compare(tmp_path, pg_url, redis_url):
+    stream = tmp_path / "stream.jsonl"
+    gen = intercept("generate", "--cases", "300", "--seed", "3", "--out", str(stream), env={})
+    assert gen.returncode == 0, gen.stderr
+    env = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url}
+    first = intercept("replay", str(stream), "--max", "--out-dir", str(tmp_path / "r1"), "--workers", "2", env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = intercept("replay", str(stream), "--rate", "2000", "--batch", "50", "--out-dir", str(tmp_path / "r2"),
+                       "--workers", "1", "--compare", str(tmp_path / "r1" / "report.json"), env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    report = json.loads((tmp_path / "r2" / "report.json").read_text())
+    assert report["compare"]["digest_match"] is True
+    assert sum(report["inbound"].values()) == sum(1 for line in stream.read_text().splitlines() if line.strip())
+    for name in ("report.md", "throughput.png", "latency.png"):
+        assert (tmp_path / "r2" / name).stat().st_size > 0
+
+
+def test_bench_prints_both_rates_and_a_json_summary(tmp_path, pg_url, redis_url):
+    env = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url}
+    result = intercept("bench", "--events", "3000", "--workers", "2", "--json", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("events_per_s", "baseline_tasks_per_s", "ratio", "p99_ms", "peak_rss_mb", "events"):
+        assert figures[key] > 0, key
+    assert figures["events"] == 3000
+    assert figures["settings"]["acks_late"] is True
+    assert "appendfsync=everysec" in figures["settings"]["broker"]
