@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Protocol
 
 from kombu import Exchange
 
@@ -11,6 +12,30 @@ OUTCOMES_EXCHANGE = Exchange("intercept.outcomes", type="topic", durable=True)
 
 class Publisher(Protocol):
     def publish(self, envelopes: Iterable[dict[str, Any]]) -> None: ...
+
+
+@contextmanager
+def _bindings_read_once(channel) -> Iterator[None]:
+    """Kombu's virtual transports (Redis) read an exchange's bindings from the broker for every
+    message published (measured: a quarter of a worker's time at 0.4 outcomes per event).
+    Within one batch they are read once; a queue bound while a batch is being published
+    (milliseconds) sees the next batch."""
+    original = getattr(channel, "get_table", None)
+    if original is None:
+        yield
+        return
+    cache: dict[str, Any] = {}
+
+    def get_table(exchange: str):
+        if exchange not in cache:
+            cache[exchange] = original(exchange)
+        return cache[exchange]
+
+    channel.get_table = get_table
+    try:
+        yield
+    finally:
+        del channel.get_table
 
 
 class KombuPublisher:
@@ -28,14 +53,15 @@ class KombuPublisher:
             if not self._declared:
                 OUTCOMES_EXCHANGE(producer.channel).declare()
                 self._declared = True
-            for env in envelopes:
-                producer.publish(
-                    env,
-                    exchange=OUTCOMES_EXCHANGE,
-                    routing_key=env["type"],
-                    serializer="json",
-                    delivery_mode=2,
-                    message_id=env["event_id"],
-                    retry=True,
-                    retry_policy={"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5},
-                )
+            with _bindings_read_once(producer.channel):
+                for env in envelopes:
+                    producer.publish(
+                        env,
+                        exchange=OUTCOMES_EXCHANGE,
+                        routing_key=env["type"],
+                        serializer="json",
+                        delivery_mode=2,
+                        message_id=env["event_id"],
+                        retry=True,
+                        retry_policy={"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5},
+                    )
