@@ -39,13 +39,15 @@ def replay(stream, rate, max_rate, batch, out_dir, compare, workers, no_workers,
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the figures.")
 @click.option("--timeout", type=float, default=600.0, show_default=True)
-def bench(events, batch, workers, seed, as_json, timeout) -> None:
+@click.option("--tick-every-minutes", type=float, default=10.0, show_default=True,
+              help="Stream minutes between clock ticks in the generated stream (each tick is a barrier).")
+def bench(events, batch, workers, seed, as_json, timeout, tick_every_minutes) -> None:
     """Pipeline throughput against a bare Celery no-op task, same broker, workers and settings."""
     from workers.loadtest.bench import bench as run_bench  # noqa: PLC0415
 
     os.environ.setdefault("INTERCEPT_CLOCK", "stream")
     settings = settings_mod.load(default_clock="stream")
-    sys.exit(run_bench(settings, events, batch, workers, seed, as_json, timeout))
+    sys.exit(run_bench(settings, events, batch, workers, seed, as_json, timeout, tick_every_minutes))
 
 
 perf_commands = [replay, bench]

@@ -74,7 +74,8 @@ def _bench_noop(app, redis_url: str, n: int, timeout: float) -> float:
     return n / (time.monotonic() - started)
 
 
-def bench(settings: Settings, events: int, batch: int, workers: int | None, seed: int, as_json: bool, timeout: float) -> int:
+def bench(settings: Settings, events: int, batch: int, workers: int | None, seed: int, as_json: bool, timeout: float,
+          tick_every_minutes: float = 10.0) -> int:
     logging.basicConfig(level=logging.WARNING)
     if settings.embedded_broker or not settings.broker_url.startswith("redis"):
         raise SystemExit("bench needs a Redis broker and a database: set INTERCEPT_BROKER_URL and INTERCEPT_DATABASE_URL")
@@ -84,14 +85,15 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
 
     engine = bootstrap.pipeline().engine
     stream = Path(tempfile.mkstemp(prefix="bench-", suffix=".jsonl")[1])
-    n_events = 0
+    n_events = ticks = 0
     with open(stream, "w", encoding="utf-8") as fh:
         # About nine events per order in the default mix; stop at exactly `events`.
-        for ev in generate_stream(max(1, events // 8), seed):
+        for ev in generate_stream(max(1, events // 8), seed, tick_every_minutes=tick_every_minutes):
             if n_events >= events:
                 break
             fh.write(dump_line(ev) + "\n")
             n_events += 1
+            ticks += ev["type"] == "clock.tick"
     n_workers = workers or os.cpu_count() or 1
     durability = RedisDurability(settings.broker_url)
     procs = []
@@ -131,6 +133,8 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
         "peak_rss_mb": round(peak, 1),
         "workers": n_workers,
         "batch": batch,
+        "ticks": ticks,
+        "events_per_tick": round(n_events / ticks, 1) if ticks else None,
         "settings": {
             "pool": "solo", "prefetch": 1, "acks_late": True, "result_backend": None,
             "broker": persistence, "postgres_synchronous_commit": sync_commit,
@@ -140,7 +144,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
     console.print(
         f"pipeline {result['events_per_s']} events/s vs bare Celery no-op {result['baseline_tasks_per_s']} tasks/s "
         f"(ratio {result['ratio']}); latency p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms; peak worker RSS {result['peak_rss_mb']} MB; "
-        f"{n_events} events, {n_workers} workers, batch {batch}; {persistence}; synchronous_commit={sync_commit}"
+        f"{n_events} events ({ticks} clock ticks), {n_workers} workers, batch {batch}; {persistence}; synchronous_commit={sync_commit}"
     )
     if as_json:
         print(json.dumps(result))
