@@ -43,8 +43,8 @@ Identifier = Annotated[str, Field(min_length=1, max_length=128, strict=True), Af
 Fen = Annotated[StrictInt, Field(ge=0)]
 PositiveFen = Annotated[StrictInt, Field(gt=0)]
 
-CATEGORIES = ("standard", "fresh", "virtual", "custom")
-SCAN_STATUSES = (
+Category = Literal["standard", "fresh", "virtual", "custom"]
+ScanStatus = Literal[
     "picked_up",
     "in_transit",
     "arrived_destination_city",
@@ -56,7 +56,7 @@ SCAN_STATUSES = (
     "returned",
     "lost",
     "damaged",
-)
+]
 
 
 class _Data(BaseModel):
@@ -66,7 +66,7 @@ class _Data(BaseModel):
 class OrderPlaced(_Data):
     merchant_id: Identifier
     paid_fen: Fen
-    category: Literal["standard", "fresh", "virtual", "custom"]
+    category: Category
     instant_refund_tag: StrictBool
 
 
@@ -80,19 +80,7 @@ class OrderShipped(_Data):
 class LogisticsScanned(_Data):
     carrier: Identifier
     tracking_no: Identifier
-    status: Literal[
-        "picked_up",
-        "in_transit",
-        "arrived_destination_city",
-        "exception",
-        "out_for_delivery",
-        "delivered",
-        "rejected",
-        "returning",
-        "returned",
-        "lost",
-        "damaged",
-    ]
+    status: ScanStatus
     distance_to_destination_km: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     location: str | None = None
 
