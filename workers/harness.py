@@ -105,17 +105,21 @@ def stop_worker_processes(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
-def peak_rss_mb(procs: list[subprocess.Popen]) -> float:
-    """The largest peak resident set (VmHWM) among running worker processes."""
-    peak = 0.0
+def rss_mb(procs: list[subprocess.Popen], field: str = "VmRSS") -> float:
+    """The largest current (VmRSS) or peak (VmHWM) resident set among the worker processes."""
+    top = 0.0
     for p in procs:
         try:
             for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]) / 1024)
+                if line.startswith(field + ":"):
+                    top = max(top, int(line.split()[1]) / 1024)
         except OSError:
             continue
-    return peak
+    return top
+
+
+def peak_rss_mb(procs: list[subprocess.Popen]) -> float:
+    return rss_mb(procs, "VmHWM")
 
 
 def start_thread_worker(app, stop: threading.Event) -> threading.Thread:

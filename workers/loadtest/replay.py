@@ -74,8 +74,14 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
                 app, source, harness.chunk_lines(harness.numbered_lines(stream), batch), rate=rate,
                 on_message=lambda n: bar.advance(sent_task, n),
             )
-            ok = harness.wait_settled(engine, source, expected, timeout, app, published,
-                                      on_progress=lambda n: bar.update(done_task, completed=n))
+            rss_samples: list[tuple[int, float]] = []  # (inputs recorded, worker RSS MB)
+
+            def on_progress(n: int) -> None:
+                bar.update(done_task, completed=n)
+                if procs and (not rss_samples or n - rss_samples[-1][0] >= max(1, expected // 20)):
+                    rss_samples.append((n, round(harness.rss_mb(procs), 1)))
+
+            ok = harness.wait_settled(engine, source, expected, timeout, app, published, on_progress=on_progress)
         if not ok:
             console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")
             return 1
@@ -91,6 +97,8 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
                 "stream": str(stream), "events": expected, "rate": rate or "max", "batch": batch,
                 "workers": len(procs) or 1, "broker": settings.broker_url.split("@")[-1], "database": settings.database_url.split("@")[-1],
                 "elapsed_s": round(elapsed, 3), "peak_worker_rss_mb": round(peak, 1),
+                # Worker memory along the replay: flat means no state kept per event or order.
+                "worker_rss_mb_by_progress": rss_samples,
             },
             inbound_counts=counts,
             compare_with=compare,
