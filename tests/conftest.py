@@ -8,21 +8,10 @@ import uuid
 
 import pytest
 
+from tests.helpers import unavailable
+
 PG_ADMIN_DSN = os.environ.get("INTERCEPT_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 REDIS_URL = os.environ.get("INTERCEPT_TEST_REDIS", "redis://127.0.0.1:6379")
-
-HOW_TO_START = {
-    "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-    "Redis": 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
-}
-
-
-def unavailable(service: str, error: Exception) -> None:
-    message = f"{service} is not reachable ({error}); start it with: {HOW_TO_START[service]}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
 
 @pytest.fixture
 def pg_url():

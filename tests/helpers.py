@@ -12,6 +12,21 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 
+HOW_TO_START = {
+    "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "Redis": 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
+}
+
+
+def unavailable(service: str, error: Exception) -> None:
+    """A service the test needs is down: skip saying how to start it, or fail under CI=true."""
+    import pytest  # noqa: PLC0415
+
+    message = f"{service} is not reachable ({error}); start it with: {HOW_TO_START[service]}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
 
 def event(event_id, type_, order_id=None, at="2026-11-21T10:00:00+08:00", **data) -> dict:
     e = {"event_id": event_id, "type": type_, "occurred_at": at, "data": data}

@@ -13,16 +13,10 @@ import sqlalchemy as sa
 from adapters.db import schema
 from adapters.ports import AcceptResult
 from domain.events import parse_event
+from tests.helpers import unavailable
 
 PG_URL = os.environ.get("INTERCEPT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("INTERCEPT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _unavailable(what: str, how: str, exc: Exception):
-    message = f"{what} unreachable ({type(exc).__name__}: {exc}); start it with: {how}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +29,7 @@ def pg_engine():
             conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
     except Exception as exc:  # noqa: BLE001
         admin.dispose()
-        _unavailable(
-            "PostgreSQL at 127.0.0.1:5432",
-            "docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16",
-            exc,
-        )
+        unavailable("PostgreSQL", exc)
     engine = sa.create_engine(PG_URL, future=True, connect_args={"options": f"-csearch_path={name}"})
     schema.metadata.create_all(engine)
     yield engine
@@ -57,7 +47,7 @@ def redis_client():
     try:
         client.ping()
     except Exception as exc:  # noqa: BLE001
-        _unavailable("Redis at 127.0.0.1:6379", "docker run -d -p 6379:6379 redis:7", exc)
+        unavailable("Redis", exc)
     yield client
     client.close()
 
