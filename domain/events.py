@@ -8,7 +8,7 @@ aside with a sentence a person can act on instead of a traceback.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -170,8 +170,6 @@ INTERNAL_DATA_MODELS: dict[str, type[_Data]] = {
 ORDERLESS_TYPES = frozenset(
     {"merchant.configured", "clock.tick", "claim.resolved", "logistics.scanned", "carrier.intercept_reported"}
 )
-
-EventData = Union[tuple(DATA_MODELS.values()) + tuple(INTERNAL_DATA_MODELS.values())]  # type: ignore[valid-type]
 
 
 class InboundEvent(BaseModel):

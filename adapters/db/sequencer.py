@@ -39,7 +39,6 @@ class ItemResult:
 class IngestReport:
     results: list[ItemResult] = field(default_factory=list)
     partitions: set[str] = field(default_factory=set)
-    ticked: bool = False
 
 
 def content_hash(canonical: dict[str, Any]) -> str:
@@ -390,7 +389,6 @@ class _Run:
         if self.stream_now is None or now > self.stream_now:
             self.stream_now = now
         self.new_ticks.append({"position": it.position, "now": now, "event_id": e.event_id})
-        self.report.ticked = True
         # A tick belongs to no partition: it is applied as soon as it is sequenced.
         it.state = "applied"
 

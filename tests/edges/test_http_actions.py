@@ -1,6 +1,5 @@
 """HTTP clients against the simulators over real loopback HTTP, attempts in real PostgreSQL."""
 
-import json
 import socket
 
 import httpx

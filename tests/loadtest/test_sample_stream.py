@@ -274,7 +274,7 @@ def test_disorder_parking_duplicates_and_conflicts(lines):
             raw.append(json.loads(line))
         except json.JSONDecodeError:
             pass
-    seen_shipped, seen_placed, first_pos = set(), set(), {}
+    seen_shipped, seen_placed = set(), set()
     scan_before_shipped = event_before_placed = late_older_scan = False
     latest_scan: dict[tuple, str] = {}
     by_id: dict[str, list[str]] = defaultdict(list)
