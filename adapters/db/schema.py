@@ -82,7 +82,6 @@ sa.Index(
     postgresql_where=inbox.c.state == "parked",
     sqlite_where=inbox.c.state == "parked",
 )
-sa.Index("ix_inbox_source_state", inbox.c.source, inbox.c.state)
 
 seen_events = sa.Table(
     "seen_events",
