@@ -32,6 +32,26 @@ def record_attempts(conn: sa.Connection, attempts: list[tuple]) -> None:
         conn.execute(t.action_attempts.insert(), [dict(zip(names, a)) for a in attempts])
 
 
+OPEN_STATES = ("pending", "unknown")
+
+
+def _open_actions(engine: sa.Engine, table: sa.Table, key: sa.Column, ids: list[str]) -> list:
+    """The actions among `ids` whose outcome is not known yet."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(table).where(key.in_(ids), table.c.state.in_(OPEN_STATES))).mappings().all()
+
+
+def _record_outcomes(conn: sa.Connection, table: sa.Table, key: sa.Column, updates: list[dict[str, Any]]) -> None:
+    """Record each call's outcome. Only a row still open moves: a concurrent sweep that already
+    settled it must not be overwritten (nor its refund.issued written twice: the outbox key)."""
+    conn.execute(
+        table.update()
+        .where(key == sa.bindparam("b_id"), sa.or_(*(table.c.state == st for st in OPEN_STATES)))
+        .values(state=sa.bindparam("state"), last_error=sa.bindparam("last_error"), updated_at=sa.bindparam("updated_at"), attempts=table.c.attempts + 1),
+        updates,
+    )
+
+
 def execute_refunds(
     engine: sa.Engine,
     gateway: RefundGateway,
@@ -42,10 +62,7 @@ def execute_refunds(
 ) -> list[dict[str, Any]]:
     """Call the gateway for each refund still pending or unknown. Returns outbox rows written."""
     ra = t.refund_actions
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(ra).where(ra.c.refund_id.in_(refund_ids), ra.c.state.in_(("pending", "unknown")))
-        ).mappings().all()
+    rows = _open_actions(engine, ra, ra.c.refund_id, refund_ids)
     outbox: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
     attempts: list[tuple] = []
@@ -106,14 +123,7 @@ def execute_refunds(
         return outbox
     with engine.begin() as conn:
         record_attempts(conn, attempts)
-        # Only a row still pending/unknown moves: a concurrent sweep that already confirmed
-        # it must not be overwritten, nor its refund.issued written twice (the outbox key).
-        conn.execute(
-            ra.update()
-            .where(ra.c.refund_id == sa.bindparam("b_id"), sa.or_(ra.c.state == "pending", ra.c.state == "unknown"))
-            .values(state=sa.bindparam("state"), last_error=sa.bindparam("last_error"), updated_at=sa.bindparam("updated_at"), attempts=ra.c.attempts + 1),
-            updates,
-        )
+        _record_outcomes(conn, ra, ra.c.refund_id, updates)
         insert_ignore(conn, t.outbox, outbox, ["event_id"])
     if refused:
         feed_back(refused)
@@ -128,10 +138,7 @@ def execute_intercepts(
     feed_back: Callable[[list[dict[str, Any]]], None],
 ) -> None:
     ca = t.carrier_actions
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(ca).where(ca.c.intercept_id.in_(intercept_ids), ca.c.state.in_(("pending", "unknown")))
-        ).mappings().all()
+    rows = _open_actions(engine, ca, ca.c.intercept_id, intercept_ids)
     if not rows:
         return
     updates, attempts, answers = [], [], []
@@ -164,12 +171,7 @@ def execute_intercepts(
             )
     with engine.begin() as conn:
         record_attempts(conn, attempts)
-        conn.execute(
-            ca.update()
-            .where(ca.c.intercept_id == sa.bindparam("b_id"), sa.or_(ca.c.state == "pending", ca.c.state == "unknown"))
-            .values(state=sa.bindparam("state"), last_error=sa.bindparam("last_error"), updated_at=sa.bindparam("updated_at"), attempts=ca.c.attempts + 1),
-            updates,
-        )
+        _record_outcomes(conn, ca, ca.c.intercept_id, updates)
     if answers:
         feed_back(answers)
 
@@ -178,6 +180,6 @@ def stale_actions(engine: sa.Engine, older_than: datetime) -> tuple[list[str], l
     """Actions left pending or unknown (a crash, a lost message, an unreachable provider)."""
     ra, ca = t.refund_actions, t.carrier_actions
     with engine.connect() as conn:
-        refunds = [r[0] for r in conn.execute(sa.select(ra.c.refund_id).where(ra.c.state.in_(("pending", "unknown")), ra.c.updated_at <= older_than).limit(500))]
-        intercepts = [r[0] for r in conn.execute(sa.select(ca.c.intercept_id).where(ca.c.state.in_(("pending", "unknown")), ca.c.updated_at <= older_than).limit(500))]
+        refunds = [r[0] for r in conn.execute(sa.select(ra.c.refund_id).where(ra.c.state.in_(OPEN_STATES), ra.c.updated_at <= older_than).limit(500))]
+        intercepts = [r[0] for r in conn.execute(sa.select(ca.c.intercept_id).where(ca.c.state.in_(OPEN_STATES), ca.c.updated_at <= older_than).limit(500))]
     return refunds, intercepts
