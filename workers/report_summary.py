@@ -83,7 +83,7 @@ def fees_by_merchant(engine: sa.Engine):
     return rows
 
 
-def print_summary(engine: sa.Engine, source: str, elapsed: float, console: Console | None = None) -> None:
+def print_summary(engine: sa.Engine, elapsed: float, console: Console | None = None) -> None:
     console = console or Console()
     figures = collect(engine)
     inputs = figures["inputs"]

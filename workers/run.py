@@ -70,7 +70,7 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
         if out:
             n = write_outcomes(engine, out)
             console.print(f"wrote {n} outbound events to {out}")
-        print_summary(engine, source, elapsed)
+        print_summary(engine, elapsed)
         return 0
     finally:
         stop.set()
