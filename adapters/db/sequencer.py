@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.engine import SEQUENCER_LOCK, TICK_LOCK, advisory_lock
-from adapters.db.upsert import among, insert_ignore
+from adapters.db.bulk import among, insert_ignore, insert_rows, update_rows
 from domain.events import InboundEvent, InvalidEvent, parse_event
 from domain.routing import lookup_for, order_key, package_key, waybill_key
 
@@ -426,22 +426,17 @@ class _Run:
 
     def _flush(self) -> None:
         c = self.conn
-        if self.new_seen:
-            c.execute(t.seen_events.insert(), self.new_seen)
-        if self.new_order_routes:
-            c.execute(t.order_routes.insert(), self.new_order_routes)
-        if self.new_package_routes:
-            c.execute(t.package_routes.insert(), self.new_package_routes)
-        if self.new_rows:
-            c.execute(t.inbox.insert(), [self._row(it) for it in self.new_rows])
+        insert_rows(c, t.seen_events, self.new_seen)
+        insert_rows(c, t.order_routes, self.new_order_routes)
+        insert_rows(c, t.package_routes, self.new_package_routes)
+        insert_rows(c, t.inbox, [self._row(it) for it in self.new_rows])
         if self.updated_rows:
             cols = ("event_id", "event_type", "state", "reason", "payload", "content_hash", "position", "partition_key", "order_id", "waits_for", "applied_at")
-            stmt = t.inbox.update().where(t.inbox.c.id == sa.bindparam("b_id")).values({k: sa.bindparam(k) for k in cols})
             rows = []
             for it in self.updated_rows:
                 row = self._row(it)
-                rows.append({**{k: row[k] for k in cols}, "b_id": it.row_id})
-            c.execute(stmt, rows)
+                rows.append({"id": it.row_id, **{k: row[k] for k in cols}})
+            update_rows(c, t.inbox, "id", rows)
         if self.report.partitions:
             insert_ignore(c, t.partitions, [{"key": k, "applied_position": 0, "pending_through": 0} for k in sorted(self.report.partitions)], ["key"])
         if self.new_ticks:
@@ -455,7 +450,7 @@ class _Run:
         process through the last one, which it would reach anyway.
         """
         c = self.conn
-        c.execute(t.ticks.insert(), self.new_ticks)
+        insert_rows(c, t.ticks, self.new_ticks)
         latest_now = max(tk["now"] for tk in self.new_ticks)
         last_position = self.new_ticks[-1]["position"]
         due = [r[0] for r in c.execute(sa.select(t.orders.c.merchant_id).where(t.orders.c.next_due_at <= latest_now).distinct())]

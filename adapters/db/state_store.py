@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from adapters.db.upsert import among, insert_ignore, upsert
+from adapters.db.bulk import among, insert_ignore, update_rows, upsert
 
 
 @dataclass
@@ -119,19 +119,8 @@ def save_orders(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def save_partitions(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """rows: b_key, applied_position, state, policy_version."""
-    if rows:
-        p = t.partitions
-        conn.execute(
-            p.update()
-            .where(p.c.key == sa.bindparam("b_key"))
-            .values(
-                applied_position=sa.bindparam("applied_position"),
-                state=sa.bindparam("state"),
-                policy_version=sa.bindparam("policy_version"),
-            ),
-            rows,
-        )
+    """rows: key, applied_position, state, policy_version."""
+    update_rows(conn, t.partitions, "key", rows)
 
 
 def mark_inputs(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
@@ -145,13 +134,7 @@ def mark_inputs(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         by_time.setdefault(r["applied_at"], []).append(r["b_id"])
     for at, ids in by_time.items():
         conn.execute(i.update().where(among(i.c.id, ids, conn)).values(state="applied", reason=None, applied_at=at))
-    if aside:
-        conn.execute(
-            i.update()
-            .where(i.c.id == sa.bindparam("b_id"))
-            .values(state=sa.bindparam("state"), reason=sa.bindparam("reason"), applied_at=sa.bindparam("applied_at")),
-            aside,
-        )
+    update_rows(conn, i, "id", [{"id": r["b_id"], "state": r["state"], "reason": r["reason"], "applied_at": r["applied_at"]} for r in aside])
 
 
 def add_outbox(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:

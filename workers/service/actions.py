@@ -15,7 +15,7 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from adapters.db.upsert import insert_ignore
+from adapters.db.bulk import insert_ignore, insert_rows
 from adapters.ports import CarrierInterceptPort, RefundGateway
 from domain.outcomes import derived_id
 
@@ -29,7 +29,7 @@ def record_attempts(conn: sa.Connection, attempts: list[tuple]) -> None:
     """attempts: (kind, key, at, status, duration_ms, error) each."""
     if attempts:
         names = ("kind", "idempotency_key", "attempted_at", "status", "duration_ms", "error")
-        conn.execute(t.action_attempts.insert(), [dict(zip(names, a)) for a in attempts])
+        insert_rows(conn, t.action_attempts, [dict(zip(names, a)) for a in attempts])
 
 
 OPEN_STATES = ("pending", "unknown")

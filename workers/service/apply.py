@@ -174,7 +174,7 @@ def apply_pending(
                 merchant = _apply_one(batch, merchant, item)
         partition_rows.append(
             {
-                "b_key": part.key,
+                "key": part.key,
                 "applied_position": max(through, part.applied_position),
                 "state": merchant_to_dict(merchant),
                 "policy_version": policy.version,
@@ -245,7 +245,7 @@ def fire_wall_deadlines(conn: sa.Connection, policy: Policy, now: datetime, limi
     for part in claimed:
         merchant = merchant_from_dict(part.state) if part.state else new_merchant(part.key)
         merchant = batch.fire(merchant, part.key, now, position)
-        rows.append({"b_key": part.key, "applied_position": part.applied_position, "state": merchant_to_dict(merchant), "policy_version": policy.version})
+        rows.append({"key": part.key, "applied_position": part.applied_position, "state": merchant_to_dict(merchant), "policy_version": policy.version})
     store.save_orders(
         conn,
         [

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from adapters.db.upsert import among
+from adapters.db.bulk import among
 from adapters.publisher import Publisher
 
 
