@@ -7,7 +7,7 @@ An event kept aside leaves the state as the deadlines left it, with `aside` sayi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
@@ -17,6 +17,7 @@ from domain.policy import Policy
 from domain.state import MerchantState, OrderState, without_timer
 from domain.summary import CaseView, summarize_order
 from domain.work import Work
+from domain.values import replace
 from domain.rules import carrier_intercept, cases, claims, merchant_intercept, packages, refunds, timers
 from domain.rules.refusal_return import on_return_received
 

@@ -7,11 +7,12 @@ engine can keep using the old ones if a later step fails. Stages are derived fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, TypeVar
 
 from domain.policy import CHINA_STANDARD_TIME
+from domain.values import replace
 
 # ---------------------------------------------------------------------------------- merchant
 

@@ -6,7 +6,7 @@ frozen values replaced as the rules go, so the caller's inputs are never touched
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from domain.state import (
     with_timer,
     without_timer,
 )
+from domain.values import replace
 
 
 @dataclass

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
+import orjson
 import sqlalchemy as sa
 
 from adapters.db import schema as t
@@ -42,7 +43,19 @@ class IngestReport:
 
 
 def content_hash(canonical: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    """Two deliveries of one event_id are the same event when these agree (key order aside)."""
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _load_json(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # only to explain the error: the standard library's messages say more
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent("", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
 
 
 @dataclass
@@ -54,6 +67,7 @@ class _Item:
     row_id: int | None = None  # set when the row already exists (received or parked)
     event: InboundEvent | None = None
     canonical: dict[str, Any] | None = None
+    hash: str | None = None
     result: ItemResult | None = None
     position: int | None = None
     partition: str | None = None
@@ -196,10 +210,7 @@ class _Run:
         raw = it.raw
         try:
             if isinstance(raw, (str, bytes)):
-                try:
-                    raw = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise InvalidEvent("", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+                raw = _load_json(raw)
             it.event = parse_event(raw, allow_internal=self.allow_internal)
         except InvalidEvent as exc:
             where = f"{it.label}: " if it.offset is not None else ""
@@ -207,6 +218,7 @@ class _Run:
             self._aside(it, f"{where}{exc}", event_id)
             return
         it.canonical = it.event.canonical()
+        it.hash = content_hash(it.canonical)
 
     def _prefetch(self, items: list[_Item]) -> None:
         events = [it.event for it in items if it.event is not None and it.result is None]
@@ -289,13 +301,14 @@ class _Run:
             it = _Item(raw=payload, offset=off, row_id=rid, label=f"line {off + 1}" if off is not None else "")
             it.event = parse_event(payload, allow_internal=True)
             it.canonical = payload
+            it.hash = content_hash(payload)
             it.deduplicated = True
             self.parked[key].append(it)
 
     def _place(self, it: _Item) -> None:
         """Deduplicate, route and sequence (or park) one parsed event."""
         e = it.event
-        h = content_hash(it.canonical)
+        h = it.hash
         if not it.deduplicated:
             known = self.seen.get(e.event_id)
             if known is not None:
@@ -412,7 +425,7 @@ class _Run:
             "reason": it.reason,
             "payload": it.canonical,
             "raw": raw_text,
-            "content_hash": content_hash(it.canonical) if it.canonical else None,
+            "content_hash": it.hash,
             "position": it.position,
             "partition_key": it.partition,
             "order_id": it.order_id,

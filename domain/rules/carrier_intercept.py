@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from domain.values import replace
 
 from domain.events import CarrierInterceptReported
 from domain.outcomes import RequestCarrierIntercept, derived_id

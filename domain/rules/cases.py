@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from domain.values import replace
 
 from domain.outcomes import IssueRefund
 from domain.state import OrderState, Refund

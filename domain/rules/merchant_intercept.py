@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from domain.values import replace
 
 from domain.events import MerchantInterceptReported
 from domain.outcomes import derived_id

@@ -3,7 +3,7 @@ called after anything that may have changed a package and only does what is stil
 
 from __future__ import annotations
 
-from dataclasses import replace
+from domain.values import replace
 
 from domain.events import LogisticsScanned, OrderShipped
 from domain.state import Package

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from domain.values import replace
 
 from domain.events import MerchantRefundDecided, RefundProviderFailed, RefundRequested, RefundWithdrawn
 from domain.state import Refund

@@ -10,7 +10,7 @@ team would not charge them the return shipping (SPEC is silent on this exact cas
 
 from __future__ import annotations
 
-from dataclasses import replace
+from domain.values import replace
 
 from domain.events import ReturnReceived
 from domain.state import Package

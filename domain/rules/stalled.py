@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from domain.values import replace
 
 from domain.state import OrderState, Package
 from domain.work import Work

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from domain.values import replace
 
 from domain.events import MerchantRefundDecided
 from domain.state import Refund, add_auto_refund, cst_day
