@@ -3,6 +3,10 @@
 Driven by the dataclasses' type hints so a field added to the state cannot be forgotten
 here. Datetimes travel as ISO 8601 with their offset; floats (a reported distance) as their
 repr, so nothing is lost to a JSON library's float formatting.
+
+The database layer writes state with orjson straight from the dataclasses (datetimes as
+ISO 8601, floats as their shortest round-trip form), skipping the dicts: the decoders here
+read both forms.
 """
 
 from __future__ import annotations

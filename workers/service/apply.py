@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from adapters.db import state_store as store
 from adapters.db.engine import TICK_LOCK, advisory_lock
-from domain.codec import merchant_from_dict, merchant_to_dict, order_from_dict, order_to_dict
+from domain.codec import merchant_from_dict, order_from_dict
 from domain.decide import Decision, apply_event, fire_due
 from domain.events import parse_event
 from domain.outcomes import IssueRefund, RequestCarrierIntercept
@@ -176,7 +176,7 @@ def apply_pending(
             {
                 "key": part.key,
                 "applied_position": max(through, part.applied_position),
-                "state": merchant_to_dict(merchant),
+                "state": merchant,
                 "policy_version": policy.version,
             }
         )
@@ -186,7 +186,7 @@ def apply_pending(
             {
                 "order_id": oid,
                 "merchant_id": batch.orders[oid].merchant_id,
-                "state": order_to_dict(batch.orders[oid]),
+                "state": batch.orders[oid],
                 "next_due_at": batch.orders[oid].next_due_at,
             }
             for oid in sorted(batch.dirty_orders)
@@ -245,11 +245,11 @@ def fire_wall_deadlines(conn: sa.Connection, policy: Policy, now: datetime, limi
     for part in claimed:
         merchant = merchant_from_dict(part.state) if part.state else new_merchant(part.key)
         merchant = batch.fire(merchant, part.key, now, position)
-        rows.append({"key": part.key, "applied_position": part.applied_position, "state": merchant_to_dict(merchant), "policy_version": policy.version})
+        rows.append({"key": part.key, "applied_position": part.applied_position, "state": merchant, "policy_version": policy.version})
     store.save_orders(
         conn,
         [
-            {"order_id": oid, "merchant_id": batch.orders[oid].merchant_id, "state": order_to_dict(batch.orders[oid]), "next_due_at": batch.orders[oid].next_due_at}
+            {"order_id": oid, "merchant_id": batch.orders[oid].merchant_id, "state": batch.orders[oid], "next_due_at": batch.orders[oid].next_due_at}
             for oid in sorted(batch.dirty_orders)
         ],
     )
