@@ -162,8 +162,7 @@ class PipelineAcceptor:
     def accept(self, items, source):
         from adapters.ports import AcceptResult  # noqa: PLC0415
 
-        with self.pipeline.engine.begin() as conn:
-            report = self.pipeline.sequencer.ingest(conn, source, None, list(items), self.pipeline.now())
+        report = self.pipeline.accept(source, None, list(items))
         if report.partitions:
             try:
                 self.notify(sorted(report.partitions))

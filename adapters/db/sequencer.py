@@ -23,7 +23,7 @@ import orjson
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from adapters.db.engine import SEQUENCER_LOCK, TICK_LOCK, advisory_lock
+from adapters.db.engine import SEQUENCER_LOCK, advisory_lock
 from adapters.db.bulk import among, insert_ignore, insert_rows, update_rows
 from domain.events import InboundEvent, InvalidEvent, parse_event
 from domain.routing import lookup_for, order_key, package_key, waybill_key
@@ -40,6 +40,8 @@ class ItemResult:
 class IngestReport:
     results: list[ItemResult] = field(default_factory=list)
     partitions: set[str] = field(default_factory=set)
+    # (position, now) of the last clock.tick sequenced: after the commit, flag_due_partitions.
+    latest_tick: tuple[int, datetime] | None = None
 
 
 def content_hash(canonical: dict[str, Any]) -> str:
@@ -127,7 +129,6 @@ class _Run:
         self.new_seen: list[dict[str, Any]] = []
         self.new_order_routes: list[dict[str, Any]] = []
         self.new_package_routes: list[dict[str, Any]] = []
-        self.tick_locked = False
         self.new_ticks: list[dict[str, Any]] = []
 
     # -- entry -------------------------------------------------------------------------
@@ -389,11 +390,6 @@ class _Run:
         if self.clock == "wall":
             self._aside(it, "clock.tick ignored: this deployment runs on the wall clock (INTERCEPT_CLOCK=wall)", e.event_id)
             return
-        if not self.tick_locked:
-            # Appliers hold this lock shared for their whole transaction, so the deadlines
-            # they commit are either visible to the query below or they see this tick.
-            advisory_lock(self.conn, TICK_LOCK)
-            self.tick_locked = True
         it.state = "sequenced"
         it.position = self.next_position
         self.next_position += 1
@@ -453,27 +449,31 @@ class _Run:
         if self.report.partitions:
             insert_ignore(c, t.partitions, [{"key": k, "applied_position": 0, "pending_through": 0} for k in sorted(self.report.partitions)], ["key"])
         if self.new_ticks:
-            self._flush_ticks()
+            insert_rows(c, t.ticks, self.new_ticks)
+            last = self.new_ticks[-1]
+            self.report.latest_tick = (last["position"], max(tk["now"] for tk in self.new_ticks))
         c.execute(t.sequencer.update().where(t.sequencer.c.id == 1).values(next_position=self.next_position, stream_now=self.stream_now))
 
-    def _flush_ticks(self) -> None:
-        """Partitions with a deadline due by the latest tick of this batch owe it a visit.
 
-        One query for all the batch's ticks: a partition due at an earlier tick is asked to
-        process through the last one, which it would reach anyway.
-        """
-        c = self.conn
-        insert_rows(c, t.ticks, self.new_ticks)
-        latest_now = max(tk["now"] for tk in self.new_ticks)
-        last_position = self.new_ticks[-1]["position"]
-        due = [r[0] for r in c.execute(sa.select(t.orders.c.merchant_id).where(t.orders.c.next_due_at <= latest_now).distinct())]
-        if due:
-            greatest = sa.func.greatest if c.dialect.name == "postgresql" else sa.func.max
-            p = t.partitions
-            for start in range(0, len(due), 5000):
-                c.execute(
-                    p.update()
-                    .where(p.c.key.in_(due[start : start + 5000]))
-                    .values(pending_through=greatest(p.c.pending_through, last_position))
-                )
-            self.report.partitions.update(due)
+def flag_due_partitions(conn: sa.Connection, through_position: int, now: datetime, among_keys: Iterable[str] | None = None) -> list[str]:
+    """Partitions with a deadline due by `now` owe the ticks through `through_position` a visit.
+
+    Run after the tick's commit (and by appliers after theirs, see apply.late_deadlines): of
+    a tick and a deadline committed concurrently, each side reads after its own commit, so
+    at least one of them sees the other, without a lock between sequencing and applying.
+    One query for a batch's ticks: a partition due at an earlier tick is asked to process
+    through the last one, which it would reach anyway.
+    """
+    o = t.orders
+    query = sa.select(o.c.merchant_id).where(o.c.next_due_at <= now).distinct()
+    if among_keys is not None:
+        query = query.where(among(o.c.merchant_id, list(among_keys), conn))
+    due = sorted(r[0] for r in conn.execute(query))
+    greatest = sa.func.greatest if conn.dialect.name == "postgresql" else sa.func.max
+    p = t.partitions
+    for start in range(0, len(due), 5000):
+        chunk = due[start : start + 5000]
+        # Rows locked in key order, as claim_partitions does: two flaggers cannot deadlock.
+        conn.execute(sa.select(p.c.key).where(among(p.c.key, chunk, conn)).order_by(p.c.key).with_for_update())
+        conn.execute(p.update().where(among(p.c.key, chunk, conn)).values(pending_through=greatest(p.c.pending_through, through_position)))
+    return due

@@ -88,6 +88,12 @@ def ticks_between(conn: sa.Connection, after: int, through: int) -> list[tuple[i
     return [(pos, now) for pos, now in rows]
 
 
+def latest_tick_after(conn: sa.Connection, position: int) -> tuple[int, datetime] | None:
+    tk = t.ticks
+    row = conn.execute(sa.select(sa.func.max(tk.c.position), sa.func.max(tk.c.now)).where(tk.c.position > position)).first()
+    return None if row is None or row[0] is None else (row[0], row[1])
+
+
 def load_orders(conn: sa.Connection, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     ids = list(set(order_ids))
     out: dict[str, dict[str, Any]] = {}

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 
 from adapters.db import state_store as store
-from adapters.db.engine import TICK_LOCK, advisory_lock
+from adapters.db.sequencer import flag_due_partitions
 from domain.codec import merchant_from_dict, order_from_dict
 from domain.decide import Decision, apply_event, fire_due
 from domain.events import parse_event
@@ -33,6 +33,9 @@ class ApplyResult:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     refunds: list[str] = field(default_factory=list)
     intercepts: list[str] = field(default_factory=list)
+    # Ticks through this position were processed; the earliest deadline written per partition.
+    applied_through: int = 0
+    new_dues: dict[str, datetime] = field(default_factory=dict)
 
 
 class _Batch:
@@ -136,8 +139,6 @@ def apply_pending(
     max_inputs: int = 2000,
 ) -> ApplyResult:
     """Apply what the claimed partitions have pending, up to `max_inputs` inputs. One transaction."""
-    if clock == "stream":
-        advisory_lock(conn, TICK_LOCK, shared=True)
     through = store.sequenced_through(conn)
     claimed = store.claim_partitions(conn, candidates)
     result = ApplyResult()
@@ -199,10 +200,29 @@ def apply_pending(
     store.add_carrier_actions(conn, batch.carrier_rows)
     result.partitions = keys
     result.inputs = len(inputs)
+    result.applied_through = through
+    for oid in batch.dirty_orders:
+        order = batch.orders[oid]
+        due, known = order.next_due_at, result.new_dues.get(order.merchant_id)
+        if due is not None and (known is None or due < known):
+            result.new_dues[order.merchant_id] = due
     result.outbox = batch.outbox
     result.refunds = [r["refund_id"] for r in batch.refund_rows]
     result.intercepts = [r["intercept_id"] for r in batch.carrier_rows]
     return result
+
+
+def late_deadlines(conn: sa.Connection, result: ApplyResult) -> list[str]:
+    """After an apply's commit: a tick sequenced while it ran may have missed the deadlines it
+    wrote (the other half of sequencer.flag_due_partitions). Returns the partitions flagged."""
+    if not result.new_dues:
+        return []
+    latest = store.latest_tick_after(conn, result.applied_through)
+    if latest is None:
+        return []
+    position, now = latest
+    late = [key for key, due in result.new_dues.items() if due <= now]
+    return flag_due_partitions(conn, position, now, late) if late else []
 
 
 def _apply_one(batch: _Batch, merchant: MerchantState, item: store.PendingInput) -> MerchantState:

@@ -13,12 +13,12 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from adapters.db import state_store
-from adapters.db.sequencer import IngestReport, Sequencer
+from adapters.db.sequencer import IngestReport, Sequencer, flag_due_partitions
 from adapters.ports import CarrierInterceptPort, RefundGateway
 from adapters.publisher import Publisher
 from domain.policy import Policy
 from workers.service import actions
-from workers.service.apply import ApplyResult, apply_pending, fire_wall_deadlines
+from workers.service.apply import ApplyResult, apply_pending, fire_wall_deadlines, late_deadlines
 from workers.service.relay import relay, relay_stale
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,17 @@ class Pipeline:
         self.crash_hook = crash_hook
 
     # -- accepting -----------------------------------------------------------------------
-    def ingest(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False) -> IngestReport:
+    def accept(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False) -> IngestReport:
+        """Record and sequence; `report.partitions` is what to apply next."""
         with self.engine.begin() as conn:
             report = self.sequencer.ingest(conn, source, first_offset, items, self.now(), allow_internal=allow_internal)
+        if report.latest_tick is not None:
+            with self.engine.begin() as conn:  # after the tick's commit: see flag_due_partitions
+                report.partitions.update(flag_due_partitions(conn, *report.latest_tick))
+        return report
+
+    def ingest(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False) -> IngestReport:
+        report = self.accept(source, first_offset, items, allow_internal=allow_internal)
         self.drain(report.partitions)
         return report
 
@@ -78,11 +86,15 @@ class Pipeline:
         while candidates:
             with self.engine.begin() as conn:
                 result = apply_pending(conn, candidates, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size)
+            late: list[str] = []
+            if result.new_dues:
+                with self.engine.begin() as conn:  # after the commit: see late_deadlines
+                    late = late_deadlines(conn, result)
             self.after_apply(result)
             applied += result.inputs
-            if result.inputs == 0:
+            if result.inputs == 0 and not late:
                 break
-            candidates = set(result.partitions)
+            candidates = set(result.partitions) | set(late)
         return applied
 
     def after_apply(self, result: ApplyResult) -> None:
@@ -116,6 +128,12 @@ class Pipeline:
         if refunds or intercepts:
             stats["actions"] = len(refunds) + len(intercepts)
             self.run_actions_and_relay(refunds, intercepts)
+        if self.clock == "stream":
+            # A worker that died between a tick's commit and flagging its due partitions.
+            with self.engine.begin() as conn:
+                latest = state_store.latest_tick_after(conn, 0)
+                if latest is not None:
+                    flag_due_partitions(conn, *latest)
         with self.engine.connect() as conn:
             pending = state_store.partitions_with_work(conn)
         if pending:

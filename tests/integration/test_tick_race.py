@@ -1,0 +1,63 @@
+"""A clock.tick sequenced while an applier writes a deadline must still fire that deadline.
+
+Sequencing and applying take no lock against each other: each reads after its own commit
+(sequencer.flag_due_partitions, apply.late_deadlines). Here the tick commits in the middle
+of the apply transaction that writes the deadline, the interleaving neither side's first
+read can see.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from adapters.carrier_recorded import RecordedCarrierAdapter
+from adapters.db import schema as t
+from adapters.db.engine import make_engine, migrate
+from adapters.simulators.refund_inprocess import InProcessRefundSimulator
+from domain.policy import DEFAULT_POLICY
+from tests.helpers import event
+from tests.integration.test_bad_event_in_batch import NullPublisher
+from workers.service.apply import apply_pending, late_deadlines
+from workers.service.pipeline import Pipeline
+
+WALL = datetime(2026, 11, 21, 3, 0, tzinfo=timezone.utc)
+
+
+def outcomes(engine, type_):
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(sa.select(t.outbox.c.envelope).where(t.outbox.c.type == type_))]
+
+
+def test_a_tick_committed_during_the_apply_that_writes_a_deadline_still_fires_it(pg_url):
+    engine = make_engine(pg_url)
+    migrate(engine)
+    pipeline = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierAdapter(),
+                        NullPublisher(), lambda: WALL)
+    pipeline.ingest("s", 0, [
+        event("p1", "order.placed", "o1", at="2026-11-21T10:00:00+08:00", merchant_id="m1", paid_fen=50_000,
+              category="standard", instant_refund_tag=False),
+        event("s1", "order.shipped", "o1", at="2026-11-21T10:05:00+08:00", package_id="pk1", carrier="zto",
+              tracking_no="ZT1", value_fen=50_000),
+    ])
+    # The refund asks the merchant to pull the parcel within two hours: the deadline.
+    pipeline.accept("s", 2, [event("r1", "refund.requested", "o1", at="2026-11-21T10:10:00+08:00", refund_id="rf1",
+                                   amount_fen=50_000, reason="not_wanted")])
+
+    with engine.begin() as applier:
+        result = apply_pending(applier, {"m1"}, DEFAULT_POLICY, clock="stream", now=WALL)
+        assert result.new_dues, "the refund should have written the merchant's deadline"
+        tick = event("t1", "clock.tick", at="2026-11-21T12:11:00+08:00", now="2026-11-21T12:11:00+08:00")
+        report = pipeline.accept("s", 3, [tick])  # commits on its own connection
+        assert "m1" not in report.partitions  # the deadline is not committed yet: the tick cannot see it
+    assert outcomes(engine, "intercept.failed") == []
+
+    with engine.begin() as conn:
+        late = late_deadlines(conn, result)
+    assert late == ["m1"]
+    pipeline.drain(late)
+    failed = outcomes(engine, "intercept.failed")
+    assert [f["data"]["reason"] for f in failed] == ["timeout"]
+    assert failed[0]["caused_by"] == "r1"
+    engine.dispose()
