@@ -61,14 +61,37 @@ def _load_json(text: str | bytes) -> Any:
 
 
 @dataclass
+class _Parsed:
+    event: InboundEvent | None = None
+    canonical: orjson.Fragment | None = None  # the canonical JSON, serialised once
+    hash: str | None = None
+    error: InvalidEvent | None = None
+    error_event_id: str | None = None
+
+
+def parse_input(raw: Any, allow_internal: bool) -> _Parsed:
+    """Decode and validate one input; pure CPU, so done before the sequencer's lock."""
+    try:
+        if isinstance(raw, (str, bytes)):
+            raw = _load_json(raw)
+        event = parse_event(raw, allow_internal=allow_internal)
+    except InvalidEvent as exc:
+        event_id = raw.get("event_id") if isinstance(raw, dict) and isinstance(raw.get("event_id"), str) else None
+        return _Parsed(error=exc, error_event_id=event_id)
+    canonical = orjson.dumps(event.canonical(), option=orjson.OPT_SORT_KEYS)
+    return _Parsed(event, orjson.Fragment(canonical), hashlib.sha256(canonical).hexdigest())
+
+
+@dataclass
 class _Item:
     """One input on its way through sequencing."""
 
     raw: Any
     offset: int | None
+    parsed: _Parsed | None = None
     row_id: int | None = None  # set when the row already exists (received or parked)
     event: InboundEvent | None = None
-    canonical: dict[str, Any] | None = None
+    canonical: orjson.Fragment | dict[str, Any] | None = None
     hash: str | None = None
     result: ItemResult | None = None
     position: int | None = None
@@ -97,9 +120,10 @@ class Sequencer:
         *,
         allow_internal: bool = False,
     ) -> IngestReport:
+        parsed = [parse_input(raw, allow_internal) for raw in items]
         advisory_lock(conn, SEQUENCER_LOCK)
         run = _Run(self.clock, conn, source, received_at, allow_internal)
-        return run.ingest(first_offset, items)
+        return run.ingest(first_offset, items, parsed)
 
 
 class _Run:
@@ -132,10 +156,10 @@ class _Run:
         self.new_ticks: list[dict[str, Any]] = []
 
     # -- entry -------------------------------------------------------------------------
-    def ingest(self, first_offset: int | None, raw_items: list[Any]) -> IngestReport:
+    def ingest(self, first_offset: int | None, raw_items: list[Any], parsed: list[_Parsed]) -> IngestReport:
         conn = self.conn
         if first_offset is None:
-            items = [_Item(raw=r, offset=None, label=f"item {i + 1}") for i, r in enumerate(raw_items)]
+            items = [_Item(raw=r, offset=None, parsed=p, label=f"item {i + 1}") for i, (r, p) in enumerate(zip(raw_items, parsed))]
             self._sequence(items)
             self.report.results = [it.result for it in items]
         else:
@@ -145,7 +169,7 @@ class _Run:
             for i, r in enumerate(raw_items):
                 off = first_offset + i
                 if off >= src_next and off not in existing:
-                    fresh.append(_Item(raw=r, offset=off, label=f"line {off + 1}"))
+                    fresh.append(_Item(raw=r, offset=off, parsed=parsed[i], label=f"line {off + 1}"))
             if fresh and fresh[0].offset == src_next:
                 # This batch is next in line: sequence it and whatever waited behind the gap.
                 candidates = sorted(fresh + self._received_from(src_next), key=lambda i: i.offset)
@@ -208,18 +232,12 @@ class _Run:
             self._record(it)
 
     def _parse(self, it: _Item) -> None:
-        raw = it.raw
-        try:
-            if isinstance(raw, (str, bytes)):
-                raw = _load_json(raw)
-            it.event = parse_event(raw, allow_internal=self.allow_internal)
-        except InvalidEvent as exc:
+        p = it.parsed or parse_input(it.raw, self.allow_internal)
+        if p.error is not None:
             where = f"{it.label}: " if it.offset is not None else ""
-            event_id = raw.get("event_id") if isinstance(raw, dict) and isinstance(raw.get("event_id"), str) else None
-            self._aside(it, f"{where}{exc}", event_id)
+            self._aside(it, f"{where}{p.error}", p.error_event_id)
             return
-        it.canonical = it.event.canonical()
-        it.hash = content_hash(it.canonical)
+        it.event, it.canonical, it.hash = p.event, p.canonical, p.hash
 
     def _prefetch(self, items: list[_Item]) -> None:
         events = [it.event for it in items if it.event is not None and it.result is None]
