@@ -42,6 +42,8 @@ class IngestReport:
     partitions: set[str] = field(default_factory=set)
     # (position, now) of the last clock.tick sequenced: after the commit, flag_due_partitions.
     latest_tick: tuple[int, datetime] | None = None
+    # The events sequenced, by position: valid once the transaction has committed.
+    sequenced: dict[int, InboundEvent] = field(default_factory=dict)
 
 
 def content_hash(canonical: dict[str, Any]) -> str:
@@ -402,6 +404,7 @@ class _Run:
         it.partition, it.order_id, it.waits_for = merchant, order_id, None
         it.result = ItemResult("sequenced", it.event.event_id)
         self.report.partitions.add(merchant)
+        self.report.sequenced[it.position] = it.event
 
     def _tick(self, it: _Item) -> None:
         e = it.event

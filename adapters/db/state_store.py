@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Container, Iterable
 
 import sqlalchemy as sa
 
@@ -68,15 +68,24 @@ def partitions_with_work(conn: sa.Connection, limit: int = 500) -> list[str]:
     return sorted(keys)
 
 
-def pending_inputs(conn: sa.Connection, partitions: list[str], through: int, limit: int) -> list[PendingInput]:
+def pending_inputs(conn: sa.Connection, partitions: list[str], through: int, limit: int,
+                   known: Container[int] = ()) -> list[PendingInput]:
+    """Sequenced inputs of the partitions in position order; payloads only for positions not
+    in `known` (events this process sequenced and still holds parsed)."""
     i = t.inbox
     rows = conn.execute(
-        sa.select(i.c.id, i.c.position, i.c.partition_key, i.c.order_id, i.c.event_type, i.c.payload)
+        sa.select(i.c.id, i.c.position, i.c.partition_key, i.c.order_id, i.c.event_type)
         .where(i.c.state == "sequenced", i.c.partition_key.in_(partitions), i.c.position <= through)
         .order_by(i.c.position)
         .limit(limit)
     ).all()
-    return [PendingInput(*r) for r in rows]
+    inputs = [PendingInput(*r, payload=None) for r in rows]
+    missing = [p.id for p in inputs if p.position not in known]
+    if missing:
+        payloads = dict(conn.execute(sa.select(i.c.id, i.c.payload).where(among(i.c.id, missing, conn))).all())
+        for p in inputs:
+            p.payload = payloads.get(p.id)
+    return inputs
 
 
 def ticks_between(conn: sa.Connection, after: int, through: int) -> list[tuple[int, datetime]]:

@@ -18,7 +18,7 @@ from adapters.db import state_store as store
 from adapters.db.sequencer import flag_due_partitions
 from domain.codec import merchant_from_dict, order_from_dict
 from domain.decide import Decision, apply_event, fire_due
-from domain.events import parse_event
+from domain.events import InboundEvent, parse_event
 from domain.outcomes import IssueRefund, RequestCarrierIntercept
 from domain.policy import Policy
 from domain.state import MerchantState, OrderState, new_merchant
@@ -137,15 +137,20 @@ def apply_pending(
     clock: str,
     now: datetime,
     max_inputs: int = 2000,
+    parsed: dict[int, InboundEvent] | None = None,
 ) -> ApplyResult:
-    """Apply what the claimed partitions have pending, up to `max_inputs` inputs. One transaction."""
+    """Apply what the claimed partitions have pending, up to `max_inputs` inputs. One transaction.
+
+    `parsed`: events by position that this process sequenced and still holds; used (and
+    dropped) instead of reading and validating the stored payload again."""
     through = store.sequenced_through(conn)
     claimed = store.claim_partitions(conn, candidates)
     result = ApplyResult()
     if not claimed:
         return result
     keys = [p.key for p in claimed]
-    inputs = store.pending_inputs(conn, keys, through, max_inputs)
+    parsed = {} if parsed is None else parsed
+    inputs = store.pending_inputs(conn, keys, through, max_inputs, known=parsed)
     if len(inputs) == max_inputs:
         # Truncated: apply exactly through the last input read, so no partition skips one.
         through = inputs[-1].position
@@ -172,7 +177,7 @@ def apply_pending(
             if isinstance(item, datetime):
                 merchant = batch.fire(merchant, part.key, item, position)
             else:
-                merchant = _apply_one(batch, merchant, item)
+                merchant = _apply_one(batch, merchant, item, parsed.pop(item.position, None))
         partition_rows.append(
             {
                 "key": part.key,
@@ -225,10 +230,11 @@ def late_deadlines(conn: sa.Connection, result: ApplyResult) -> list[str]:
     return flag_due_partitions(conn, position, now, late) if late else []
 
 
-def _apply_one(batch: _Batch, merchant: MerchantState, item: store.PendingInput) -> MerchantState:
+def _apply_one(batch: _Batch, merchant: MerchantState, item: store.PendingInput, event: InboundEvent | None) -> MerchantState:
     reason = None
     try:
-        event = parse_event(item.payload, allow_internal=True)
+        if event is None:
+            event = parse_event(item.payload, allow_internal=True)
         order = batch.orders.get(item.order_id) if item.order_id else None
         if order is None and event.type not in ("order.placed", "merchant.configured"):
             reason = f"order {item.order_id} is not known"

@@ -7,6 +7,8 @@ leaves rows that the sweep (celery beat) picks up again.
 from __future__ import annotations
 
 import logging
+import threading
+from itertools import islice
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -16,6 +18,7 @@ from adapters.db import state_store
 from adapters.db.sequencer import IngestReport, Sequencer, flag_due_partitions
 from adapters.ports import CarrierInterceptPort, RefundGateway
 from adapters.publisher import Publisher
+from domain.events import InboundEvent
 from domain.policy import Policy
 from workers.service import actions
 from workers.service.apply import ApplyResult, apply_pending, fire_wall_deadlines, late_deadlines
@@ -24,6 +27,9 @@ from workers.service.relay import relay, relay_stale
 log = logging.getLogger(__name__)
 
 INTERNAL_SOURCE = "internal"
+# Events this process sequenced, kept parsed for its appliers; a bound, since another
+# worker may apply them (its appliers then read the stored payload).
+PARSED_EVENTS_KEPT = 20_000
 
 
 class Pipeline:
@@ -54,16 +60,27 @@ class Pipeline:
         self.enqueue_actions = enqueue_actions
         self.batch_size = batch_size
         self.crash_hook = crash_hook
+        self.parsed: dict[int, InboundEvent] = {}
+        self._parsed_lock = threading.Lock()  # the ingress may share this pipeline across threads
 
     # -- accepting -----------------------------------------------------------------------
     def accept(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False) -> IngestReport:
         """Record and sequence; `report.partitions` is what to apply next."""
         with self.engine.begin() as conn:
             report = self.sequencer.ingest(conn, source, first_offset, items, self.now(), allow_internal=allow_internal)
+        self._keep_parsed(report.sequenced)
         if report.latest_tick is not None:
             with self.engine.begin() as conn:  # after the tick's commit: see flag_due_partitions
                 report.partitions.update(flag_due_partitions(conn, *report.latest_tick))
         return report
+
+    def _keep_parsed(self, events: dict[int, InboundEvent]) -> None:
+        with self._parsed_lock:
+            self.parsed.update(events)
+            excess = len(self.parsed) - PARSED_EVENTS_KEPT
+            if excess > 0:
+                for position in list(islice(self.parsed, excess)):  # the oldest first
+                    self.parsed.pop(position, None)
 
     def ingest(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False) -> IngestReport:
         report = self.accept(source, first_offset, items, allow_internal=allow_internal)
@@ -85,7 +102,8 @@ class Pipeline:
         applied = 0
         while candidates:
             with self.engine.begin() as conn:
-                result = apply_pending(conn, candidates, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size)
+                result = apply_pending(conn, candidates, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size,
+                                      parsed=self.parsed)
             late: list[str] = []
             if result.new_dues:
                 with self.engine.begin() as conn:  # after the commit: see late_deadlines
