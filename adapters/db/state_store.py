@@ -103,13 +103,15 @@ def latest_tick_after(conn: sa.Connection, position: int) -> tuple[int, datetime
     return None if row is None or row[0] is None else (row[0], row[1])
 
 
-def load_orders(conn: sa.Connection, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+def load_orders(conn: sa.Connection, order_ids: Iterable[str]) -> dict[str, str]:
+    """Each order's state as its JSON text (domain.codec.order_from_json decodes it)."""
     ids = list(set(order_ids))
-    out: dict[str, dict[str, Any]] = {}
+    state = sa.cast(t.orders.c.state, sa.Text)
+    out: dict[str, str] = {}
     for start in range(0, len(ids), 5000):
         chunk = ids[start : start + 5000]
-        for oid, state in conn.execute(sa.select(t.orders.c.order_id, t.orders.c.state).where(among(t.orders.c.order_id, chunk, conn))):
-            out[oid] = state
+        for oid, text in conn.execute(sa.select(t.orders.c.order_id, state).where(among(t.orders.c.order_id, chunk, conn))):
+            out[oid] = text
     return out
 
 

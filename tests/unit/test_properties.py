@@ -11,7 +11,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.codec import merchant_from_dict, merchant_to_dict, order_from_dict, order_to_dict
+from domain.codec import merchant_from_dict, merchant_to_dict, order_from_dict, order_from_json, order_to_dict
 from domain.events import parse_event
 from domain.outcomes import IssueRefund
 from tests.unit.builders import CST, T0, Story
@@ -240,6 +240,8 @@ def test_streams_keep_the_invariants(raw_events):
     # ... and as the database layer writes it: orjson straight from the dataclasses.
     for order in story.orders.values():
         assert order_from_dict(orjson.loads(orjson.dumps(order))) == order
+        assert order_from_json(orjson.dumps(order)) == order
+        assert order_from_json(json.dumps(order_to_dict(order))) == order
     for m in story.merchants.values():
         assert merchant_from_dict(orjson.loads(orjson.dumps(m))) == m
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from adapters.db import state_store as store
 from adapters.db.sequencer import flag_due_partitions
-from domain.codec import merchant_from_dict, order_from_dict
+from domain.codec import merchant_from_dict, order_from_json
 from domain.decide import Decision, apply_event, fire_due
 from domain.events import InboundEvent, parse_event
 from domain.outcomes import IssueRefund, RequestCarrierIntercept
@@ -162,7 +162,7 @@ def apply_pending(
     if ticks:
         order_ids.update(store.due_order_ids(conn, keys, max(now_ for _, now_ in ticks)))
     for state in store.load_orders(conn, order_ids).values():
-        batch.load(order_from_dict(state))
+        batch.load(order_from_json(state))
 
     by_partition: dict[str, list[store.PendingInput]] = {k: [] for k in keys}
     for i in inputs:
@@ -265,7 +265,7 @@ def fire_wall_deadlines(conn: sa.Connection, policy: Policy, now: datetime, limi
     keys = [p.key for p in claimed]
     batch = _Batch(policy, now)
     for state in store.load_orders(conn, store.due_order_ids(conn, keys, now)).values():
-        batch.load(order_from_dict(state))
+        batch.load(order_from_json(state))
     rows = []
     position = store.sequenced_through(conn)
     for part in claimed:
