@@ -46,9 +46,10 @@ class _Batch:
         self.now = now
         self.version = policy.version
         self.orders: dict[str, OrderState] = {}
-        # Per partition: its loaded orders and their earliest deadline, so a tick looks only
-        # at what can be due instead of every order of the batch.
+        # Per partition: its loaded orders' next deadlines, and the earliest of them (or one
+        # earlier), so a tick skips a partition with nothing due without looking at its orders.
         self.due_by_partition: dict[str, dict[str, datetime | None]] = {}
+        self.earliest_due: dict[str, datetime] = {}
         self.dirty_orders: set[str] = set()
         self.outbox: list[dict[str, Any]] = []
         self.refund_rows: list[dict[str, Any]] = []
@@ -57,7 +58,15 @@ class _Batch:
 
     def load(self, order: OrderState) -> None:
         self.orders[order.order_id] = order
-        self.due_by_partition.setdefault(order.merchant_id, {})[order.order_id] = order.next_due_at
+        due = order.next_due_at
+        self.due_by_partition.setdefault(order.merchant_id, {})[order.order_id] = due
+        if due is not None:
+            earliest = self.earliest_due.get(order.merchant_id)
+            if earliest is None or due < earliest:
+                self.earliest_due[order.merchant_id] = due
+
+    def due_at(self, order_id: str) -> datetime | None:
+        return self.due_by_partition[self.orders[order_id].merchant_id][order_id]
 
     def take(self, decision: Decision, position: int) -> MerchantState:
         order = decision.order
@@ -120,12 +129,18 @@ class _Batch:
         return decision.merchant
 
     def fire(self, merchant: MerchantState, partition: str, now: datetime, position: int) -> MerchantState:
-        dues = self.due_by_partition.get(partition)
-        if not dues:
+        earliest = self.earliest_due.get(partition)
+        if earliest is None or earliest > now:
             return merchant
+        dues = self.due_by_partition[partition]
         due = sorted(oid for oid, at in dues.items() if at is not None and at <= now)
         for oid in due:
             merchant = self.take(fire_due(merchant, self.orders[oid], now, self.policy), position)
+        pending = [at for at in dues.values() if at is not None]
+        if pending:
+            self.earliest_due[partition] = min(pending)
+        else:
+            del self.earliest_due[partition]
         return merchant
 
 
@@ -193,7 +208,7 @@ def apply_pending(
                 "order_id": oid,
                 "merchant_id": batch.orders[oid].merchant_id,
                 "state": batch.orders[oid],
-                "next_due_at": batch.orders[oid].next_due_at,
+                "next_due_at": batch.due_at(oid),
             }
             for oid in sorted(batch.dirty_orders)
         ],
@@ -208,7 +223,7 @@ def apply_pending(
     result.applied_through = through
     for oid in batch.dirty_orders:
         order = batch.orders[oid]
-        due, known = order.next_due_at, result.new_dues.get(order.merchant_id)
+        due, known = batch.due_at(oid), result.new_dues.get(order.merchant_id)
         if due is not None and (known is None or due < known):
             result.new_dues[order.merchant_id] = due
     result.outbox = batch.outbox
@@ -275,7 +290,7 @@ def fire_wall_deadlines(conn: sa.Connection, policy: Policy, now: datetime, limi
     store.save_orders(
         conn,
         [
-            {"order_id": oid, "merchant_id": batch.orders[oid].merchant_id, "state": batch.orders[oid], "next_due_at": batch.orders[oid].next_due_at}
+            {"order_id": oid, "merchant_id": batch.orders[oid].merchant_id, "state": batch.orders[oid], "next_due_at": batch.due_at(oid)}
             for oid in sorted(batch.dirty_orders)
         ],
     )
