@@ -33,7 +33,7 @@ class PendingInput:
     partition: str
     order_id: str | None
     event_type: str
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None  # None: the caller holds the event parsed
 
 
 def sequenced_through(conn: sa.Connection) -> int:
@@ -80,12 +80,16 @@ def pending_inputs(conn: sa.Connection, partitions: list[str], through: int, lim
         .limit(limit)
     ).all()
     inputs = [PendingInput(*r, payload=None) for r in rows]
-    missing = [p.id for p in inputs if p.position not in known]
-    if missing:
-        payloads = dict(conn.execute(sa.select(i.c.id, i.c.payload).where(among(i.c.id, missing, conn))).all())
-        for p in inputs:
-            p.payload = payloads.get(p.id)
+    load_payloads(conn, [p for p in inputs if p.position not in known])
     return inputs
+
+
+def load_payloads(conn: sa.Connection, inputs: list[PendingInput]) -> None:
+    if inputs:
+        i = t.inbox
+        payloads = dict(conn.execute(sa.select(i.c.id, i.c.payload).where(among(i.c.id, [p.id for p in inputs], conn))).all())
+        for p in inputs:
+            p.payload = payloads[p.id]
 
 
 def ticks_between(conn: sa.Connection, after: int, through: int) -> list[tuple[int, datetime]]:

@@ -166,6 +166,9 @@ def apply_pending(
     keys = [p.key for p in claimed]
     parsed = {} if parsed is None else parsed
     inputs = store.pending_inputs(conn, keys, through, max_inputs, known=parsed)
+    events = {i.position: parsed.pop(i.position, None) for i in inputs if i.payload is None}
+    # Dropped meanwhile by another thread's ingest (a threads pool shares the pipeline): read them.
+    store.load_payloads(conn, [i for i in inputs if i.payload is None and events[i.position] is None])
     if len(inputs) == max_inputs:
         # Truncated: apply exactly through the last input read, so no partition skips one.
         through = inputs[-1].position
@@ -192,7 +195,7 @@ def apply_pending(
             if isinstance(item, datetime):
                 merchant = batch.fire(merchant, part.key, item, position)
             else:
-                merchant = _apply_one(batch, merchant, item, parsed.pop(item.position, None))
+                merchant = _apply_one(batch, merchant, item, events.get(item.position))
         partition_rows.append(
             {
                 "key": part.key,

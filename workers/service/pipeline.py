@@ -64,11 +64,14 @@ class Pipeline:
         self._parsed_lock = threading.Lock()  # the ingress may share this pipeline across threads
 
     # -- accepting -----------------------------------------------------------------------
-    def accept(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False) -> IngestReport:
-        """Record and sequence; `report.partitions` is what to apply next."""
+    def accept(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False,
+               keep_parsed: bool = False) -> IngestReport:
+        """Record and sequence; `report.partitions` is what to apply next. `keep_parsed`: this
+        process applies next, so it keeps the parsed events for that."""
         with self.engine.begin() as conn:
             report = self.sequencer.ingest(conn, source, first_offset, items, self.now(), allow_internal=allow_internal)
-        self._keep_parsed(report.sequenced)
+        if keep_parsed:
+            self._keep_parsed(report.sequenced)
         if report.latest_tick is not None:
             with self.engine.begin() as conn:  # after the tick's commit: see flag_due_partitions
                 report.partitions.update(flag_due_partitions(conn, *report.latest_tick))
@@ -83,7 +86,7 @@ class Pipeline:
                     self.parsed.pop(position, None)
 
     def ingest(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False) -> IngestReport:
-        report = self.accept(source, first_offset, items, allow_internal=allow_internal)
+        report = self.accept(source, first_offset, items, allow_internal=allow_internal, keep_parsed=True)
         self.drain(report.partitions)
         return report
 
