@@ -50,4 +50,19 @@ def bench(events, batch, workers, seed, as_json, timeout, tick_every_minutes) ->
     sys.exit(run_bench(settings, events, batch, workers, seed, as_json, timeout, tick_every_minutes))
 
 
-perf_commands = [replay, bench]
+@click.command()
+@click.option("--events", type=int, default=40_000, show_default=True)
+@click.option("--batch", type=int, default=2000, show_default=True, help="Events per ingest call (one message's worth).")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--profile", "profiler", type=click.Choice(["cprofile", "pyinstrument"]), default=None,
+              help="Also profile: cProfile stats (read with pstats) or a pyinstrument text tree.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where the profile goes.")
+def profile(events, batch, seed, profiler, out) -> None:
+    """The pipeline in this one process, no broker: events/s and CPU per event (worker, PostgreSQL)."""
+    from workers.loadtest.profile import print_result, profile as run_profile  # noqa: PLC0415
+
+    settings = settings_mod.load(default_clock="stream")
+    print_result(run_profile(settings, events, batch, seed, profiler, out))
+
+
+perf_commands = [replay, bench, profile]

@@ -4,6 +4,7 @@ benchmarks are commands that print figures, not timed tests)."""
 from __future__ import annotations
 
 import json
+import pstats
 
 from tests.helpers import intercept
 
@@ -35,3 +36,17 @@ def test_bench_prints_both_rates_and_a_json_summary(tmp_path, pg_url, redis_url)
     assert figures["events"] == 3000
     assert figures["settings"]["acks_late"] is True
     assert "appendfsync=everysec" in figures["settings"]["broker"]
+
+
+def test_profile_prints_the_rate_and_the_cpu_per_event(tmp_path, pg_url):
+    env = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_DATABASE_URL": pg_url}
+    out = tmp_path / "profile.pstats"
+    result = intercept("profile", "--events", "2000", "--batch", "500", "--profile", "cprofile", "--out", str(out), env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["events"] == 2000
+    assert figures["events_per_s"] > 0 and figures["worker_cpu_ms_per_event"] > 0
+    assert figures["postgres_cpu_ms_per_event"] is None or figures["postgres_cpu_ms_per_event"] >= 0
+
+    stats = pstats.Stats(str(out))  # readable, and it saw the pipeline
+    assert any(func[2] == "apply_pending" for func in stats.stats)

@@ -27,9 +27,10 @@ from workers.service.relay import relay, relay_stale
 log = logging.getLogger(__name__)
 
 INTERNAL_SOURCE = "internal"
-# Events this process sequenced, kept parsed for its appliers; a bound, since another
-# worker may apply them (its appliers then read the stored payload).
-PARSED_EVENTS_KEPT = 20_000
+# Events this process sequenced, kept parsed for its appliers, which usually take them at
+# once. Bounded (in messages' worth of batches): another worker may apply some of them, and
+# the rest would be kept for nothing.
+PARSED_BATCHES_KEPT = 2
 
 
 class Pipeline:
@@ -80,7 +81,7 @@ class Pipeline:
     def _keep_parsed(self, events: dict[int, InboundEvent]) -> None:
         with self._parsed_lock:
             self.parsed.update(events)
-            excess = len(self.parsed) - PARSED_EVENTS_KEPT
+            excess = len(self.parsed) - PARSED_BATCHES_KEPT * self.batch_size
             if excess > 0:
                 for position in list(islice(self.parsed, excess)):  # the oldest first
                     self.parsed.pop(position, None)
