@@ -188,3 +188,20 @@ def test_provider_refusal_then_merchant_rejection_closes_case_and_frees_the_amou
     s.send("merchant.refund_decided", at(5), "o-1", refund_id="r-1", approve=False)
     assert s.of("case.closed")[-1].data["resolution"] == "rejected"
     assert s.orders["o-1"].issued_fen == 0
+
+
+def test_a_return_reported_before_any_refund_settles_the_refund_when_its_window_closes():
+    # Found by the property test: the goods were back before the refund, so nothing else
+    # would ever move the case once the return window had closed.
+    s = Story()
+    s.place(paid_fen=50_000, tag=False)
+    s.ship(carrier="sf", value_fen=9_000)
+    s.send("return.received", at(1), order_id="o-1", package_id="p-1", condition="intact")
+    s.scan("in_transit", at(2), carrier="sf")
+    s.request(when=at(3), amount_fen=3_000, package_ids=["p-1"])
+    s.carrier_answer(False, at(4), carrier="sf")
+    s.scan("delivered", at(5), carrier="sf")
+    s.tick(at(24 * 30))
+    (issue,) = s.refunds_issued()
+    assert issue.issued.data["route"] == "after_return"
+    assert s.one("case.closed").data["resolution"] == "refunded"
