@@ -479,11 +479,13 @@ class _Run:
 def flag_due_partitions(conn: sa.Connection, through_position: int, now: datetime, among_keys: Iterable[str] | None = None) -> list[str]:
     """Partitions with a deadline due by `now` owe the ticks through `through_position` a visit.
 
-    Run after the tick's commit (and by appliers after theirs, see apply.late_deadlines): of
-    a tick and a deadline committed concurrently, each side reads after its own commit, so
-    at least one of them sees the other, without a lock between sequencing and applying.
+    Run after the tick's commit, and by every applier after its own commit when a tick was
+    sequenced while it ran (apply.late_deadlines): of a tick and a deadline committed
+    concurrently, each side reads after its own commit, so one of them sees the other,
+    without a lock between sequencing and applying. A partition row locked by an applier is
+    skipped, not waited for: that applier either read the tick or checks after its commit.
     One query for a batch's ticks: a partition due at an earlier tick is asked to process
-    through the last one, which it would reach anyway.
+    through the last one, which it would reach anyway. Returns the partitions flagged.
     """
     o = t.orders
     query = sa.select(o.c.merchant_id).where(o.c.next_due_at <= now).distinct()
@@ -492,9 +494,13 @@ def flag_due_partitions(conn: sa.Connection, through_position: int, now: datetim
     due = sorted(r[0] for r in conn.execute(query))
     greatest = sa.func.greatest if conn.dialect.name == "postgresql" else sa.func.max
     p = t.partitions
+    flagged: list[str] = []
     for start in range(0, len(due), 5000):
         chunk = due[start : start + 5000]
-        # Rows locked in key order, as claim_partitions does: two flaggers cannot deadlock.
-        conn.execute(sa.select(p.c.key).where(among(p.c.key, chunk, conn)).order_by(p.c.key).with_for_update())
-        conn.execute(p.update().where(among(p.c.key, chunk, conn)).values(pending_through=greatest(p.c.pending_through, through_position)))
-    return due
+        locked = [r[0] for r in conn.execute(
+            sa.select(p.c.key).where(among(p.c.key, chunk, conn)).order_by(p.c.key).with_for_update(skip_locked=True)
+        )]
+        if locked:
+            conn.execute(p.update().where(among(p.c.key, locked, conn)).values(pending_through=greatest(p.c.pending_through, through_position)))
+            flagged += locked
+    return flagged

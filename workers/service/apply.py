@@ -33,9 +33,8 @@ class ApplyResult:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     refunds: list[str] = field(default_factory=list)
     intercepts: list[str] = field(default_factory=list)
-    # Ticks through this position were processed; the earliest deadline written per partition.
+    # Ticks through this position were processed.
     applied_through: int = 0
-    new_dues: dict[str, datetime] = field(default_factory=dict)
 
 
 class _Batch:
@@ -224,11 +223,6 @@ def apply_pending(
     result.partitions = keys
     result.inputs = len(inputs)
     result.applied_through = through
-    for oid in batch.dirty_orders:
-        order = batch.orders[oid]
-        due, known = batch.due_at(oid), result.new_dues.get(order.merchant_id)
-        if due is not None and (known is None or due < known):
-            result.new_dues[order.merchant_id] = due
     result.outbox = batch.outbox
     result.refunds = [r["refund_id"] for r in batch.refund_rows]
     result.intercepts = [r["intercept_id"] for r in batch.carrier_rows]
@@ -236,16 +230,13 @@ def apply_pending(
 
 
 def late_deadlines(conn: sa.Connection, result: ApplyResult) -> list[str]:
-    """After an apply's commit: a tick sequenced while it ran may have missed the deadlines it
-    wrote (the other half of sequencer.flag_due_partitions). Returns the partitions flagged."""
-    if not result.new_dues:
-        return []
-    latest = store.latest_tick_after(conn, result.applied_through)
+    """After an apply's commit: a tick sequenced while it ran may not have flagged the
+    partitions it held (the other half of sequencer.flag_due_partitions). Returns the
+    partitions flagged."""
+    latest = store.latest_tick_after(conn, result.applied_through) if result.partitions else None
     if latest is None:
         return []
-    position, now = latest
-    late = [key for key, due in result.new_dues.items() if due <= now]
-    return flag_due_partitions(conn, position, now, late) if late else []
+    return flag_due_partitions(conn, *latest, result.partitions)
 
 
 def _apply_one(batch: _Batch, merchant: MerchantState, item: store.PendingInput, event: InboundEvent | None) -> MerchantState:

@@ -109,7 +109,7 @@ class Pipeline:
                 result = apply_pending(conn, candidates, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size,
                                       parsed=self.parsed)
             late: list[str] = []
-            if result.new_dues:
+            if self.clock == "stream" and result.partitions:
                 with self.engine.begin() as conn:  # after the commit: see late_deadlines
                     late = late_deadlines(conn, result)
             self.after_apply(result)
