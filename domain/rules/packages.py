@@ -20,6 +20,11 @@ def advance(w: Work, package_id: str) -> None:
     p = w.pkg(package_id)
     if not pursued(w.order, p):
         return
+    if p.returned and not p.stopped:
+        # The merchant has the goods back already (the return was reported before the case
+        # reached this package, its delivery scan still on the way): nothing to intercept.
+        w.stop(p, "after_return")
+        return
     stage = p.stage
     if stage != "shipped_unscanned" and merchant_intercept.pending(w, p):
         merchant_intercept.fail(w, p, "missed")  # the carrier scanned it first

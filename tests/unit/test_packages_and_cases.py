@@ -190,18 +190,19 @@ def test_provider_refusal_then_merchant_rejection_closes_case_and_frees_the_amou
     assert s.orders["o-1"].issued_fen == 0
 
 
-def test_a_return_reported_before_any_refund_settles_the_refund_when_its_window_closes():
-    # Found by the property test: the goods were back before the refund, so nothing else
-    # would ever move the case once the return window had closed.
+def test_a_refund_for_goods_already_returned_is_issued_at_once_without_an_intercept():
+    # Found by the property test: with the return reported before the refund (its delivery
+    # scan arriving late), the case used to be left open with no deadline.
     s = Story()
     s.place(paid_fen=50_000, tag=False)
     s.ship(carrier="sf", value_fen=9_000)
     s.send("return.received", at(1), order_id="o-1", package_id="p-1", condition="intact")
     s.scan("in_transit", at(2), carrier="sf")
     s.request(when=at(3), amount_fen=3_000, package_ids=["p-1"])
-    s.carrier_answer(False, at(4), carrier="sf")
-    s.scan("delivered", at(5), carrier="sf")
-    s.tick(at(24 * 30))
     (issue,) = s.refunds_issued()
-    assert issue.issued.data["route"] == "after_return"
+    assert issue.issued.data["route"] == "after_return" and issue.issued.occurred_at == at(3)
+    assert s.intercepts_requested() == []
     assert s.one("case.closed").data["resolution"] == "refunded"
+    s.scan("delivered", at(5), carrier="sf")  # the late scan changes nothing
+    s.tick(at(24 * 30))
+    assert len(s.refunds_issued()) == 1
