@@ -9,7 +9,7 @@ kept: it is in-process and small.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Callable, Sequence
 
@@ -17,17 +17,17 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from adapters.db.engine import is_postgres
 from adapters.db.schema import UtcDateTime
 
 Rows = Sequence[dict[str, Any]]
 
 
+_UTC = UtcDateTime()
+
+
 def _naive_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return _UTC.process_bind_param(value, None)  # what the column type binds, as one array
 
 
 def _json_text(value: Any) -> str | None:
@@ -94,14 +94,6 @@ def _column_arrays(rows: Rows, columns: tuple[str, ...], converters: tuple[Calla
     return tuple(arrays)
 
 
-def _is_pg(conn: sa.Connection) -> bool:
-    return conn.dialect.name == "postgresql"
-
-
-def _insert(conn: sa.Connection, table: sa.Table):
-    return (postgresql.insert if _is_pg(conn) else sqlite.insert)(table)
-
-
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: Rows) -> None:
     """Plain INSERT; every row has the same keys."""
     _insert_pg_or_sa(conn, table, rows, None, None)
@@ -118,7 +110,7 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Rows, keys: list[str], up
 def _insert_pg_or_sa(conn, table, rows, conflict, update) -> None:
     if not rows:
         return
-    if _is_pg(conn):
+    if is_postgres(conn):
         columns = tuple(rows[0])
         sql, converters = _pg_insert_sql(table, columns, conflict, update)
         conn.exec_driver_sql(sql, _column_arrays(rows, columns, converters))
@@ -126,7 +118,7 @@ def _insert_pg_or_sa(conn, table, rows, conflict, update) -> None:
     if conflict is None:
         conn.execute(table.insert(), list(rows))
         return
-    stmt = _insert(conn, table)
+    stmt = sqlite.insert(table)  # the only other dialect we run on
     if update:
         stmt = stmt.on_conflict_do_update(index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update})
     else:
@@ -139,7 +131,7 @@ def update_rows(conn: sa.Connection, table: sa.Table, key: str, rows: Rows) -> N
     if not rows:
         return
     columns = tuple(c for c in rows[0] if c != key)
-    if _is_pg(conn):
+    if is_postgres(conn):
         sql, converters = _pg_update_sql(table, key, columns)
         conn.exec_driver_sql(sql, _column_arrays(rows, (key, *columns), converters))
         return
@@ -154,6 +146,6 @@ def among(column: sa.ColumnElement, values: Sequence[Any], conn: sa.Connection) 
     and parsed anew each time (measured: a tenth of the sequencer's time), an array is not.
     """
     values = list(values)
-    if _is_pg(conn):
+    if is_postgres(conn):
         return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
     return column.in_(values)

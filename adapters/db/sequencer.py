@@ -46,9 +46,13 @@ class IngestReport:
     sequenced: dict[int, InboundEvent] = field(default_factory=dict)
 
 
-def content_hash(canonical: dict[str, Any]) -> str:
+def canonical_json(canonical: dict[str, Any]) -> bytes:
+    return orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
+
+
+def content_hash(canonical_bytes: bytes) -> str:
     """Two deliveries of one event_id are the same event when these agree (key order aside)."""
-    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(canonical_bytes).hexdigest()
 
 
 def _load_json(text: str | bytes) -> Any:
@@ -80,8 +84,8 @@ def parse_input(raw: Any, allow_internal: bool) -> _Parsed:
     except InvalidEvent as exc:
         event_id = raw.get("event_id") if isinstance(raw, dict) and isinstance(raw.get("event_id"), str) else None
         return _Parsed(error=exc, error_event_id=event_id)
-    canonical = orjson.dumps(event.canonical(), option=orjson.OPT_SORT_KEYS)
-    return _Parsed(event, orjson.Fragment(canonical), hashlib.sha256(canonical).hexdigest())
+    canonical = canonical_json(event.canonical())
+    return _Parsed(event, orjson.Fragment(canonical), content_hash(canonical))
 
 
 @dataclass
@@ -322,7 +326,7 @@ class _Run:
             it = _Item(raw=payload, offset=off, row_id=rid, label=f"line {off + 1}" if off is not None else "")
             it.event = parse_event(payload, allow_internal=True)
             it.canonical = payload
-            it.hash = content_hash(payload)
+            it.hash = content_hash(canonical_json(payload))
             it.deduplicated = True
             self.parked[key].append(it)
 

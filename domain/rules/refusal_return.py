@@ -67,13 +67,7 @@ def on_return_received(w: Work, data: ReturnReceived) -> str | None:
 
 def on_window_closed(w: Work, package_id: str) -> None:
     p = w.pkg(package_id)
-    if p.stopped:
-        return
-    if p.returned:
-        # The goods came back before any refund pursued them (a return reported early): the
-        # merchant holds them, so the refund that waited for the window is settled now.
-        if pursued(w.order, p):
-            w.stop(p, "after_return")
+    if p.stopped or p.returned:
         return
     for r in awaiting_decision(w.order, package_id):
         cases.close(w, r, "return_window_closed")
