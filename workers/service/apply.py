@@ -127,6 +127,27 @@ class _Batch:
                 )
         return decision.merchant
 
+    def save(self, conn: sa.Connection, partition_rows: list[dict[str, Any]]) -> ApplyResult:
+        """Write everything this batch changed; what to act on and relay after the commit."""
+        store.save_orders(
+            conn,
+            [
+                {"order_id": oid, "merchant_id": self.orders[oid].merchant_id, "state": self.orders[oid], "next_due_at": self.due_at(oid)}
+                for oid in sorted(self.dirty_orders)
+            ],
+        )
+        store.save_partitions(conn, partition_rows)
+        store.mark_inputs(conn, self.input_rows)
+        store.add_outbox(conn, self.outbox)
+        store.add_refund_actions(conn, self.refund_rows)
+        store.add_carrier_actions(conn, self.carrier_rows)
+        return ApplyResult(
+            partitions=[r["key"] for r in partition_rows],
+            outbox=self.outbox,
+            refunds=[r["refund_id"] for r in self.refund_rows],
+            intercepts=[r["intercept_id"] for r in self.carrier_rows],
+        )
+
     def fire(self, merchant: MerchantState, partition: str, now: datetime, position: int) -> MerchantState:
         earliest = self.earliest_due.get(partition)
         if earliest is None or earliest > now:
@@ -159,9 +180,8 @@ def apply_pending(
     dropped) instead of reading and validating the stored payload again."""
     through = store.sequenced_through(conn)
     claimed = store.claim_partitions(conn, candidates)
-    result = ApplyResult()
     if not claimed:
-        return result
+        return ApplyResult()
     keys = [p.key for p in claimed]
     parsed = {} if parsed is None else parsed
     inputs = store.pending_inputs(conn, keys, through, max_inputs, known=parsed)
@@ -203,29 +223,9 @@ def apply_pending(
                 "policy_version": policy.version,
             }
         )
-    store.save_orders(
-        conn,
-        [
-            {
-                "order_id": oid,
-                "merchant_id": batch.orders[oid].merchant_id,
-                "state": batch.orders[oid],
-                "next_due_at": batch.due_at(oid),
-            }
-            for oid in sorted(batch.dirty_orders)
-        ],
-    )
-    store.save_partitions(conn, partition_rows)
-    store.mark_inputs(conn, batch.input_rows)
-    store.add_outbox(conn, batch.outbox)
-    store.add_refund_actions(conn, batch.refund_rows)
-    store.add_carrier_actions(conn, batch.carrier_rows)
-    result.partitions = keys
+    result = batch.save(conn, partition_rows)
     result.inputs = len(inputs)
     result.applied_through = through
-    result.outbox = batch.outbox
-    result.refunds = [r["refund_id"] for r in batch.refund_rows]
-    result.intercepts = [r["intercept_id"] for r in batch.carrier_rows]
     return result
 
 
@@ -267,10 +267,9 @@ def _apply_one(batch: _Batch, merchant: MerchantState, item: store.PendingInput,
 
 def fire_wall_deadlines(conn: sa.Connection, policy: Policy, now: datetime, limit: int = 500) -> ApplyResult:
     """The wall-clock sweep: fire every deadline due by `now` in the partitions it can claim."""
-    result = ApplyResult()
     claimed = store.claim_partitions(conn, store.partitions_due(conn, now, limit))
     if not claimed:
-        return result
+        return ApplyResult()
     keys = [p.key for p in claimed]
     batch = _Batch(policy, now)
     for state in store.load_orders(conn, store.due_order_ids(conn, keys, now)).values():
@@ -281,22 +280,7 @@ def fire_wall_deadlines(conn: sa.Connection, policy: Policy, now: datetime, limi
         merchant = merchant_from_dict(part.state) if part.state else new_merchant(part.key)
         merchant = batch.fire(merchant, part.key, now, position)
         rows.append({"key": part.key, "applied_position": part.applied_position, "state": merchant, "policy_version": policy.version})
-    store.save_orders(
-        conn,
-        [
-            {"order_id": oid, "merchant_id": batch.orders[oid].merchant_id, "state": batch.orders[oid], "next_due_at": batch.due_at(oid)}
-            for oid in sorted(batch.dirty_orders)
-        ],
-    )
-    store.save_partitions(conn, rows)
-    store.add_outbox(conn, batch.outbox)
-    store.add_refund_actions(conn, batch.refund_rows)
-    store.add_carrier_actions(conn, batch.carrier_rows)
-    result.partitions = keys
-    result.outbox = batch.outbox
-    result.refunds = [r["refund_id"] for r in batch.refund_rows]
-    result.intercepts = [r["intercept_id"] for r in batch.carrier_rows]
-    return result
+    return batch.save(conn, rows)
 
 
 def utcnow() -> datetime:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from itertools import islice
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any, Callable
 
 import sqlalchemy as sa
