@@ -41,7 +41,7 @@ def _pg_array_type(column: sa.Column) -> tuple[str, Callable[[Any], Any] | None]
     if isinstance(ty, UtcDateTime):
         return "timestamp", _naive_utc
     if isinstance(ty, sa.JSON):
-        return "jsonb", _json_text
+        return "json", _json_text
     if isinstance(ty, sa.Float):
         return "float8", None
     if isinstance(ty, sa.BigInteger):

@@ -17,9 +17,8 @@ from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
-# Advisory lock keys (PostgreSQL): one sequencer at a time; ticks against appliers.
+# Advisory lock key (PostgreSQL): one sequencer at a time.
 SEQUENCER_LOCK = 7_310_001
-TICK_LOCK = 7_310_002
 
 
 def _json_dumps(value) -> str:

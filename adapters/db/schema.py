@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 
 class UtcDateTime(sa.types.TypeDecorator):
@@ -33,7 +32,10 @@ class UtcDateTime(sa.types.TypeDecorator):
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
-Json = sa.JSON().with_variant(JSONB(), "postgresql")
+# PostgreSQL `json`, not `jsonb`: these documents are written whole and read whole, never
+# queried inside; converting to and from jsonb on every write and read was a fifth of
+# PostgreSQL's time per event (migration 0003, docs/performance.md).
+Json = sa.JSON()
 
 metadata = sa.MetaData()
 

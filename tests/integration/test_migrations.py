@@ -1,0 +1,48 @@
+"""Upgrading a database made by an earlier release keeps its data."""
+
+from __future__ import annotations
+
+import orjson
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from adapters.db.engine import MIGRATIONS, make_engine, migrate
+
+JSON_COLUMNS = {
+    ("inbox", "payload"), ("partitions", "state"), ("orders", "state"),
+    ("outbox", "envelope"), ("refund_actions", "issued_envelope"), ("dead_letters", "headers"),
+}
+
+
+def _json_column_types(conn: sa.Connection) -> dict[tuple[str, str], str]:
+    rows = conn.execute(sa.text(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND data_type LIKE 'json%'"
+    ))
+    return {(table, column): kind for table, column, kind in rows}
+
+
+def test_a_release_2_database_with_jsonb_documents_upgrades_to_json_and_keeps_them(pg_url):
+    engine = make_engine(pg_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        # Releases up to 0002 created these columns as jsonb.
+        for table, column in JSON_COLUMNS:
+            conn.execute(sa.text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE jsonb USING "{column}"::jsonb'))
+        state = {"order_id": "o-1", "amount_fen": 12900, "packages": [{"id": "p-1", "stage": "in_transit"}]}
+        conn.execute(sa.text("INSERT INTO orders (order_id, merchant_id, state) VALUES ('o-1', 'm-1', CAST(:s AS jsonb))"),
+                     {"s": orjson.dumps(state).decode()})
+    with engine.connect() as conn:
+        assert set(_json_column_types(conn)) == JSON_COLUMNS
+
+    migrate(engine)
+
+    with engine.connect() as conn:
+        assert _json_column_types(conn) == {key: "json" for key in JSON_COLUMNS}
+        stored = conn.execute(sa.text("SELECT state FROM orders WHERE order_id = 'o-1'")).scalar_one()
+    assert stored == state
+    engine.dispose()
