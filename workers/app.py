@@ -19,6 +19,7 @@ from celery import Celery, signals
 from kombu import Exchange, Queue
 
 from workers.bootstrap import current_settings
+from workers.memory import heap_trimmer
 
 settings = current_settings()
 
@@ -80,3 +81,13 @@ def _migrate_before_consuming(**_kwargs) -> None:
         migrate(engine)
     finally:
         engine.dispose()
+
+
+_trim_heap = heap_trimmer() if os.environ.get("INTERCEPT_MALLOC_TRIM", "1") != "0" else None
+
+
+@signals.task_postrun.connect
+def _return_freed_memory(**_kwargs) -> None:
+    """See workers.memory: keeps a long-running worker's resident set flat."""
+    if _trim_heap is not None:
+        _trim_heap()

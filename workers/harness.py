@@ -191,9 +191,11 @@ def publish(
     *,
     rate: float | None = None,
     on_message: Callable[[int], None] | None = None,
+    out: Published | None = None,
 ) -> Published:
-    """Send each message as one `intercept.ingest` task, at most `rate` lines per second."""
-    out = Published()
+    """Send each message as one `intercept.ingest` task, at most `rate` lines per second;
+    `out` (filled as messages go) lets another thread watch while this one publishes."""
+    out = Published() if out is None else out
     started = time.monotonic()
     sent = 0
     with app.producer_or_acquire() as producer:

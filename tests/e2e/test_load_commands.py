@@ -24,6 +24,10 @@ def test_generate_replay_twice_and_compare(tmp_path, pg_url, redis_url):
     assert sum(report["inbound"].values()) == sum(1 for line in stream.read_text().splitlines() if line.strip())
     for name in ("report.md", "throughput.png", "latency.png"):
         assert (tmp_path / "r2" / name).stat().st_size > 0
+    assert "![throughput](throughput.png)" in second.stderr  # the printed report keeps its links
+    # At a steady rate the worker's memory is sampled along the replay, not only at its end.
+    samples = report["run"]["worker_rss_mb_by_progress"]
+    assert len(samples) >= 3 and samples[0][0] < report["run"]["events"] / 2, samples
 
 
 def test_bench_prints_both_rates_and_a_json_summary(tmp_path, pg_url, redis_url):

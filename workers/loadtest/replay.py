@@ -70,18 +70,31 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
             sent_task = bar.add_task("published", total=expected)
             done_task = bar.add_task("committed", total=expected)
-            published = harness.publish(
-                app, source, harness.chunk_lines(harness.numbered_lines(stream), batch), rate=rate,
-                on_message=lambda n: bar.advance(sent_task, n),
-            )
+            # Publish from a thread and watch commits meanwhile: at a steady rate the worker
+            # memory samples and the committed bar then cover the whole replay, not its end.
+            published = harness.Published()
+            publish_error: list[BaseException] = []
+
+            def publish_all() -> None:
+                try:
+                    harness.publish(app, source, harness.chunk_lines(harness.numbered_lines(stream), batch), rate=rate,
+                                    on_message=lambda n: bar.advance(sent_task, n), out=published)
+                except BaseException as exc:  # reported by the watcher below
+                    publish_error.append(exc)
+
+            publisher = threading.Thread(target=publish_all, name="replay-publisher", daemon=True)
+            publisher.start()
             rss_samples: list[tuple[int, float]] = []  # (inputs recorded, worker RSS MB)
 
             def on_progress(n: int) -> None:
+                if publish_error:
+                    raise publish_error[0]
                 bar.update(done_task, completed=n)
                 if procs and (not rss_samples or n - rss_samples[-1][0] >= max(1, expected // 20)):
                     rss_samples.append((n, round(harness.rss_mb(procs), 1)))
 
             ok = harness.wait_settled(engine, source, expected, timeout, app, published, on_progress=on_progress)
+            publisher.join()
         if not ok:
             console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")
             return 1
@@ -103,7 +116,7 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
             inbound_counts=counts,
             compare_with=compare,
         )
-        console.print((out_dir / "report.md").read_text(encoding="utf-8"))
+        console.print((out_dir / "report.md").read_text(encoding="utf-8"), markup=False, highlight=False)
         if compare is not None and not report.get("compare", {}).get("digest_match", True):
             console.print("[red]outcomes differ from the earlier report[/red]")
             return 1
