@@ -472,7 +472,13 @@ class _Run:
                 rows.append({"id": it.row_id, **{k: row[k] for k in cols}})
             update_rows(c, t.inbox, "id", rows)
         if self.report.partitions:
-            insert_ignore(c, t.partitions, [{"key": k, "applied_position": 0, "pending_through": 0} for k in sorted(self.report.partitions)], ["key"])
+            # Only the partitions that do not exist yet: an INSERT ... ON CONFLICT meeting a
+            # row an applier has updated waits for that applier's commit, and would hold the
+            # sequencer lock, and so every other worker's sequencing, while it waits.
+            keys = sorted(self.report.partitions)
+            p = t.partitions
+            known = {r[0] for r in c.execute(sa.select(p.c.key).where(among(p.c.key, keys, c)))}
+            insert_ignore(c, p, [{"key": k, "applied_position": 0, "pending_through": 0} for k in keys if k not in known], ["key"])
         if self.new_ticks:
             insert_rows(c, t.ticks, self.new_ticks)
             last = self.new_ticks[-1]

@@ -68,6 +68,18 @@ def partitions_with_work(conn: sa.Connection, limit: int = 500) -> list[str]:
     return sorted(keys)
 
 
+def partitions_still_pending(conn: sa.Connection, keys: list[str]) -> set[str]:
+    """Which of these partitions, just applied and committed, have work again: inputs
+    sequenced meanwhile (by a worker that found them locked and left them to us) or a tick
+    flagged for them. Reads only; an empty answer ends the drain without claiming anything."""
+    if not keys:
+        return set()
+    i, p = t.inbox, t.partitions
+    with_inputs = sa.select(i.c.partition_key).where(i.c.state == "sequenced", among(i.c.partition_key, keys, conn)).distinct()
+    with_ticks = sa.select(p.c.key).where(among(p.c.key, keys, conn), p.c.pending_through > p.c.applied_position)
+    return {r[0] for r in conn.execute(sa.union(with_inputs, with_ticks))}
+
+
 def pending_inputs(conn: sa.Connection, partitions: list[str], through: int, limit: int,
                    known: Container[int] = ()) -> list[PendingInput]:
     """Sequenced inputs of the partitions in position order; payloads only for positions not

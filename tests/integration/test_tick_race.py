@@ -61,3 +61,37 @@ def test_a_tick_committed_during_the_apply_that_writes_a_deadline_still_fires_it
     assert [f["data"]["reason"] for f in failed] == ["timeout"]
     assert failed[0]["caused_by"] == "r1"
     engine.dispose()
+
+
+def test_an_input_sequenced_while_its_partition_is_being_applied_is_applied_by_that_drain(pg_url, monkeypatch):
+    """The worker that sequences it finds the partition locked and leaves it; the worker
+    holding the partition picks it up after its own commit, not the next sweep."""
+    engine = make_engine(pg_url)
+    migrate(engine)
+    holder = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierAdapter(), NullPublisher(), lambda: WALL)
+    other = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierAdapter(), NullPublisher(), lambda: WALL)
+    placed = event("p1", "order.placed", "o1", at="2026-11-21T10:00:00+08:00", merchant_id="m1", paid_fen=50_000,
+                   category="standard", instant_refund_tag=False)
+    refund = event("r1", "refund.requested", "o1", at="2026-11-21T10:10:00+08:00", refund_id="rf1", amount_fen=50_000,
+                   reason="not_wanted")
+    from workers.service import pipeline as pipeline_module
+
+    real_apply = pipeline_module.apply_pending
+    arrived: list[int] = []
+
+    def apply_while_the_refund_arrives(conn, candidates, *args, **kwargs):
+        result = real_apply(conn, candidates, *args, **kwargs)
+        if not arrived:  # still inside the holder's transaction, partition m1 locked
+            arrived.append(other.ingest("s", 1, [refund]).sequenced and 1)
+        return result
+
+    monkeypatch.setattr(pipeline_module, "apply_pending", apply_while_the_refund_arrives)
+    holder.ingest("s", 0, [placed])
+
+    with engine.connect() as conn:
+        states = dict(conn.execute(sa.select(t.inbox.c.event_id, t.inbox.c.state)).all())
+    assert states == {"p1": "applied", "r1": "applied"}
+    with engine.connect() as conn:
+        decided = [r[0] for r in conn.execute(sa.select(t.outbox.c.caused_by))]
+    assert decided == ["r1"]  # the refund request was decided and its outcome published
+    engine.dispose()

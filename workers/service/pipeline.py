@@ -108,15 +108,15 @@ class Pipeline:
             with self.engine.begin() as conn:
                 result = apply_pending(conn, candidates, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size,
                                       parsed=self.parsed)
-            late: list[str] = []
-            if self.clock == "stream" and result.partitions:
-                with self.engine.begin() as conn:  # after the commit: see late_deadlines
-                    late = late_deadlines(conn, result)
+            candidates = set()
+            if result.partitions:
+                # After the commit, the partitions just applied: anything sequenced or flagged
+                # for them while they were held (see late_deadlines) is ours to apply.
+                with self.engine.begin() as conn:
+                    late = late_deadlines(conn, result) if self.clock == "stream" else []
+                    candidates = state_store.partitions_still_pending(conn, result.partitions) | set(late)
             self.after_apply(result)
             applied += result.inputs
-            if result.inputs == 0 and not late:
-                break
-            candidates = set(result.partitions) | set(late)
         return applied
 
     def after_apply(self, result: ApplyResult) -> None:
