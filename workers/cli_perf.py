@@ -13,7 +13,7 @@ from workers import settings as settings_mod
 
 @click.command()
 @click.argument("stream", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--rate", type=float, default=None, help="Events per second to publish (default: as fast as possible).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Events per second to publish (default: as fast as possible).")
 @click.option("--max", "max_rate", is_flag=True, help="Publish as fast as possible (the default).")
 @click.option("--batch", type=int, default=500, show_default=True, help="Events per broker message.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("replay-report"), show_default=True)

@@ -54,3 +54,13 @@ def test_profile_prints_the_rate_and_the_cpu_per_event(tmp_path, pg_url):
 
     stats = pstats.Stats(str(out))  # readable, and it saw the pipeline
     assert any(func[2] == "apply_pending" for func in stats.stats)
+
+
+def test_a_replay_whose_broker_is_unreachable_says_so_and_fails(tmp_path, pg_url):
+    stream = tmp_path / "stream.jsonl"
+    assert intercept("generate", "--cases", "5", "--seed", "3", "--out", str(stream), env={}).returncode == 0
+    env = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_DATABASE_URL": pg_url,
+           "INTERCEPT_BROKER_URL": "redis://127.0.0.1:1/0"}  # nothing listens on port 1
+    run = intercept("replay", str(stream), "--no-workers", "--rate", "100", "--out-dir", str(tmp_path / "r"), env=env, timeout=120)
+    assert run.returncode == 1
+    assert "publishing stopped after 0 events" in run.stderr and "Traceback" not in run.stderr, run.stderr[-2000:]

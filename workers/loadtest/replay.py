@@ -26,6 +26,10 @@ from workers.settings import Settings
 console = Console(stderr=True)
 
 
+class PublishFailed(Exception):
+    """The publishing thread stopped on an error (the broker went away, say)."""
+
+
 def measurements(engine: sa.Engine, source: str, published: harness.Published) -> list[Measurement]:
     """Publish time of each input's message against the time its effects were committed."""
     starts = sorted(zip((m[0] for m in published.messages), published.times))
@@ -88,12 +92,16 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
 
             def on_progress(n: int) -> None:
                 if publish_error:
-                    raise publish_error[0]
+                    raise PublishFailed(publish_error[0])
                 bar.update(done_task, completed=n)
                 if procs and (not rss_samples or n - rss_samples[-1][0] >= max(1, expected // 20)):
                     rss_samples.append((n, round(harness.rss_mb(procs), 1)))
 
-            ok = harness.wait_settled(engine, source, expected, timeout, app, published, on_progress=on_progress)
+            try:
+                ok = harness.wait_settled(engine, source, expected, timeout, app, published, on_progress=on_progress)
+            except PublishFailed as failed:
+                console.print(f"[red]publishing stopped after {published.lines} events: {failed.args[0]}[/red]", highlight=False)
+                return 1
             publisher.join()
         if not ok:
             console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")
