@@ -83,7 +83,7 @@ def _migrate_before_consuming(**_kwargs) -> None:
         engine.dispose()
 
 
-_trim_heap = heap_trimmer() if os.environ.get("INTERCEPT_MALLOC_TRIM", "1") != "0" else None
+_trim_heap = heap_trimmer() if settings.malloc_trim else None
 
 
 @signals.task_postrun.connect

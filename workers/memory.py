@@ -5,8 +5,8 @@ million-event replay: allocated blocks and live objects flat), but its resident 
 up: glibc keeps pages freed by one message's parsed batch (thousands of events, their JSON
 strings, a megabyte message body) inside its heap for the next, and a heap fragmented by a
 few live objects is never shrunk. `malloc_trim(0)` returns every free page of the heap, so
-the resident set follows what the worker holds. It costs about a millisecond a task
-(docs/performance.md); on a libc without it (musl, macOS) this does nothing.
+the resident set follows what the worker holds. It costs 0.1-0.5 ms a task (0.1-0.2 % of
+the task, docs/performance.md); on a libc without it (musl, macOS) this does nothing.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ class Settings:
     carrier_rate_per_s: float = 10.0  # per carrier, shared by every worker (0: no limit)
     carrier_burst: int = 10
     redis_url: str | None = None  # for the token buckets; default: the broker when it is Redis
+    malloc_trim: bool = True  # workers return freed heap pages after each task (workers.memory)
 
     @property
     def embedded_broker(self) -> bool:
@@ -92,6 +93,7 @@ def load(default_clock: str = "wall") -> Settings:
         carrier_rate_per_s=float(env.get("INTERCEPT_CARRIER_RATE_PER_S", "10")),
         carrier_burst=int(env.get("INTERCEPT_CARRIER_BURST", "10")),
         redis_url=env.get("INTERCEPT_REDIS_URL") or None,
+        malloc_trim=env.get("INTERCEPT_MALLOC_TRIM", "1") != "0",
     )
     problem = settings.problem()
     if problem:

@@ -68,7 +68,7 @@ def advisory_lock(conn: sa.Connection, key: int, *, shared: bool = False) -> Non
         conn.execute(sa.text(f"SELECT {fn}(:k)"), {"k": key})
 
 
-def migrate(engine: sa.Engine) -> None:
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
@@ -76,7 +76,7 @@ def migrate(engine: sa.Engine) -> None:
             # Two processes starting at once must not both create the tables.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(7310000)"))
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
 
 
 @contextmanager

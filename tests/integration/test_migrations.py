@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import orjson
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
-from adapters.db.engine import MIGRATIONS, make_engine, migrate
+from adapters.db.engine import make_engine, migrate
+from adapters.db.schema import metadata
 
-JSON_COLUMNS = {
-    ("inbox", "payload"), ("partitions", "state"), ("orders", "state"),
-    ("outbox", "envelope"), ("refund_actions", "issued_envelope"), ("dead_letters", "headers"),
-}
+JSON_COLUMNS = {(table.name, c.name) for table in metadata.tables.values() for c in table.columns if isinstance(c.type, sa.JSON)}
 
 
 def _json_column_types(conn: sa.Connection) -> dict[tuple[str, str], str]:
@@ -25,11 +21,8 @@ def _json_column_types(conn: sa.Connection) -> dict[tuple[str, str], str]:
 
 def test_a_release_2_database_with_jsonb_documents_upgrades_to_json_and_keeps_them(pg_url):
     engine = make_engine(pg_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    migrate(engine, "0002")
     with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0002")
         # Releases up to 0002 created these columns as jsonb.
         for table, column in JSON_COLUMNS:
             conn.execute(sa.text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE jsonb USING "{column}"::jsonb'))
