@@ -95,3 +95,36 @@ def test_an_input_sequenced_while_its_partition_is_being_applied_is_applied_by_t
         decided = [r[0] for r in conn.execute(sa.select(t.outbox.c.caused_by))]
     assert decided == ["r1"]  # the refund request was decided and its outcome published
     engine.dispose()
+
+
+def test_a_tick_committed_while_a_drain_holds_the_partition_is_fired_by_that_drain(pg_url, monkeypatch):
+    """As the first test, but through Pipeline.drain's own loop: the deadline fires before
+    the drain returns, not at the next sweep."""
+    engine = make_engine(pg_url)
+    migrate(engine)
+    holder = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierAdapter(), NullPublisher(), lambda: WALL)
+    holder.ingest("s", 0, [
+        event("p1", "order.placed", "o1", at="2026-11-21T10:00:00+08:00", merchant_id="m1", paid_fen=50_000,
+              category="standard", instant_refund_tag=False),
+        event("s1", "order.shipped", "o1", at="2026-11-21T10:05:00+08:00", package_id="pk1", carrier="zto",
+              tracking_no="ZT1", value_fen=50_000),
+    ])
+    from workers.service import pipeline as pipeline_module
+
+    real_apply = pipeline_module.apply_pending
+    ticked: list[bool] = []
+
+    def apply_while_the_clock_ticks(conn, candidates, *args, **kwargs):
+        result = real_apply(conn, candidates, *args, **kwargs)
+        if not ticked:  # inside the transaction that writes the two-hour deadline
+            tick = event("t1", "clock.tick", at="2026-11-21T12:11:00+08:00", now="2026-11-21T12:11:00+08:00")
+            ticked.append("m1" in holder.accept("s", 3, [tick]).partitions)
+        return result
+
+    monkeypatch.setattr(pipeline_module, "apply_pending", apply_while_the_clock_ticks)
+    holder.ingest("s", 2, [event("r1", "refund.requested", "o1", at="2026-11-21T10:10:00+08:00", refund_id="rf1",
+                                 amount_fen=50_000, reason="not_wanted")])
+
+    assert ticked == [False]  # the tick could not see the deadline being written
+    assert [f["data"]["reason"] for f in outcomes(engine, "intercept.failed")] == ["timeout"]
+    engine.dispose()

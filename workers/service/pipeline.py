@@ -111,10 +111,12 @@ class Pipeline:
             candidates = set()
             if result.partitions:
                 # After the commit, the partitions just applied: anything sequenced or flagged
-                # for them while they were held (see late_deadlines) is ours to apply.
+                # for them while they were held (see late_deadlines, which flags in this same
+                # transaction, so the check below sees its flags) is ours to apply.
                 with self.engine.begin() as conn:
-                    late = late_deadlines(conn, result) if self.clock == "stream" else []
-                    candidates = state_store.partitions_still_pending(conn, result.partitions) | set(late)
+                    if self.clock == "stream":
+                        late_deadlines(conn, result)
+                    candidates = state_store.partitions_still_pending(conn, result.partitions)
             self.after_apply(result)
             applied += result.inputs
         return applied
