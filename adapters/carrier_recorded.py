@@ -3,10 +3,13 @@ events already in the stream (SPEC §7), so nothing outside the stream decides a
 
 from __future__ import annotations
 
-from adapters.ports import InterceptSubmission
+from domain.ports import InterceptSubmission
 
 
-class RecordedCarrierAdapter:
+class RecordedCarrierClient:
+    # Nothing leaves the process, so there is no attempt to record but the caller's.
+    records_attempts = False
+
     def submit(self, idempotency_key: str, carrier: str, tracking_no: str) -> InterceptSubmission:
         return InterceptSubmission(status="submitted", carrier_ref="recorded")
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from adapters.db.schema import dead_letters
-from adapters.ports import AcceptResult, Acceptor
+from domain.ports import AcceptResult, Acceptor
 
 
 @dataclass(frozen=True)

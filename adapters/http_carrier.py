@@ -1,4 +1,4 @@
-"""HttpCarrierClient: CarrierInterceptPort over a carrier intercept API shaped like real ones.
+"""HttpCarrierClient: CarrierClient over a carrier intercept API shaped like real ones.
 
 The API (what `adapters/simulators/carrier.py` serves, modelled on Kuaidi100's interceptOrder
 and UPS Delivery Intercept, formats.md §1.6/§8.1):
@@ -36,7 +36,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from adapters.attempts import AttemptRecorder, record_safely
-from adapters.ports import InterceptSubmission
+from domain.ports import InterceptSubmission
 from adapters.rate_limit import RateLimiter
 
 log = logging.getLogger("intercept.http")
@@ -183,7 +183,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 
 class HttpCarrierClient:
-    """CarrierInterceptPort over HTTP. Construct one per process (it holds a connection pool)."""
+    """CarrierClient over HTTP. Construct one per process (it holds a connection pool)."""
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ import httpx
 
 from adapters.attempts import AttemptRecorder
 from adapters.http_carrier import DEFAULT_TIMEOUT, HttpAction, RetryPolicy, Transient, _json
-from adapters.ports import RefundResult
+from domain.ports import RefundResult
 from adapters.rate_limit import RateLimiter
 
 

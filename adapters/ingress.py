@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapters.ports import AcceptResult, Acceptor
+from domain.ports import AcceptResult, Acceptor
 from adapters.webhooks import Ignored, Malformed, aftership, douyin, kuaidi100
 from adapters.webhooks import signing
 from adapters.webhooks.signing import SignatureError

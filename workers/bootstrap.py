@@ -11,7 +11,7 @@ import threading
 from datetime import datetime, timezone
 from functools import partial
 
-from adapters.carrier_recorded import RecordedCarrierAdapter
+from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db.engine import make_engine, migrate
 from adapters.publisher import KombuPublisher
 from adapters.simulators.refund_inprocess import InProcessRefundSimulator
@@ -103,7 +103,7 @@ def build_carrier(s: settings_mod.Settings, engine=None):
             callback_url=s.carrier_callback_url,
             api_key=s.carrier_api_key,
         )
-    return RecordedCarrierAdapter()
+    return RecordedCarrierClient()
 
 
 def pipeline() -> Pipeline:
@@ -160,7 +160,7 @@ class PipelineAcceptor:
         self.notify = notify
 
     def accept(self, items, source):
-        from adapters.ports import AcceptResult  # noqa: PLC0415
+        from domain.ports import AcceptResult  # noqa: PLC0415
 
         report = self.pipeline.accept(source, None, list(items))
         if report.partitions:

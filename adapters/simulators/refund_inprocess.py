@@ -17,7 +17,7 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 
-from adapters.ports import RefundResult
+from domain.ports import RefundResult
 
 
 def _unit_interval(seed: int, key: str, salt: str) -> float:
@@ -42,6 +42,9 @@ class InProcessRefundSimulator:
     - `unknown_rate`: share of keys whose first `issue` is applied but answered "unknown", as a
       time-out after the provider applied the request would be; `query` then reports the truth.
     """
+
+    # No HTTP attempt to record: the caller records each call.
+    records_attempts = False
 
     seed: int = 0
     refuse_rate: float = 0.0

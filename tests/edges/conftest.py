@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.db import schema
-from adapters.ports import AcceptResult
+from domain.ports import AcceptResult
 from domain.events import parse_event
 from tests.helpers import unavailable
 

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from adapters.carrier_recorded import RecordedCarrierAdapter
+from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
 from adapters.simulators.refund_inprocess import InProcessRefundSimulator
@@ -35,7 +35,7 @@ def test_an_event_the_domain_chokes_on_is_kept_aside_and_the_rest_commits(pg_url
         return real_apply(merchant, order, ev, policy)
 
     monkeypatch.setattr(apply_module, "apply_event", choking_apply)
-    pipeline = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierAdapter(), NullPublisher(),
+    pipeline = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(), NullPublisher(),
                         lambda: datetime(2026, 11, 21, 3, 0, tzinfo=timezone.utc))
     placed = [event(f"p{n}", "order.placed", f"o{n}", merchant_id="m1", paid_fen=5_000, category="standard",
                     instant_refund_tag=True) for n in (1, 2, 3)]

@@ -9,7 +9,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from adapters.carrier_recorded import RecordedCarrierAdapter
+from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
 from adapters.simulators.carrier import CarrierSimulator, create_carrier_sim_app
@@ -86,5 +86,5 @@ def test_embedded_default_is_unchanged(monkeypatch, tmp_path, pg_url):
     s = load(monkeypatch, {"INTERCEPT_HOME": str(tmp_path)})
     engine = make_engine(pg_url)
     assert isinstance(build_gateway(s, engine), InProcessRefundSimulator)
-    assert isinstance(build_carrier(s, engine), RecordedCarrierAdapter)
+    assert isinstance(build_carrier(s, engine), RecordedCarrierClient)
     engine.dispose()

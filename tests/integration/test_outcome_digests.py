@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from adapters.carrier_recorded import RecordedCarrierAdapter
+from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
 from adapters.simulators.refund_inprocess import InProcessRefundSimulator
@@ -40,7 +40,7 @@ def _process_in_one_process(url: str, lines: list[str], batch: int) -> tuple[str
     engine = make_engine(url)
     migrate(engine)
     pipeline = Pipeline(
-        engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierAdapter(), _DroppingPublisher(),
+        engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(), _DroppingPublisher(),
         lambda: datetime(2026, 12, 1, tzinfo=timezone.utc), batch_size=batch,
     )
     for first in range(0, len(lines), batch):

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from adapters.carrier_recorded import RecordedCarrierAdapter
+from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
 from adapters.simulators.refund_inprocess import InProcessRefundSimulator
@@ -33,7 +33,7 @@ def outcomes(engine, type_):
 def test_a_tick_committed_during_the_apply_that_writes_a_deadline_still_fires_it(pg_url):
     engine = make_engine(pg_url)
     migrate(engine)
-    pipeline = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierAdapter(),
+    pipeline = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(),
                         NullPublisher(), lambda: WALL)
     pipeline.ingest("s", 0, [
         event("p1", "order.placed", "o1", at="2026-11-21T10:00:00+08:00", merchant_id="m1", paid_fen=50_000,
@@ -68,8 +68,8 @@ def test_an_input_sequenced_while_its_partition_is_being_applied_is_applied_by_t
     holding the partition picks it up after its own commit, not the next sweep."""
     engine = make_engine(pg_url)
     migrate(engine)
-    holder = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierAdapter(), NullPublisher(), lambda: WALL)
-    other = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierAdapter(), NullPublisher(), lambda: WALL)
+    holder = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(), NullPublisher(), lambda: WALL)
+    other = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(), NullPublisher(), lambda: WALL)
     placed = event("p1", "order.placed", "o1", at="2026-11-21T10:00:00+08:00", merchant_id="m1", paid_fen=50_000,
                    category="standard", instant_refund_tag=False)
     refund = event("r1", "refund.requested", "o1", at="2026-11-21T10:10:00+08:00", refund_id="rf1", amount_fen=50_000,
@@ -102,7 +102,7 @@ def test_a_tick_committed_while_a_drain_holds_the_partition_is_fired_by_that_dra
     the drain returns, not at the next sweep."""
     engine = make_engine(pg_url)
     migrate(engine)
-    holder = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierAdapter(), NullPublisher(), lambda: WALL)
+    holder = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(), NullPublisher(), lambda: WALL)
     holder.ingest("s", 0, [
         event("p1", "order.placed", "o1", at="2026-11-21T10:00:00+08:00", merchant_id="m1", paid_fen=50_000,
               category="standard", instant_refund_tag=False),

@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from adapters.carrier_recorded import RecordedCarrierAdapter
+from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db.engine import make_engine, migrate
 from adapters.simulators.refund_inprocess import InProcessRefundSimulator
 from domain.policy import DEFAULT_POLICY
@@ -63,7 +63,7 @@ def profile(settings: Settings, events: int, batch: int, seed: int, profiler: st
         if len(lines) >= events:
             break
         lines.append(dump_line(ev))
-    pipeline = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierAdapter(),
+    pipeline = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(),
                         _DiscardingPublisher(), lambda: datetime.now(timezone.utc), batch_size=batch)
     prof = None
     if profiler == "cprofile":

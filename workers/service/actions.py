@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.bulk import insert_ignore, insert_rows
-from adapters.ports import CarrierInterceptPort, RefundGateway
+from domain.ports import CarrierClient, RefundGateway
 from domain.outcomes import derived_id
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def execute_refunds(
     attempts: list[tuple] = []
     # An adapter that records each of its HTTP attempts (SqlAttemptRecorder) already wrote
     # the rows, committed before a crash could lose them; one more here would count a call twice.
-    record_call = not getattr(gateway, "records_attempts", False)
+    record_call = not gateway.records_attempts
     updates: list[dict[str, Any]] = []
     for row in rows:
         started = time.perf_counter()
@@ -132,7 +132,7 @@ def execute_refunds(
 
 def execute_intercepts(
     engine: sa.Engine,
-    carrier: CarrierInterceptPort,
+    carrier: CarrierClient,
     intercept_ids: list[str],
     now: datetime,
     feed_back: Callable[[list[dict[str, Any]]], None],
@@ -142,7 +142,7 @@ def execute_intercepts(
     if not rows:
         return
     updates, attempts, answers = [], [], []
-    record_call = not getattr(carrier, "records_attempts", False)
+    record_call = not carrier.records_attempts
     for row in rows:
         started = time.perf_counter()
         try:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from adapters.db import state_store
 from adapters.db.sequencer import IngestReport, Sequencer, flag_due_partitions
-from adapters.ports import CarrierInterceptPort, RefundGateway
+from domain.ports import CarrierClient, RefundGateway
 from adapters.publisher import Publisher
 from domain.events import InboundEvent
 from domain.policy import Policy
@@ -40,7 +40,7 @@ class Pipeline:
         policy: Policy,
         clock: str,
         gateway: RefundGateway,
-        carrier: CarrierInterceptPort,
+        carrier: CarrierClient,
         publisher: Publisher,
         now: Callable[[], datetime],
         *,

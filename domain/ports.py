@@ -1,8 +1,15 @@
-"""Ports to the outside world. Implementations say what they are (SqlStore, HttpCarrierClient...)."""
+"""Ports: what the application needs from the world, declared as Protocols.
+
+Every capability a caller checks is declared here (`records_attempts` included), so an
+implementation says what it does instead of being probed with getattr. Implementations say
+what they are: InProcessRefundSimulator, HttpRefundClient, RecordedCarrierClient,
+HttpCarrierClient. Each is run against the same contract tests (tests/contracts).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 RefundStatus = Literal["confirmed", "refused", "unknown"]
@@ -19,6 +26,11 @@ class RefundResult:
 class RefundGateway(Protocol):
     """Pays refunds. `issue` is idempotent per key: the same key never pays twice."""
 
+    @property
+    def records_attempts(self) -> bool:
+        """True when the gateway itself keeps a row per attempt (its caller need not)."""
+        ...
+
     def issue(self, idempotency_key: str, refund_id: str, amount_fen: int) -> RefundResult: ...
 
     def query(self, idempotency_key: str) -> RefundResult:
@@ -33,12 +45,23 @@ class InterceptSubmission:
     reason: str | None = None
 
 
-class CarrierInterceptPort(Protocol):
+class CarrierClient(Protocol):
     """Submits intercepts. The carrier's answer arrives later as a carrier.intercept_reported event."""
+
+    @property
+    def records_attempts(self) -> bool:
+        """True when the client itself keeps a row per attempt (its caller need not)."""
+        ...
 
     def submit(self, idempotency_key: str, carrier: str, tracking_no: str) -> InterceptSubmission: ...
 
     def query(self, idempotency_key: str) -> InterceptSubmission: ...
+
+
+class Clock(Protocol):
+    """The wall clock of a deployment (an injected one in drills and tests)."""
+
+    def __call__(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
