@@ -1,17 +1,16 @@
-"""Fixtures for real services. Missing services skip with how to start them, except under
-CI=true, where a missing service fails the run."""
+"""Fixtures for the real services, for every tier of tests. A missing service skips with how to
+start it, except under CI=true, where it fails the run (tests/helpers.py `unavailable`)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
+import sqlalchemy as sa
 
-from tests.helpers import unavailable
+from tests.fakes import FakeAcceptor
+from tests.helpers import PG_ADMIN_DSN, REDIS_BASE_URL, REDIS_TEST_DB, pg_url_for, unavailable
 
-PG_ADMIN_DSN = os.environ.get("INTERCEPT_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
-REDIS_URL = os.environ.get("INTERCEPT_TEST_REDIS", "redis://127.0.0.1:6379")
 
 @pytest.fixture
 def pg_url():
@@ -24,18 +23,40 @@ def pg_url():
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         unavailable("PostgreSQL", exc)
-    params = dict(p.split("=", 1) for p in PG_ADMIN_DSN.split())
-    yield f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:{params.get('port', '5432')}/{name}"
+    yield pg_url_for(name)
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def pg_engine():
+    """A PostgreSQL schema of this test session, migrated to the current revision; tests sharing
+    it use unique ids."""
+    from adapters.db.engine import make_engine, migrate
+
+    name = f"edges_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_url_for("postgres"))
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        unavailable("PostgreSQL", exc)
+    engine = make_engine(f"{pg_url_for('postgres')}?options=-csearch_path%3D{name}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+    admin.dispose()
+
+
 @pytest.fixture
 def redis_url():
-    """A Redis database of its own, emptied before and after the test."""
+    """A Redis database of its own (INTERCEPT_TEST_REDIS_DB), emptied before and after the test."""
     import redis
 
-    url = f"{REDIS_URL}/{int(os.environ.get('INTERCEPT_TEST_REDIS_DB', '9'))}"
+    url = f"{REDIS_BASE_URL}/{REDIS_TEST_DB}"
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=3)
         client.flushdb()
@@ -43,8 +64,33 @@ def redis_url():
         unavailable("Redis", exc)
     yield url
     client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_client():
+    """A client of the test Redis database, for tests that keep to keys of their own."""
+    import redis
+
+    client = redis.Redis.from_url(f"{REDIS_BASE_URL}/{REDIS_TEST_DB}", socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable("Redis", exc)
+    yield client
+    client.close()
 
 
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'intercept.sqlite'}"
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def acceptor() -> FakeAcceptor:
+    return FakeAcceptor()

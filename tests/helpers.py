@@ -12,6 +12,17 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The services the tests talk to, one set of names for every tier (tests/conftest.py).
+PG_ADMIN_DSN = os.environ.get("INTERCEPT_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+REDIS_BASE_URL = os.environ.get("INTERCEPT_TEST_REDIS", "redis://127.0.0.1:6379")
+REDIS_TEST_DB = int(os.environ.get("INTERCEPT_TEST_REDIS_DB", "9"))
+
+
+def pg_url_for(database: str) -> str:
+    """The SQLAlchemy URL of a database on the test server."""
+    params = dict(p.split("=", 1) for p in PG_ADMIN_DSN.split())
+    return f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:{params.get('port', '5432')}/{database}"
+
 HOW_TO_START = {
     "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
     "Redis": 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',

@@ -18,10 +18,11 @@ import os
 from celery import Celery, signals
 from kombu import Exchange, Queue
 
-from workers.bootstrap import current_settings
+from adapters.db.engine import make_engine, migrate
+from workers import settings as settings_mod
 from workers.memory import heap_trimmer
 
-settings = current_settings()
+settings = settings_mod.current()
 
 app = Celery("intercept", broker=settings.broker_url, include=["workers.tasks"])
 
@@ -74,8 +75,6 @@ app.conf.update(
 @signals.worker_init.connect
 def _migrate_before_consuming(**_kwargs) -> None:
     """Bring the schema up to date once, in the main process, before any task runs."""
-    from adapters.db.engine import make_engine, migrate  # noqa: PLC0415
-
     engine = make_engine(settings.database_url)
     try:
         migrate(engine)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -12,8 +11,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from workers import bootstrap, harness
-from workers.settings import Settings
+from workers import bootstrap, processes, streams
+from workers.settings import Settings, configure
 
 console = Console(stderr=True)
 
@@ -22,18 +21,23 @@ def sample_stream() -> Path:
     return Path(str(resources.files("workers") / "samples" / "sample.jsonl"))
 
 
-def source_name(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return "run:" + digest.hexdigest()[:16]
-
-
 def _remove_sqlite(url: str) -> None:
     path = Path(url.removeprefix("sqlite:///"))
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def _sweep_periodically(app, stop: threading.Event, every_s: float) -> threading.Thread:
+    """What beat does for a deployment: the workers this run started get a sweep every period,
+    the only recovery of what a lost message or a crash left behind."""
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            app.send_task("intercept.sweep", queue="maintenance")
+
+    thread = threading.Thread(target=loop, name="run-sweeper", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_stream(settings: Settings, stream, out, workers, no_workers, batch, timeout, fresh) -> int:
@@ -43,37 +47,39 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
         fresh = settings.database_url.startswith("sqlite") and "INTERCEPT_DATABASE_URL" not in os.environ
     if fresh and settings.database_url.startswith("sqlite"):
         _remove_sqlite(settings.database_url)
-    bootstrap.configure(settings)
+    configure(settings)
     from workers.app import app  # noqa: PLC0415 (after configure: the app reads the settings)
 
-    engine = bootstrap.pipeline().engine  # builds the engine and migrates the database
-    source = source_name(stream_path)
-    expected = sum(1 for _ in harness.numbered_lines(stream_path))
+    db = bootstrap.pipeline(app).db  # builds the engine and migrates the database
+    source = streams.source_name(stream_path)
+    expected = sum(1 for _ in streams.numbered_lines(stream_path))
     stop = threading.Event()
     procs = []
     worker_thread = None
     if settings.embedded_broker:
-        worker_thread = harness.start_thread_worker(app, stop)
+        worker_thread = processes.start_thread_worker(app, stop)
     elif not no_workers:
-        procs = harness.start_worker_processes(settings, workers or os.cpu_count() or 1)
-        harness.wait_workers_ready(app, procs)
+        procs = processes.start_worker_processes(settings, workers or os.cpu_count() or 1)
+        processes.wait_workers_ready(app, procs)
+    if worker_thread is not None or procs:
+        _sweep_periodically(app, stop, float(os.environ.get("INTERCEPT_SWEEP_SECONDS", "5")))
 
     started = time.monotonic()
     try:
-        published = harness.publish(app, source, harness.chunk_lines(harness.numbered_lines(stream_path), batch))
-        if not harness.wait_settled(engine, source, expected, timeout, app, published):
+        streams.publish(app, source, streams.chunk_lines(streams.numbered_lines(stream_path), batch))
+        if not streams.wait_settled(db, source, expected, timeout):
             console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")
             return 1
         elapsed = time.monotonic() - started
-        from workers.report_summary import print_summary, write_outcomes  # noqa: PLC0415
+        from workers.summary import print_summary, write_outcomes  # noqa: PLC0415
 
         if out:
-            n = write_outcomes(engine, out)
+            n = write_outcomes(db.engine, out)
             console.print(f"wrote {n} outbound events to {out}")
-        print_summary(engine, elapsed)
+        print_summary(db.engine, elapsed)
         return 0
     finally:
         stop.set()
-        harness.stop_worker_processes(procs)
+        processes.stop_worker_processes(procs)
         if worker_thread is not None:
             worker_thread.join(timeout=10)

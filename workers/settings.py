@@ -72,6 +72,23 @@ class Settings:
         return None
 
 
+_current: Settings | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Fix the settings of this process (the CLI does it before starting workers)."""
+    global _current
+    _current = settings
+
+
+def current() -> Settings:
+    """This process's settings: those configured, or else read from the environment once."""
+    global _current
+    if _current is None:
+        _current = load()
+    return _current
+
+
 def load(default_clock: str = "wall") -> Settings:
     env = os.environ
     clock = env.get("INTERCEPT_CLOCK", default_clock)

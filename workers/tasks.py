@@ -13,23 +13,23 @@ TRANSIENT = (OperationalError, DBAPIError)
 
 @app.task(name="intercept.ingest", bind=True, autoretry_for=TRANSIENT, retry_backoff=1, retry_backoff_max=30, max_retries=20)
 def ingest(self, source: str, first_offset: int | None, items: list) -> dict:
-    report = pipeline().ingest(source, first_offset, items)
+    report = pipeline(app).process(source, first_offset, items)
     return {"partitions": len(report.partitions)}
 
 
 @app.task(name="intercept.apply", bind=True, autoretry_for=TRANSIENT, retry_backoff=1, retry_backoff_max=30, max_retries=20)
 def apply(self, partitions: list[str]) -> int:
-    return pipeline().drain(partitions)
+    return pipeline(app).drain(partitions)
 
 
 @app.task(name="intercept.actions", bind=True, autoretry_for=TRANSIENT, retry_backoff=1, retry_backoff_max=30, max_retries=20)
 def actions(self, refund_ids: list[str], intercept_ids: list[str]) -> None:
-    pipeline().run_actions_and_relay(refund_ids, intercept_ids)
+    pipeline(app).act(refund_ids, intercept_ids)
 
 
 @app.task(name="intercept.sweep", ignore_result=True)
 def sweep() -> dict:
-    return pipeline().sweep()
+    return pipeline(app).sweep()
 
 
 _redis = None

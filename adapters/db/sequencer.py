@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -25,25 +25,9 @@ import sqlalchemy as sa
 from adapters.db import schema as t
 from adapters.db.engine import SEQUENCER_LOCK, advisory_lock
 from adapters.db.bulk import among, insert_ignore, insert_rows, update_rows
+from app.stores import ItemResult, SequencingReport
 from domain.events import InboundEvent, InvalidEvent, parse_event
 from domain.routing import lookup_for, order_key, package_key, waybill_key
-
-
-@dataclass
-class ItemResult:
-    status: str  # sequenced | parked | duplicate | aside | received | redelivered
-    event_id: str | None = None
-    reason: str | None = None
-
-
-@dataclass
-class IngestReport:
-    results: list[ItemResult] = field(default_factory=list)
-    partitions: set[str] = field(default_factory=set)
-    # (position, now) of the last clock.tick sequenced: after the commit, flag_due_partitions.
-    latest_tick: tuple[int, datetime] | None = None
-    # The events sequenced, by position: valid once the transaction has committed.
-    sequenced: dict[int, InboundEvent] = field(default_factory=dict)
 
 
 def canonical_json(canonical: dict[str, Any]) -> bytes:
@@ -110,26 +94,26 @@ class _Item:
     deduplicated: bool = False
 
 
-class Sequencer:
-    def __init__(self, clock: str = "stream"):
-        if clock not in ("stream", "wall"):
-            raise ValueError(f"INTERCEPT_CLOCK must be 'wall' or 'stream', not {clock!r}")
+class SqlSequencer:
+    """app.stores.Sequencer over one transaction's connection."""
+
+    def __init__(self, conn: sa.Connection, clock: str = "stream"):
+        self.conn = conn
         self.clock = clock
 
-    def ingest(
+    def sequence(
         self,
-        conn: sa.Connection,
         source: str,
         first_offset: int | None,
         items: list[Any],
         received_at: datetime,
         *,
         allow_internal: bool = False,
-    ) -> IngestReport:
+    ) -> SequencingReport:
         parsed = [parse_input(raw, allow_internal) for raw in items]
-        advisory_lock(conn, SEQUENCER_LOCK)
-        run = _Run(self.clock, conn, source, received_at, allow_internal)
-        return run.ingest(first_offset, items, parsed)
+        advisory_lock(self.conn, SEQUENCER_LOCK)
+        run = _Run(self.clock, self.conn, source, received_at, allow_internal)
+        return run.sequence(first_offset, items, parsed)
 
 
 class _Run:
@@ -141,7 +125,7 @@ class _Run:
         self.source = source
         self.received_at = received_at
         self.allow_internal = allow_internal
-        self.report = IngestReport()
+        self.report = SequencingReport()
         row = conn.execute(sa.select(t.sequencer.c.next_position, t.sequencer.c.stream_now).where(t.sequencer.c.id == 1)).first()
         if row is None:
             conn.execute(t.sequencer.insert().values(id=1, next_position=1, stream_now=None))
@@ -162,7 +146,7 @@ class _Run:
         self.new_ticks: list[dict[str, Any]] = []
 
     # -- entry -------------------------------------------------------------------------
-    def ingest(self, first_offset: int | None, raw_items: list[Any], parsed: list[_Parsed]) -> IngestReport:
+    def sequence(self, first_offset: int | None, raw_items: list[Any], parsed: list[_Parsed]) -> SequencingReport:
         conn = self.conn
         if first_offset is None:
             items = [_Item(raw=r, offset=None, parsed=p, label=f"item {i + 1}") for i, (r, p) in enumerate(zip(raw_items, parsed))]
@@ -484,33 +468,3 @@ class _Run:
             last = self.new_ticks[-1]
             self.report.latest_tick = (last["position"], max(tk["now"] for tk in self.new_ticks))
         c.execute(t.sequencer.update().where(t.sequencer.c.id == 1).values(next_position=self.next_position, stream_now=self.stream_now))
-
-
-def flag_due_partitions(conn: sa.Connection, through_position: int, now: datetime, among_keys: Iterable[str] | None = None) -> list[str]:
-    """Partitions with a deadline due by `now` owe the ticks through `through_position` a visit.
-
-    Run after the tick's commit, and by every applier after its own commit when a tick was
-    sequenced while it ran (apply.late_deadlines): of a tick and a deadline committed
-    concurrently, each side reads after its own commit, so one of them sees the other,
-    without a lock between sequencing and applying. A partition row locked by an applier is
-    skipped, not waited for: that applier either read the tick or checks after its commit.
-    One query for a batch's ticks: a partition due at an earlier tick is asked to process
-    through the last one, which it would reach anyway. Returns the partitions flagged.
-    """
-    o = t.orders
-    query = sa.select(o.c.merchant_id).where(o.c.next_due_at <= now).distinct()
-    if among_keys is not None:
-        query = query.where(among(o.c.merchant_id, list(among_keys), conn))
-    due = sorted(r[0] for r in conn.execute(query))
-    greatest = sa.func.greatest if conn.dialect.name == "postgresql" else sa.func.max
-    p = t.partitions
-    flagged: list[str] = []
-    for start in range(0, len(due), 5000):
-        chunk = due[start : start + 5000]
-        locked = [r[0] for r in conn.execute(
-            sa.select(p.c.key).where(among(p.c.key, chunk, conn)).order_by(p.c.key).with_for_update(skip_locked=True)
-        )]
-        if locked:
-            conn.execute(p.update().where(among(p.c.key, locked, conn)).values(pending_through=greatest(p.c.pending_through, through_position)))
-            flagged += locked
-    return flagged

@@ -16,8 +16,8 @@ from adapters.http_carrier import RetryPolicy
 from adapters.http_refund import HttpRefundClient
 from adapters.ingress import IngressSettings, create_app
 from adapters.webhooks.signing import sign_headers
-from tests.edges.conftest import PG_URL, FakeAcceptor
-from workers import cli_edges
+from tests.fakes import FakeAcceptor
+from workers.cli import edges as cli_edges
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,16 +60,10 @@ def test_sim_command_serves_both_apis_with_fault_flags(unique):
 @pytest.fixture
 def cli_env(pg_engine, monkeypatch):
     # The session's fresh schema, reached by a plain URL as the CLI builds its own engine.
-    monkeypatch.setenv("INTERCEPT_DATABASE_URL", f"{PG_URL}?options={_search_path(pg_engine)}")
+    monkeypatch.setenv("INTERCEPT_DATABASE_URL", pg_engine.url.render_as_string(hide_password=False))
     acceptor = FakeAcceptor()
     monkeypatch.setattr(cli_edges, "_acceptor", lambda: acceptor)
     return acceptor
-
-
-def _search_path(engine) -> str:
-    with engine.connect() as conn:
-        path = conn.exec_driver_sql("SHOW search_path").scalar_one()
-    return f"-csearch_path%3D{path}"
 
 
 def test_dlq_list_and_retry_from_the_command_line(pg_engine, cli_env, unique):

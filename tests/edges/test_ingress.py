@@ -14,7 +14,7 @@ from adapters.dead_letters import SqlDeadLetterStore
 from adapters.ingress import IngressSettings, create_app
 from adapters.webhooks import aftership
 from adapters.webhooks.signing import sign_headers
-from tests.edges.conftest import FakeAcceptor
+from tests.fakes import FakeAcceptor
 from tests.edges.samples import AFTERSHIP_BODY, DOUYIN_BODY, KUAIDI100_PARAM, douyin_headers, kuaidi100_entry, kuaidi100_form, kuaidi100_param
 
 SECRET = "sec-current"

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import sqlalchemy as sa
 
-from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
-from adapters.simulators.refund_inprocess import InProcessRefundSimulator
-from domain.policy import DEFAULT_POLICY
+from app import applying as apply_module
+from tests.fakes import in_process_pipeline
 from tests.helpers import event
-from workers.service import apply as apply_module
-from workers.service.pipeline import Pipeline
-
-
-class NullPublisher:
-    def __init__(self):
-        self.published = []
-
-    def publish(self, envelopes):
-        self.published.extend(envelopes)
 
 
 def test_an_event_the_domain_chokes_on_is_kept_aside_and_the_rest_commits(pg_url, monkeypatch):
@@ -35,13 +22,12 @@ def test_an_event_the_domain_chokes_on_is_kept_aside_and_the_rest_commits(pg_url
         return real_apply(merchant, order, ev, policy)
 
     monkeypatch.setattr(apply_module, "apply_event", choking_apply)
-    pipeline = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(), NullPublisher(),
-                        lambda: datetime(2026, 11, 21, 3, 0, tzinfo=timezone.utc))
+    pipeline = in_process_pipeline(engine)
     placed = [event(f"p{n}", "order.placed", f"o{n}", merchant_id="m1", paid_fen=5_000, category="standard",
                     instant_refund_tag=True) for n in (1, 2, 3)]
     refunds = [event(f"r{n}", "refund.requested", f"o{n}", at="2026-11-21T10:30:00+08:00", refund_id=f"rf{n}",
                      amount_fen=5_000, reason="not_wanted") for n in (1, 2, 3)]
-    pipeline.ingest("s", 0, placed + refunds)
+    pipeline.process("s", 0, placed + refunds)
 
     with engine.connect() as conn:
         rows = {r.event_id: r for r in conn.execute(sa.select(t.inbox))}

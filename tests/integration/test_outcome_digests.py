@@ -9,21 +9,16 @@ commit and says why.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 import sqlalchemy as sa
 
-from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
-from adapters.simulators.refund_inprocess import InProcessRefundSimulator
-from domain.policy import DEFAULT_POLICY
+from adapters.db.reporting import outcomes_in_order
+from loadtest.generate import dump_line, generate_stream
+from loadtest.report import outcome_digest
+from tests.fakes import in_process_pipeline
 from tests.helpers import ROOT, intercept, read_outcomes
-from workers.loadtest.generate import dump_line, generate_stream
-from workers.loadtest.report import outcome_digest
-from workers.report_summary import outcomes_in_order
-from workers.service.pipeline import Pipeline
 
 SAMPLE_DIGEST = "18c491305332dc31ecf67b529b7d74bc68b3fdbeb37f2b7cbc1b69c33e945421"
 SAMPLE_INPUTS = {"applied": 454, "aside": 9, "duplicate": 1}
@@ -31,20 +26,12 @@ GENERATED_DIGEST = "a030b08ea3b727baaf4bd48e470a63ba3fe67099ed1847547ad80c35ba04
 GENERATED_INPUTS = {"applied": 6155, "aside": 11, "duplicate": 45}
 
 
-class _DroppingPublisher:
-    def publish(self, envelopes) -> None:
-        list(envelopes)
-
-
 def _process_in_one_process(url: str, lines: list[str], batch: int) -> tuple[str, dict[str, int]]:
     engine = make_engine(url)
     migrate(engine)
-    pipeline = Pipeline(
-        engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(), _DroppingPublisher(),
-        lambda: datetime(2026, 12, 1, tzinfo=timezone.utc), batch_size=batch,
-    )
+    pipeline = in_process_pipeline(engine, batch_size=batch)
     for first in range(0, len(lines), batch):
-        pipeline.ingest("pinned", first, lines[first : first + batch])
+        pipeline.process("pinned", first, lines[first : first + batch])
     digest = outcome_digest(outcomes_in_order(engine))
     with engine.connect() as conn:
         counts = dict(conn.execute(sa.select(t.inbox.c.state, sa.func.count()).group_by(t.inbox.c.state)).all())

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
-from adapters.db.sequencer import Sequencer
+from adapters.db.sequencer import SqlSequencer
 
 NOW = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
 
@@ -37,7 +37,7 @@ def placed(n, merchant="m-1"):
 
 def ingest(engine, source, first, items, clock="stream"):
     with engine.begin() as conn:
-        return Sequencer(clock).ingest(conn, source, first, items, NOW)
+        return SqlSequencer(conn, clock).sequence(source, first, items, NOW)
 
 
 def rows(engine):

@@ -1,28 +1,22 @@
 """A clock.tick sequenced while an applier writes a deadline must still fire that deadline.
 
 Sequencing and applying take no lock against each other: each reads after its own commit
-(sequencer.flag_due_partitions, apply.late_deadlines). Here the tick commits in the middle
+(Deadlines.flag_due after the tick's commit, applying.late_deadlines). Here the tick commits in the middle
 of the apply transaction that writes the deadline, the interleaving neither side's first
 read can see.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import sqlalchemy as sa
 
-from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
-from adapters.simulators.refund_inprocess import InProcessRefundSimulator
+from app import pipeline as pipeline_module
+from app.applying import apply_pending, late_deadlines
 from domain.policy import DEFAULT_POLICY
+from tests.fakes import WALL, in_process_pipeline
 from tests.helpers import event
-from tests.integration.test_bad_event_in_batch import NullPublisher
-from workers.service.apply import apply_pending, late_deadlines
-from workers.service.pipeline import Pipeline
-
-WALL = datetime(2026, 11, 21, 3, 0, tzinfo=timezone.utc)
 
 
 def outcomes(engine, type_):
@@ -33,28 +27,27 @@ def outcomes(engine, type_):
 def test_a_tick_committed_during_the_apply_that_writes_a_deadline_still_fires_it(pg_url):
     engine = make_engine(pg_url)
     migrate(engine)
-    pipeline = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(),
-                        NullPublisher(), lambda: WALL)
-    pipeline.ingest("s", 0, [
+    pipeline = in_process_pipeline(engine)
+    pipeline.process("s", 0, [
         event("p1", "order.placed", "o1", at="2026-11-21T10:00:00+08:00", merchant_id="m1", paid_fen=50_000,
               category="standard", instant_refund_tag=False),
         event("s1", "order.shipped", "o1", at="2026-11-21T10:05:00+08:00", package_id="pk1", carrier="zto",
               tracking_no="ZT1", value_fen=50_000),
     ])
     # The refund asks the merchant to pull the parcel within two hours: the deadline.
-    pipeline.accept("s", 2, [event("r1", "refund.requested", "o1", at="2026-11-21T10:10:00+08:00", refund_id="rf1",
+    pipeline.record("s", 2, [event("r1", "refund.requested", "o1", at="2026-11-21T10:10:00+08:00", refund_id="rf1",
                                    amount_fen=50_000, reason="not_wanted")])
 
-    with engine.begin() as applier:
+    with pipeline.db.transaction() as applier:
         result = apply_pending(applier, {"m1"}, DEFAULT_POLICY, clock="stream", now=WALL)
         assert result.refunds == [] and result.partitions == ["m1"]
         tick = event("t1", "clock.tick", at="2026-11-21T12:11:00+08:00", now="2026-11-21T12:11:00+08:00")
-        report = pipeline.accept("s", 3, [tick])  # commits on its own connection
+        report = pipeline.record("s", 3, [tick])  # commits on its own connection
         assert "m1" not in report.partitions  # the deadline is not committed yet: the tick cannot see it
     assert outcomes(engine, "intercept.failed") == []
 
-    with engine.begin() as conn:
-        late = late_deadlines(conn, result)
+    with pipeline.db.transaction() as uow:
+        late = late_deadlines(uow, result)
     assert late == ["m1"]
     pipeline.drain(late)
     failed = outcomes(engine, "intercept.failed")
@@ -68,25 +61,23 @@ def test_an_input_sequenced_while_its_partition_is_being_applied_is_applied_by_t
     holding the partition picks it up after its own commit, not the next sweep."""
     engine = make_engine(pg_url)
     migrate(engine)
-    holder = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(), NullPublisher(), lambda: WALL)
-    other = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(), NullPublisher(), lambda: WALL)
+    holder = in_process_pipeline(engine)
+    other = in_process_pipeline(engine)
     placed = event("p1", "order.placed", "o1", at="2026-11-21T10:00:00+08:00", merchant_id="m1", paid_fen=50_000,
                    category="standard", instant_refund_tag=False)
     refund = event("r1", "refund.requested", "o1", at="2026-11-21T10:10:00+08:00", refund_id="rf1", amount_fen=50_000,
                    reason="not_wanted")
-    from workers.service import pipeline as pipeline_module
-
     real_apply = pipeline_module.apply_pending
     arrived: list[int] = []
 
-    def apply_while_the_refund_arrives(conn, candidates, *args, **kwargs):
-        result = real_apply(conn, candidates, *args, **kwargs)
+    def apply_while_the_refund_arrives(uow, candidates, *args, **kwargs):
+        result = real_apply(uow, candidates, *args, **kwargs)
         if not arrived:  # still inside the holder's transaction, partition m1 locked
-            arrived.append(other.ingest("s", 1, [refund]).sequenced and 1)
+            arrived.append(other.process("s", 1, [refund]).sequenced and 1)
         return result
 
     monkeypatch.setattr(pipeline_module, "apply_pending", apply_while_the_refund_arrives)
-    holder.ingest("s", 0, [placed])
+    holder.process("s", 0, [placed])
 
     with engine.connect() as conn:
         states = dict(conn.execute(sa.select(t.inbox.c.event_id, t.inbox.c.state)).all())
@@ -102,27 +93,25 @@ def test_a_tick_committed_while_a_drain_holds_the_partition_is_fired_by_that_dra
     the drain returns, not at the next sweep."""
     engine = make_engine(pg_url)
     migrate(engine)
-    holder = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(), NullPublisher(), lambda: WALL)
-    holder.ingest("s", 0, [
+    holder = in_process_pipeline(engine)
+    holder.process("s", 0, [
         event("p1", "order.placed", "o1", at="2026-11-21T10:00:00+08:00", merchant_id="m1", paid_fen=50_000,
               category="standard", instant_refund_tag=False),
         event("s1", "order.shipped", "o1", at="2026-11-21T10:05:00+08:00", package_id="pk1", carrier="zto",
               tracking_no="ZT1", value_fen=50_000),
     ])
-    from workers.service import pipeline as pipeline_module
-
     real_apply = pipeline_module.apply_pending
     ticked: list[bool] = []
 
-    def apply_while_the_clock_ticks(conn, candidates, *args, **kwargs):
-        result = real_apply(conn, candidates, *args, **kwargs)
+    def apply_while_the_clock_ticks(uow, candidates, *args, **kwargs):
+        result = real_apply(uow, candidates, *args, **kwargs)
         if not ticked:  # inside the transaction that writes the two-hour deadline
             tick = event("t1", "clock.tick", at="2026-11-21T12:11:00+08:00", now="2026-11-21T12:11:00+08:00")
-            ticked.append("m1" in holder.accept("s", 3, [tick]).partitions)
+            ticked.append("m1" in holder.record("s", 3, [tick]).partitions)
         return result
 
     monkeypatch.setattr(pipeline_module, "apply_pending", apply_while_the_clock_ticks)
-    holder.ingest("s", 2, [event("r1", "refund.requested", "o1", at="2026-11-21T10:10:00+08:00", refund_id="rf1",
+    holder.process("s", 2, [event("r1", "refund.requested", "o1", at="2026-11-21T10:10:00+08:00", refund_id="rf1",
                                  amount_fen=50_000, reason="not_wanted")])
 
     assert ticked == [False]  # the tick could not see the deadline being written

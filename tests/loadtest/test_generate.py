@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from domain.events import parse_event
-from workers.loadtest.generate import (
+from loadtest.generate import (
     CARRIERS,
     STAGES,
     StreamGenerator,

@@ -6,8 +6,8 @@ import json
 
 from click.testing import CliRunner
 
-from workers.cli_load import load_report
-from workers.loadtest.report import (
+from workers.cli.load import load_report
+from loadtest.report import (
     Measurement,
     outcome_digest,
     outcome_summary,

@@ -13,7 +13,7 @@ import pytest
 from domain.events import InvalidEvent, parse_event
 from domain.policy import CHINA_STANDARD_TIME
 from domain.policy import DEFAULT_POLICY as POLICY
-from workers.loadtest.sample_scenarios import MALFORMED_IDS, SCENARIOS, build_lines, docs_markdown
+from loadtest.sample_scenarios import MALFORMED_IDS, SCENARIOS, build_lines, docs_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "workers" / "samples" / "sample.jsonl"

@@ -1,6 +1,6 @@
 """`intercept profile`: the pipeline in one process, no broker, to see where an event's cost goes.
 
-Feeds a generated stream straight to `Pipeline.ingest` in batches (accept -> apply -> act ->
+Feeds a generated stream straight to `Pipeline.process` in batches (accept -> apply -> act ->
 relay, as a worker does per message) against the configured database, in a fresh namespace,
 with the in-process refund simulator, the recorded carrier adapter and a publisher that
 drops what it is given. It prints the rate and the CPU per event of this process and, when
@@ -19,11 +19,12 @@ from pathlib import Path
 
 from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db.engine import make_engine, migrate
+from adapters.db.unit_of_work import SqlDatabase
 from adapters.simulators.refund_inprocess import InProcessRefundSimulator
+from app.pipeline import Pipeline
 from domain.policy import DEFAULT_POLICY
-from workers import harness
-from workers.loadtest.generate import dump_line, generate_stream
-from workers.service.pipeline import Pipeline
+from loadtest.generate import dump_line, generate_stream
+from loadtest.namespace import fresh_namespace
 from workers.settings import Settings
 
 
@@ -55,7 +56,7 @@ def postgres_cpu_seconds() -> float | None:
 
 
 def profile(settings: Settings, events: int, batch: int, seed: int, profiler: str | None, out: Path | None) -> dict:
-    settings = harness.fresh_namespace(settings, "profile")
+    settings = fresh_namespace(settings, "profile")
     engine = make_engine(settings.database_url)
     migrate(engine)
     lines = []
@@ -63,7 +64,7 @@ def profile(settings: Settings, events: int, batch: int, seed: int, profiler: st
         if len(lines) >= events:
             break
         lines.append(dump_line(ev))
-    pipeline = Pipeline(engine, DEFAULT_POLICY, "stream", InProcessRefundSimulator(), RecordedCarrierClient(),
+    pipeline = Pipeline(SqlDatabase(engine, "stream"), DEFAULT_POLICY, InProcessRefundSimulator(), RecordedCarrierClient(),
                         _DiscardingPublisher(), lambda: datetime.now(timezone.utc), batch_size=batch)
     prof = None
     if profiler == "cprofile":
@@ -78,7 +79,7 @@ def profile(settings: Settings, events: int, batch: int, seed: int, profiler: st
         prof.start()
     pg_before, cpu_before, started = postgres_cpu_seconds(), time.process_time(), time.perf_counter()
     for first in range(0, len(lines), batch):
-        pipeline.ingest("profile", first, lines[first : first + batch])
+        pipeline.process("profile", first, lines[first : first + batch])
     wall = time.perf_counter() - started
     cpu, pg_after = time.process_time() - cpu_before, postgres_cpu_seconds()
     if profiler == "cprofile":

@@ -1,7 +1,4 @@
-"""Commands of the edges: `serve` (the ingress), `sim` (the HTTP simulators), `dlq` (dead letters).
-
-Registered on the main `intercept` group by workers/cli.py (`edge_commands`).
-"""
+"""Commands of the edges: `serve` (the ingress), `sim` (the HTTP simulators), `dlq` (dead letters)."""
 
 from __future__ import annotations
 
@@ -27,9 +24,10 @@ def _engine(settings):
 
 def _acceptor():
     """The engine's Acceptor (records durably, then nudges the workers)."""
-    from workers.bootstrap import make_acceptor  # noqa: PLC0415 (builds the pipeline lazily)
+    from workers.app import app  # noqa: PLC0415 (builds the pipeline lazily)
+    from workers.bootstrap import make_acceptor  # noqa: PLC0415
 
-    return make_acceptor()
+    return make_acceptor(app)
 
 
 def readiness(engine, broker_url: str):
@@ -163,4 +161,4 @@ def dlq_retry(letter_id: int) -> None:
         sys.exit(1)
 
 
-edge_commands = [serve, sim, dlq]
+commands = [serve, sim, dlq]

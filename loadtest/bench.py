@@ -22,11 +22,12 @@ import sqlalchemy as sa
 from rich.console import Console
 
 from adapters.db import schema as t
-from workers import bootstrap, harness
-from workers.loadtest.generate import dump_line, generate_stream
-from workers.loadtest.replay import measurements
-from workers.loadtest.report import latency_stats
-from workers.settings import Settings
+from loadtest.generate import dump_line, generate_stream
+from loadtest.namespace import fresh_namespace
+from loadtest.replay import measurements
+from loadtest.report import latency_stats
+from workers import bootstrap, processes, streams
+from workers.settings import Settings, configure
 
 console = Console(stderr=True)
 NOOP_COUNTER = "intercept:bench:noop"
@@ -79,11 +80,12 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
     logging.basicConfig(level=logging.WARNING)
     if settings.embedded_broker or not settings.broker_url.startswith("redis"):
         raise SystemExit("bench needs a Redis broker and a database: set INTERCEPT_BROKER_URL and INTERCEPT_DATABASE_URL")
-    settings = harness.fresh_namespace(settings, "bench")
-    bootstrap.configure(settings)
+    settings = fresh_namespace(settings, "bench")
+    configure(settings)
     from workers.app import app  # noqa: PLC0415
 
-    engine = bootstrap.pipeline().engine
+    db = bootstrap.pipeline(app).db
+    engine = db.engine
     stream = Path(tempfile.mkstemp(prefix="bench-", suffix=".jsonl")[1])
     n_events = ticks = 0
     with open(stream, "w", encoding="utf-8") as fh:
@@ -100,15 +102,15 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
     try:
         with durability:
             persistence = durability.describe()
-            procs = harness.start_worker_processes(settings, n_workers, name="bench")
-            harness.wait_workers_ready(app, procs)
+            procs = processes.start_worker_processes(settings, n_workers, name="bench")
+            processes.wait_workers_ready(app, procs)
             # Workers up and consuming before the clock starts: one no-op round trip each.
             _bench_noop(app, settings.broker_url, n_workers * 2, timeout)
             baseline = _bench_noop(app, settings.broker_url, min(n_events, 100_000), timeout)
             source = "bench:" + stream.name
             started_wall = time.time()
-            published = harness.publish(app, source, harness.chunk_lines(harness.numbered_lines(stream), batch))
-            if not harness.wait_settled(engine, source, n_events, timeout, app, published):
+            published = streams.publish(app, source, streams.chunk_lines(streams.numbered_lines(stream), batch))
+            if not streams.wait_settled(db, source, n_events, timeout):
                 raise SystemExit("bench: the pipeline did not settle")
             with engine.connect() as conn:
                 last = conn.execute(sa.select(sa.func.max(t.outbox.c.relayed_at))).scalar_one()
@@ -117,9 +119,9 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
             finished = max(x.timestamp() for x in (last, inputs_done) if x is not None)
             rate = n_events / (finished - started_wall)
             lat = latency_stats(m.latency_s for m in measurements(engine, source, published))
-            peak = harness.peak_rss_mb(procs)
+            peak = processes.peak_rss_mb(procs)
     finally:
-        harness.stop_worker_processes(procs)
+        processes.stop_worker_processes(procs)
         stream.unlink(missing_ok=True)
     result = {
         "events": n_events,

@@ -18,10 +18,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adapters.db import schema as t
-from workers import bootstrap, harness
-from workers.loadtest.report import Measurement, write_report
-from workers.report_summary import outcomes_in_order
-from workers.settings import Settings
+from adapters.db.reporting import outcomes_in_order
+from loadtest.namespace import fresh_namespace
+from loadtest.report import Measurement, write_report
+from workers import bootstrap, processes, streams
+from workers.settings import Settings, configure
 
 console = Console(stderr=True)
 
@@ -30,7 +31,7 @@ class PublishFailed(Exception):
     """The publishing thread stopped on an error (the broker went away, say)."""
 
 
-def measurements(engine: sa.Engine, source: str, published: harness.Published) -> list[Measurement]:
+def measurements(engine: sa.Engine, source: str, published: streams.Published) -> list[Measurement]:
     """Publish time of each input's message against the time its effects were committed."""
     starts = sorted(zip((m[0] for m in published.messages), published.times))
     firsts = [s for s, _ in starts]
@@ -52,23 +53,24 @@ def measurements(engine: sa.Engine, source: str, published: harness.Published) -
 def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out_dir: Path, compare: Path | None,
            workers: int | None, no_workers: bool, timeout: float) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = harness.fresh_namespace(settings, "replay")
-    bootstrap.configure(settings)
+    settings = fresh_namespace(settings, "replay")
+    configure(settings)
     from workers.app import app  # noqa: PLC0415
 
-    engine = bootstrap.pipeline().engine
+    db = bootstrap.pipeline(app).db
+    engine = db.engine
     source = "replay:" + hashlib.sha256(str(stream.resolve()).encode()).hexdigest()[:12]
-    expected = sum(1 for _ in harness.numbered_lines(stream))
+    expected = sum(1 for _ in streams.numbered_lines(stream))
     if rate:
         # Small messages at low rates, so a message is not a second's worth of waiting.
         batch = max(1, min(batch, int(rate / 20) or 1))
     stop = threading.Event()
     procs, worker_thread = [], None
     if settings.embedded_broker:
-        worker_thread = harness.start_thread_worker(app, stop)
+        worker_thread = processes.start_thread_worker(app, stop)
     elif not no_workers:
-        procs = harness.start_worker_processes(settings, workers or os.cpu_count() or 1, name="replay")
-        harness.wait_workers_ready(app, procs)
+        procs = processes.start_worker_processes(settings, workers or os.cpu_count() or 1, name="replay")
+        processes.wait_workers_ready(app, procs)
     started = time.time()
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
@@ -76,12 +78,12 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
             done_task = bar.add_task("committed", total=expected)
             # Publish from a thread and watch commits meanwhile: at a steady rate the worker
             # memory samples and the committed bar then cover the whole replay, not its end.
-            published = harness.Published()
+            published = streams.Published()
             publish_error: list[BaseException] = []
 
             def publish_all() -> None:
                 try:
-                    harness.publish(app, source, harness.chunk_lines(harness.numbered_lines(stream), batch), rate=rate,
+                    streams.publish(app, source, streams.chunk_lines(streams.numbered_lines(stream), batch), rate=rate,
                                     on_message=lambda n: bar.advance(sent_task, n), out=published)
                 except BaseException as exc:  # reported by the watcher below
                     publish_error.append(exc)
@@ -95,10 +97,10 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
                     raise PublishFailed(publish_error[0])
                 bar.update(done_task, completed=n)
                 if procs and (not rss_samples or n - rss_samples[-1][0] >= max(1, expected // 20)):
-                    rss_samples.append((n, round(harness.rss_mb(procs), 1)))
+                    rss_samples.append((n, round(processes.rss_mb(procs), 1)))
 
             try:
-                ok = harness.wait_settled(engine, source, expected, timeout, app, published, on_progress=on_progress)
+                ok = streams.wait_settled(db, source, expected, timeout, on_progress=on_progress)
             except PublishFailed as failed:
                 console.print(f"[red]publishing stopped after {published.lines} events: {failed.args[0]}[/red]", highlight=False)
                 return 1
@@ -107,7 +109,7 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
             console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")
             return 1
         elapsed = time.time() - started
-        peak = harness.peak_rss_mb(procs)
+        peak = processes.peak_rss_mb(procs)
         with engine.connect() as conn:
             counts = dict(conn.execute(sa.select(t.inbox.c.state, sa.func.count()).where(t.inbox.c.source == source).group_by(t.inbox.c.state)).all())
         report = write_report(
@@ -131,6 +133,6 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
         return 0
     finally:
         stop.set()
-        harness.stop_worker_processes(procs)
+        processes.stop_worker_processes(procs)
         if worker_thread is not None:
             worker_thread.join(timeout=10)

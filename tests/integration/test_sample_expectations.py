@@ -1,14 +1,13 @@
 """The shipped sample stream through the real engine, checked story by story against what each
-scenario of workers/loadtest/sample_scenarios.py declares (its `@expects`).
+scenario of loadtest/sample_scenarios.py declares (its `@expects`).
 
-In-process and fast: a Pipeline built by workers.bootstrap on a temporary SQLite database with
-the stream clock, the lines ingested in order in batches (offsets are line numbers, as `intercept
+In-process and fast: the pipeline a worker runs, on a temporary SQLite database with the stream
+clock, the lines ingested in order in batches (offsets are line numbers, as `intercept
 run` sends them), then the outbox read in publication order and the inbox row of every line.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -16,9 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from workers import bootstrap, settings
-from workers.loadtest.sample_scenarios import SCENARIOS, Kept, Scenario
-from workers.report_summary import outcomes_in_order
+from adapters.db.engine import make_engine, migrate
+from adapters.db.reporting import outcomes_in_order
+from loadtest.sample_scenarios import SCENARIOS, Kept, Scenario
+from tests.fakes import in_process_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "workers" / "samples" / "sample.jsonl"
@@ -29,31 +29,19 @@ SOURCE = "sample-expectations"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """(lines, outbound envelopes in order, inbox rows by line index)."""
-    db = tmp_path_factory.mktemp("sample") / "intercept.sqlite"
-    saved = {k: v for k, v in os.environ.items() if k.startswith("INTERCEPT_")}
-    os.environ.update(INTERCEPT_DATABASE_URL=f"sqlite:///{db}", INTERCEPT_CLOCK="stream")
-    bootstrap.reset()
-    try:
-        bootstrap.configure(settings.load(default_clock="stream"))
-        pipe = bootstrap.pipeline()
-        lines = SAMPLE.read_text(encoding="utf-8").splitlines()
-        for first in range(0, len(lines), BATCH):
-            pipe.ingest(SOURCE, first, lines[first:first + BATCH])
-        pipe.sweep()
-        outcomes = list(outcomes_in_order(pipe.engine))
-        i = t.inbox
-        with pipe.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(i.c.source_offset, i.c.event_id, i.c.state, i.c.reason).where(i.c.source == SOURCE)
-            ).all()
-        inbox = {r.source_offset: r for r in rows}
-        yield lines, outcomes, inbox
-    finally:
-        bootstrap.reset()
-        bootstrap.configure(None)  # the next user of bootstrap loads its own settings
-        for k in [k for k in os.environ if k.startswith("INTERCEPT_")]:
-            del os.environ[k]
-        os.environ.update(saved)
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('sample') / 'intercept.sqlite'}")
+    migrate(engine)
+    pipe = in_process_pipeline(engine)
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    for first in range(0, len(lines), BATCH):
+        pipe.process(SOURCE, first, lines[first:first + BATCH])
+    pipe.sweep()
+    outcomes = list(outcomes_in_order(engine))
+    i = t.inbox
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(i.c.source_offset, i.c.event_id, i.c.state, i.c.reason).where(i.c.source == SOURCE)).all()
+    yield lines, outcomes, {r.source_offset: r for r in rows}
+    engine.dispose()
 
 
 def _diff(sc: Scenario, actual: list[dict]) -> str | None:

@@ -1,4 +1,4 @@
-"""The `intercept` command line: parse, build, hand over."""
+"""The runtime's commands: `run` (the main job), `worker` and `beat` (the production processes)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,10 @@ import sys
 import click
 
 from workers import settings as settings_mod
+from workers.processes import INGEST_QUEUES
 
 
-@click.group()
-def main() -> None:
-    """Refund interception workers: stage logic for refunds, holds, intercepts, fees and claims."""
-
-
-@main.command()
+@click.command()
 @click.argument("stream", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Write every outbound event here (JSON Lines).")
 @click.option("--workers", "workers", type=int, default=None, help="Worker processes to start on a real broker (default: one per core).")
@@ -29,20 +25,19 @@ def run(stream, out, workers, no_workers, batch, timeout, fresh) -> None:
 
     os.environ.setdefault("INTERCEPT_CLOCK", "stream")
     settings = settings_mod.load(default_clock="stream")
-    code = run_stream(settings, stream, out, workers, no_workers, batch, timeout, fresh)
-    sys.exit(code)
+    sys.exit(run_stream(settings, stream, out, workers, no_workers, batch, timeout, fresh))
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def worker(ctx) -> None:
     """Run a production worker (arguments are passed to `celery worker`)."""
     from workers.app import app  # noqa: PLC0415
 
-    app.worker_main(["worker", "-Q", "ingest,actions,maintenance", *ctx.args])
+    app.worker_main(["worker", "-Q", INGEST_QUEUES, *ctx.args])
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def beat(ctx) -> None:
     """Run the periodic sweep (deadlines on the wall clock, stale actions, unrelayed outcomes)."""
@@ -51,21 +46,4 @@ def beat(ctx) -> None:
     app.start(["beat", *ctx.args])
 
 
-def _register_optional() -> None:
-    """Commands of the edges and load-test tools, registered when their modules are present."""
-    for module, attr in (
-        ("workers.cli_edges", "edge_commands"),
-        ("workers.cli_load", "load_commands"),
-        ("workers.cli_perf", "perf_commands"),
-    ):
-        try:
-            mod = __import__(module, fromlist=[attr])
-        except ImportError as exc:
-            if exc.name != module:
-                raise
-            continue
-        for command in getattr(mod, attr, []):
-            main.add_command(command)
-
-
-_register_optional()
+commands = [run, worker, beat]

@@ -1,60 +1,32 @@
-"""Fixtures for the edges: real PostgreSQL and Redis (skipped when absent, failing when CI=true),
-a Fake acceptor, and servers run on loopback in a background thread."""
+"""Test doubles shared by the tests: each behaves like the thing it stands for, in memory."""
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
+from datetime import datetime, timezone
+from typing import Callable
 
-import pytest
 import sqlalchemy as sa
 
-from adapters.db import schema
-from domain.ports import AcceptResult
+from adapters.carrier_recorded import RecordedCarrierClient
+from adapters.db.unit_of_work import SqlDatabase
+from adapters.simulators.refund_inprocess import InProcessRefundSimulator
+from app.pipeline import Pipeline
 from domain.events import parse_event
-from tests.helpers import unavailable
+from domain.policy import DEFAULT_POLICY
+from domain.ports import AcceptResult
 
-PG_URL = os.environ.get("INTERCEPT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("INTERCEPT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture(scope="session")
-def pg_engine():
-    """A fresh PostgreSQL schema for this test session, with every table of schema.metadata."""
-    name = f"edges_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, future=True)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    except Exception as exc:  # noqa: BLE001
-        admin.dispose()
-        unavailable("PostgreSQL", exc)
-    engine = sa.create_engine(PG_URL, future=True, connect_args={"options": f"-csearch_path={name}"})
-    schema.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
-    admin.dispose()
+WALL = datetime(2026, 11, 21, 3, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture(scope="session")
-def redis_client():
-    import redis
+class FakePublisher:
+    """Keeps what it is given, as a broker would deliver it to one consumer."""
 
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except Exception as exc:  # noqa: BLE001
-        unavailable("Redis", exc)
-    yield client
-    client.close()
+    def __init__(self):
+        self.published: list[dict] = []
 
-
-@pytest.fixture
-def unique() -> str:
-    return uuid.uuid4().hex[:10]
+    def publish(self, envelopes) -> None:
+        self.published.extend(envelopes)
 
 
 class FakeAcceptor:
@@ -96,6 +68,9 @@ class FakeAcceptor:
             return self.arrived.wait_for(lambda: predicate([i for _, i in self.received]), timeout)
 
 
-@pytest.fixture
-def acceptor() -> FakeAcceptor:
-    return FakeAcceptor()
+def in_process_pipeline(engine: sa.Engine, *, clock: str = "stream", now: Callable[[], datetime] = lambda: WALL,
+                        batch_size: int = 2000, publisher=None, gateway=None) -> Pipeline:
+    """The pipeline a worker runs, in this process: the in-process refund simulator, the
+    recorded carrier client, and a publisher that keeps what it is given."""
+    return Pipeline(SqlDatabase(engine, clock), DEFAULT_POLICY, gateway or InProcessRefundSimulator(), RecordedCarrierClient(),
+                    publisher or FakePublisher(), now, batch_size=batch_size)

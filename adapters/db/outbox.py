@@ -1,0 +1,38 @@
+"""The outbox: every outbound event, written in the transaction that decided it, relayed after.
+
+At-least-once: a crash between publish and mark publishes again on the next sweep; consumers
+deduplicate by event_id (the message id is the event id).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from adapters.db import schema as t
+from adapters.db.bulk import among, insert_ignore
+
+
+class SqlOutbox:
+    def __init__(self, conn: sa.Connection):
+        self.conn = conn
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        insert_ignore(self.conn, t.outbox, rows, ["event_id"])
+
+    def mark_relayed(self, event_ids: list[str], at: datetime) -> None:
+        if event_ids:
+            self.conn.execute(t.outbox.update().where(among(t.outbox.c.event_id, event_ids, self.conn)).values(relayed_at=at))
+
+    def take_unrelayed(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
+        o = t.outbox
+        rows = self.conn.execute(
+            sa.select(o.c.event_id, o.c.envelope)
+            .where(o.c.relayed_at.is_(None), o.c.created_at <= older_than)
+            .order_by(o.c.position, o.c.ordinal)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).mappings()
+        return [dict(r) for r in rows]

@@ -1,0 +1,54 @@
+"""SqlDatabase and SqlUnitOfWork: the application's persistence boundary (app/stores.py) over SQL.
+
+A unit of work is one transaction on one connection; every store it holds writes through
+that connection, so what a step decides commits, or rolls back, as one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+
+from adapters.db.actions import SqlActions
+from adapters.db.deadlines import SqlDeadlines
+from adapters.db.inputs import SqlInputs, SqlPartitions
+from adapters.db.orders import SqlOrders
+from adapters.db.outbox import SqlOutbox
+from adapters.db.progress import progress
+from adapters.db.sequencer import SqlSequencer
+from app.stores import Progress
+
+
+class SqlUnitOfWork:
+    def __init__(self, conn: sa.Connection, clock: str):
+        self.conn = conn
+        self.sequencer = SqlSequencer(conn, clock)
+        self.inputs = SqlInputs(conn)
+        self.partitions = SqlPartitions(conn)
+        self.orders = SqlOrders(conn)
+        self.deadlines = SqlDeadlines(conn)
+        self.actions = SqlActions(conn)
+        self.outbox = SqlOutbox(conn)
+
+
+class SqlDatabase:
+    """One engine (its own pool, built in the process that uses it) and the deployment's clock."""
+
+    def __init__(self, engine: sa.Engine, clock: str = "stream"):
+        if clock not in ("stream", "wall"):
+            raise ValueError(f"INTERCEPT_CLOCK must be 'wall' or 'stream', not {clock!r}")
+        self.engine = engine
+        self.clock = clock
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlUnitOfWork]:
+        with self.engine.begin() as conn:
+            yield SqlUnitOfWork(conn, self.clock)
+
+    def progress(self, source: str) -> Progress:
+        return progress(self.engine, source)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

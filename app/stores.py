@@ -1,0 +1,154 @@
+"""The persistence boundary: what the application needs from storage, as Protocols.
+
+adapters/db implements them over SQL (SqlDatabase, SqlUnitOfWork). Rows cross the boundary
+as plain dicts whose keys are the column names; the few values with behaviour are the
+dataclasses below.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Container, Iterable, Protocol
+
+from domain.events import InboundEvent
+
+Row = dict[str, Any]
+
+
+@dataclass
+class ClaimedPartition:
+    """A merchant's partition, held by this transaction until it commits."""
+
+    key: str
+    applied_position: int
+    pending_through: int
+    state: dict[str, Any] | None
+
+
+@dataclass
+class PendingInput:
+    id: int
+    position: int
+    partition: str
+    order_id: str | None
+    event_type: str
+    payload: dict[str, Any] | None  # None: the caller holds the event parsed
+
+
+@dataclass
+class ItemResult:
+    status: str  # sequenced | parked | duplicate | aside | received
+    event_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class SequencingReport:
+    results: list[ItemResult] = field(default_factory=list)
+    partitions: set[str] = field(default_factory=set)
+    # (position, now) of the last clock.tick sequenced: after the commit, flag the due partitions.
+    latest_tick: tuple[int, datetime] | None = None
+    # The events sequenced, by position: valid once the transaction has committed.
+    sequenced: dict[int, InboundEvent] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Progress:
+    recorded: int  # inputs of the source recorded in the inbox (any state but received)
+    waiting_in_order: int  # received ahead of a gap, not yet sequenced
+    unapplied: int  # sequenced, not yet applied
+    ticks_pending: int  # partitions that still owe a tick
+    unrelayed: int
+    actions_in_flight: int
+
+    def settled(self, expected_inputs: int) -> bool:
+        return (
+            self.recorded >= expected_inputs
+            and self.waiting_in_order == 0
+            and self.unapplied == 0
+            and self.ticks_pending == 0
+            and self.unrelayed == 0
+            and self.actions_in_flight == 0
+        )
+
+
+class Sequencer(Protocol):
+    def sequence(self, source: str, first_offset: int | None, items: list[Any], received_at: datetime, *,
+                 allow_internal: bool = False) -> SequencingReport:
+        """Record, deduplicate, route and put in order; items of a source with offsets only as a
+        contiguous run from the source's watermark."""
+        ...
+
+
+class Inputs(Protocol):
+    def sequenced_through(self) -> int: ...
+    def pending(self, partitions: list[str], through: int, limit: int, known: Container[int] = ()) -> list[PendingInput]: ...
+    def load_payloads(self, inputs: list[PendingInput]) -> None: ...
+    def mark(self, rows: list[Row]) -> None: ...
+
+
+class Partitions(Protocol):
+    def claim(self, keys: Iterable[str]) -> list[ClaimedPartition]: ...
+    def save(self, rows: list[Row]) -> None: ...
+    def with_work(self, limit: int = 500) -> list[str]: ...
+    def still_pending(self, keys: list[str]) -> set[str]: ...
+
+
+class Orders(Protocol):
+    def load(self, order_ids: Iterable[str]) -> dict[str, str]:
+        """Each order's state as its JSON text (domain.codec.order_from_json decodes it)."""
+        ...
+
+    def save(self, rows: list[Row]) -> None: ...
+
+
+class Deadlines(Protocol):
+    def ticks_between(self, after: int, through: int) -> list[tuple[int, datetime]]: ...
+    def latest_tick_after(self, position: int) -> tuple[int, datetime] | None: ...
+    def flag_due(self, through_position: int, now: datetime, among: Iterable[str] | None = None) -> list[str]: ...
+    def due_orders(self, partitions: list[str], now: datetime) -> list[str]: ...
+    def partitions_due(self, now: datetime, limit: int = 500) -> list[str]: ...
+
+
+class Actions(Protocol):
+    def add_refunds(self, rows: list[Row]) -> None: ...
+    def add_intercepts(self, rows: list[Row]) -> None: ...
+    def open_refunds(self, refund_ids: list[str]) -> list[Row]: ...
+    def open_intercepts(self, intercept_ids: list[str]) -> list[Row]: ...
+    def record_attempts(self, attempts: list[Row]) -> None: ...
+    def settle_refunds(self, updates: list[Row]) -> None: ...
+    def settle_intercepts(self, updates: list[Row]) -> None: ...
+    def stale(self, older_than: datetime, limit: int = 500) -> tuple[list[str], list[str]]: ...
+
+
+class Outbox(Protocol):
+    def add(self, rows: list[Row]) -> None: ...
+    def mark_relayed(self, event_ids: list[str], at: datetime) -> None: ...
+    def take_unrelayed(self, older_than: datetime, limit: int) -> list[Row]:
+        """Unrelayed rows, held by this transaction (others skip them)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: committed when the `with` block ends normally, rolled back otherwise."""
+
+    sequencer: Sequencer
+    inputs: Inputs
+    partitions: Partitions
+    orders: Orders
+    deadlines: Deadlines
+    actions: Actions
+    outbox: Outbox
+
+
+class Database(Protocol):
+    clock: str  # wall | stream (SPEC §9): how time moves in this deployment
+
+    def transaction(self) -> AbstractContextManager[UnitOfWork]: ...
+    def progress(self, source: str) -> Progress:
+        """Where a source's inputs stand, all counts from one snapshot."""
+        ...
+
+    def dispose(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Load and sample tools: generate, replay, bench, profile, report, and the shipped sample's scenarios."""

@@ -1,0 +1,179 @@
+"""The load tools' commands: `generate`, `sample`, `load-report`, `replay`, `bench`, `profile`.
+
+Their code lives in the loadtest package beside workers/; these only parse and hand over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from loadtest.generate import DEFAULT_START, StreamGenerator, StreamShares, dump_line
+from loadtest.report import measurements_from_records, write_report
+from workers import settings as settings_mod
+
+_SHARE_FIELDS = [f for f in fields(StreamShares)]
+
+
+def _share_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """One `--<share-name>` flag per StreamShares field, defaulting to the field's default."""
+    for f in reversed(_SHARE_FIELDS):
+        fn = click.option(
+            f"--{f.name.replace('_', '-')}",
+            f"share_{f.name}",
+            type=float,
+            default=f.default,
+            show_default=True,
+            help="share (0-1)" if f.name != "merchant_answer_mean_minutes" else "minutes",
+        )(fn)
+    return fn
+
+
+@click.command("generate")
+@click.option("--cases", type=click.IntRange(min=0), required=True, help="orders to generate")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, allow_dash=True), default="-", show_default=True,
+              help="JSON Lines file ('-' for stdout)")
+@click.option("--orders-per-minute", type=float, default=2.0, show_default=True,
+              help="order arrival rate in stream time; memory grows with it, not with --cases")
+@click.option("--tick-every-minutes", type=float, default=10.0, show_default=True,
+              help="a clock.tick every T stream minutes (0: none); each tick drains the pipeline")
+@click.option("--tick-every-events", type=click.IntRange(min=0), default=0, show_default=True,
+              help="also a clock.tick every K stream events (0: none)")
+@click.option("--merchants", type=click.IntRange(min=1), default=None, help="default: cases / 40, at least 3")
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z"]), default=None,
+              help=f"stream start, with offset (default {DEFAULT_START.isoformat()})")
+@click.option("--id-prefix", default=None, help="prefix of every id (default g<seed>)")
+@_share_options
+def generate(cases: int, seed: int, out_path: str, orders_per_minute: float, tick_every_minutes: float,
+             tick_every_events: int, merchants: int | None, start: datetime | None, id_prefix: str | None,
+             **shares: float) -> None:
+    """Write a synthetic, reproducible inbound stream (same seed, same bytes)."""
+    try:
+        stream_shares = StreamShares(**{name.removeprefix("share_"): value for name, value in shares.items()})
+        gen = StreamGenerator(
+            cases, seed, stream_shares,
+            start=start or DEFAULT_START,
+            orders_per_minute=orders_per_minute,
+            tick_every_minutes=tick_every_minutes or None,
+            tick_every_events=tick_every_events or None,
+            merchants=merchants,
+            id_prefix=id_prefix,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    with click.open_file(out_path, "w", encoding="utf-8") as out:
+        for event in gen:
+            out.write(dump_line(event))
+            out.write("\n")
+    click.echo(f"{gen.events_emitted} events for {cases} orders (seed {seed}) -> {out_path}", err=True)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+@click.command("load-report")
+@click.option("--measurements", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="JSON Lines of {event_id, published_at, committed_at} (seconds)")
+@click.option("--outcomes", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="JSON Lines of outbound envelopes")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--compare", "compare_with", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="an earlier report.json: fail if the outcome digest differs")
+@click.option("--run-info", default=None, help="JSON object describing the run, copied into the report")
+def load_report(measurements: Path, outcomes: Path, out_dir: Path, compare_with: Path | None,
+                run_info: str | None) -> None:
+    """Write report.json, report.md and plots from measurements and outcomes."""
+    report = write_report(out_dir, measurements_from_records(_read_jsonl(measurements)), _read_jsonl(outcomes),
+                          run=json.loads(run_info) if run_info else None, compare_with=compare_with)
+    lat = report["latency"]
+    click.echo(f"{report['events']} events, {report['throughput_eps']} ev/s, p95 {lat.get('p95_ms')} ms, "
+               f"digest {report['outcome_digest'][:16]} -> {out_dir}")
+    if "compare" in report and not report["compare"]["digest_match"]:
+        click.echo("outcomes differ from the earlier report", err=True)
+        sys.exit(1)
+
+
+@click.command("sample")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("workers/samples/sample.jsonl"), show_default=True)
+@click.option("--docs", "docs_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the Markdown table of its scenarios (docs/sample-stream.md).")
+def sample(out_path: Path, docs_path: Path | None) -> None:
+    """Write the shipped sample stream from its scenarios (and, with --docs, their table)."""
+    from loadtest.sample_scenarios import build_lines, docs_markdown  # noqa: PLC0415
+
+    lines = build_lines()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    click.echo(f"wrote {len(lines)} lines to {out_path}")
+    if docs_path is not None:
+        docs_path.parent.mkdir(parents=True, exist_ok=True)
+        docs_path.write_text(docs_markdown(), encoding="utf-8")
+        click.echo(f"wrote {docs_path}")
+
+
+@click.command()
+@click.argument("stream", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Events per second to publish (default: as fast as possible).")
+@click.option("--max", "max_rate", is_flag=True, help="Publish as fast as possible (the default).")
+@click.option("--batch", type=int, default=500, show_default=True, help="Events per broker message.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("replay-report"), show_default=True)
+@click.option("--compare", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="An earlier report.json to compare outcomes with.")
+@click.option("--workers", type=int, default=None, help="Worker processes to start (default: one per core).")
+@click.option("--no-workers", is_flag=True, help="Start none; `intercept worker` processes do the work.")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Give up when nothing progresses for this long (s).")
+def replay(stream, rate, max_rate, batch, out_dir, compare, workers, no_workers, timeout) -> None:
+    """Replay STREAM onto the configured broker in a fresh namespace and write a report."""
+    from loadtest.replay import replay as run_replay  # noqa: PLC0415
+
+    if rate is not None and max_rate:
+        raise click.UsageError("--rate and --max exclude each other")
+    os.environ.setdefault("INTERCEPT_CLOCK", "stream")
+    settings = settings_mod.load(default_clock="stream")
+    sys.exit(run_replay(settings, stream, rate, batch, out_dir, compare, workers, no_workers, timeout))
+
+
+@click.command()
+@click.option("--events", type=int, default=200_000, show_default=True)
+@click.option("--batch", type=int, default=500, show_default=True, help="Events per broker message.")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: one per core).")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the figures.")
+@click.option("--timeout", type=float, default=600.0, show_default=True)
+@click.option("--tick-every-minutes", type=float, default=10.0, show_default=True,
+              help="Stream minutes between clock ticks in the generated stream (each tick is a barrier).")
+def bench(events, batch, workers, seed, as_json, timeout, tick_every_minutes) -> None:
+    """Pipeline throughput against a bare Celery no-op task, same broker, workers and settings."""
+    from loadtest.bench import bench as run_bench  # noqa: PLC0415
+
+    os.environ.setdefault("INTERCEPT_CLOCK", "stream")
+    settings = settings_mod.load(default_clock="stream")
+    sys.exit(run_bench(settings, events, batch, workers, seed, as_json, timeout, tick_every_minutes))
+
+
+@click.command()
+@click.option("--events", type=int, default=40_000, show_default=True)
+@click.option("--batch", type=int, default=2000, show_default=True, help="Events per ingest call (one message's worth).")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--profile", "profiler", type=click.Choice(["cprofile", "pyinstrument"]), default=None,
+              help="Also profile: cProfile stats (read with pstats) or a pyinstrument text tree.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where the profile goes.")
+def profile(events, batch, seed, profiler, out) -> None:
+    """The pipeline in this one process, no broker: events/s and CPU per event (worker, PostgreSQL)."""
+    from loadtest.profile import print_result, profile as run_profile  # noqa: PLC0415
+
+    settings = settings_mod.load(default_clock="stream")
+    print_result(run_profile(settings, events, batch, seed, profiler, out))
+
+
+commands = [generate, sample, load_report, replay, bench, profile]

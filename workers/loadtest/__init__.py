@@ -1,1 +1,0 @@
-"""Load-test tooling: the shipped sample stream, a synthetic stream generator and reports."""

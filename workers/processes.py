@@ -1,0 +1,124 @@
+"""Worker processes for `run`, `replay` and `bench`: started, awaited, measured and stopped."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from workers.settings import Settings
+
+INGEST_QUEUES = "ingest,actions,maintenance"
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        INTERCEPT_DATABASE_URL=settings.database_url,
+        INTERCEPT_BROKER_URL=settings.broker_url,
+        INTERCEPT_CLOCK=settings.clock,
+    )
+    return env
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker started for one run must not outlive it (and eat the next run's
+    messages with the wrong database)."""
+    try:
+        import ctypes  # noqa: PLC0415
+        import signal  # noqa: PLC0415
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def start_worker_processes(settings: Settings, n: int, name: str = "run") -> list[subprocess.Popen]:
+    """N single-process Celery workers (pool solo): one per core is what two cores carry best."""
+    env = worker_env(settings)
+    log_dir = Path(os.environ.get("INTERCEPT_HOME", "var")).resolve()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for i in range(n):
+        log = open(log_dir / f"{name}-worker-{i}.log", "ab")
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+                    "-P", "solo", "-Q", INGEST_QUEUES, "-n", f"{name}{i}-{os.getpid()}@%h",
+                    "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "WARNING",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        )
+    return procs
+
+
+def wait_workers_ready(app, procs: list[subprocess.Popen], timeout: float = 60.0) -> None:
+    """Until every started worker answers a ping: a measurement must not include their boot."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit("a worker process exited while starting; see its log under INTERCEPT_HOME")
+        replies = app.control.ping(timeout=0.5) or []
+        if len(replies) >= len(procs):
+            return
+    raise SystemExit("worker processes did not come up")
+
+
+def stop_worker_processes(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def rss_mb(procs: list[subprocess.Popen], field: str = "VmRSS") -> float:
+    """The largest current (VmRSS) or peak (VmHWM) resident set among the worker processes."""
+    top = 0.0
+    for p in procs:
+        try:
+            for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    top = max(top, int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return top
+
+
+def peak_rss_mb(procs: list[subprocess.Popen]) -> float:
+    return rss_mb(procs, "VmHWM")
+
+
+def start_thread_worker(app, stop: threading.Event) -> threading.Thread:
+    """A real Celery worker consuming real messages from the in-process broker, in a thread."""
+    from celery.worker import WorkController  # noqa: PLC0415
+
+    worker = WorkController(
+        app=app,
+        pool_cls="solo",
+        concurrency=1,
+        queues=INGEST_QUEUES.split(","),
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        loglevel="WARNING",
+    )
+    thread = threading.Thread(target=worker.start, name="celery-worker", daemon=True)
+    thread.start()
+
+    def watch():
+        stop.wait()
+        worker.stop(in_sighandler=False)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return thread
