@@ -47,6 +47,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 from domain.policy import DEFAULT_POLICY, Policy
+from domain.rules.carrier_intercept import ineligibility
+from domain.state import IN_TRANSIT_SCANS
 
 CST = timezone(timedelta(hours=8))
 DEFAULT_START = datetime(2026, 11, 1, 0, 0, tzinfo=CST)
@@ -435,20 +437,15 @@ class StreamGenerator:
                 {"package_id": pkg.package_id, "paid_fen": min(pkg.value_fen, self.policy.claim_cap_fen)}, order=False)
 
     def _eligible(self, pkg: _Package, category: str, at: int) -> bool:
-        pol = self.policy
-        if pkg.carrier not in pol.carriers_with_intercept_api or category in pol.non_interceptable_categories:
-            return False
-        if pkg.value_fen >= pol.intercept_value_cap_fen:
-            return False
+        """Whether the domain would ask the carrier to intercept this package at `at`."""
         known = [s for s in pkg.scans if s[0] <= at]
-        if known and known[-1][1] != "in_transit" and known[-1][1] not in ("picked_up", "arrived_destination_city",
-                                                                            "exception"):
-            return False
-        if pkg.carrier in pol.carriers_with_distance_rule:
-            dist = [s[2] for s in known if s[2] is not None]
-            if dist and dist[-1] < pol.min_distance_km:
-                return False
-        return True
+        status = known[-1][1] if known else None
+        if status is not None and status not in IN_TRANSIT_SCANS and status != "out_for_delivery":
+            return False  # delivered, returning, lost: past what an intercept is for
+        distances = [s[2] for s in known if s[2] is not None]
+        why = ineligibility(pkg.carrier, category, pkg.value_fen, status == "out_for_delivery",
+                            distances[-1] if distances else None, self.policy)
+        return why is None
 
     def _package_flow(self, add: Any, rng: random.Random, pkg: _Package, x: int, category: str) -> None:
         """What happens to one covered package from `x` (its refund's time, or its late shipment)."""

@@ -16,20 +16,25 @@ from domain.rules.refusal_return import request_refusal
 CHANNEL = "carrier"
 
 
-def ineligible_because(order: OrderState, p: Package, policy) -> str | None:
+def ineligibility(carrier: str, category: str, value_fen: int, out_for_delivery: bool, distance_km: float | None,
+                  policy) -> str | None:
     """The first reason, in SPEC §5's order, that the carrier cannot be asked to intercept."""
-    if p.carrier not in policy.carriers_with_intercept_api:
+    if carrier not in policy.carriers_with_intercept_api:
         return "carrier_has_no_api"
-    if order.category in policy.non_interceptable_categories:
+    if category in policy.non_interceptable_categories:
         return "category"
-    if p.value_fen >= policy.intercept_value_cap_fen:  # "under 1000 CNY"
+    if value_fen >= policy.intercept_value_cap_fen:  # "under 1000 CNY"
         return "value_cap"
-    if p.stage == "out_for_delivery":
+    if out_for_delivery:
         return "out_for_delivery"
     # A distance not reported yet counts as far enough: the carrier's answer decides.
-    if p.carrier in policy.carriers_with_distance_rule and p.distance_km is not None and p.distance_km < policy.min_distance_km:
+    if carrier in policy.carriers_with_distance_rule and distance_km is not None and distance_km < policy.min_distance_km:
         return "within_50km"
     return None
+
+
+def ineligible_because(order: OrderState, p: Package, policy) -> str | None:
+    return ineligibility(p.carrier, order.category, p.value_fen, p.stage == "out_for_delivery", p.distance_km, policy)
 
 
 def consider(w: Work, p: Package) -> None:
