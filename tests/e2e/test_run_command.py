@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from loadtest.report import outcome_digest
 from tests.helpers import intercept, read_outcomes
+from tests.pinned import SAMPLE_DIGEST
 
 ROUTES = {
     "instant", "auto_strategy", "merchant_approved", "review_timeout", "merchant_intercept",
@@ -17,6 +19,7 @@ def test_sample_run_on_the_embedded_default_takes_every_route(tmp_path):
     result = intercept("run", "--out", str(out), env={"INTERCEPT_HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-3000:]
     outcomes = read_outcomes(out)
+    assert outcome_digest(outcomes) == SAMPLE_DIGEST
     routes = {e["data"]["route"] for e in outcomes if e["type"] == "refund.issued"}
     assert routes == ROUTES
     issued = [e["refund_id"] for e in outcomes if e["type"] == "refund.issued"]

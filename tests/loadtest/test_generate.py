@@ -124,48 +124,79 @@ def _stage_at_refund(stream: list[dict]) -> Counter:
     return stages
 
 
-def test_shares_are_roughly_honoured_on_2000_cases(stream_2000):
-    shares = StreamShares()
-    by_type = Counter(ev["type"] for ev in stream_2000)
-    placed = by_type["order.placed"] - 0  # duplicates are few; tolerance covers them
-    refunded_orders = {ev["order_id"] for ev in stream_2000 if ev["type"] == "refund.requested"}
-    assert abs(len(refunded_orders) / 2000 - (1 - shares.no_refund)) < 0.04
-    assert placed >= 2000
-
-    stages = _stage_at_refund(stream_2000)
-    total = sum(stages.values())
-    weight = sum(getattr(shares, s) for s in STAGES)
-    for s in STAGES:
-        assert abs(stages[s] / total - getattr(shares, s) / weight) < 0.04, (s, stages)
-
-    answers = [ev["data"]["accepted"] for ev in stream_2000 if ev["type"] == "carrier.intercept_reported"]
-    assert abs(sum(answers) / len(answers) - shares.carrier_accepts) < 0.08
-    held = [ev["data"]["held"] for ev in stream_2000 if ev["type"] == "merchant.intercept_reported"]
-    assert abs(sum(held) / len(held) - shares.merchant_holds) < 0.05
-
-    packages_per_order = Counter(ev["order_id"] for ev in stream_2000 if ev["type"] == "order.shipped")
-    orders_by_id = {ev["order_id"] for ev in stream_2000 if ev["type"] == "order.shipped"}
-    multi = {o for o in orders_by_id if packages_per_order[o] >= 2}
-    assert abs(len(multi) / len(orders_by_id) - shares.multi_package) < 0.035
-
-    carriers = Counter(ev["data"]["carrier"] for ev in stream_2000 if ev["type"] == "order.shipped")
-    weights = {c: getattr(shares, f"carrier_{c}") for c in CARRIERS}
-    for c in CARRIERS:
-        assert abs(carriers[c] / sum(carriers.values()) - weights[c] / sum(weights.values())) < 0.04
+def _shares(**only: float) -> StreamShares:
+    """Default shares with these set; stage and carrier weights not named are zero."""
+    weights = {f"carrier_{c}" for c in CARRIERS}
+    zeroed = {s: 0.0 for s in STAGES if s not in only} if any(k in STAGES for k in only) else {}
+    zeroed |= {w: 0.0 for w in weights if w not in only} if any(k in weights for k in only) else {}
+    return StreamShares(**(zeroed | only))
 
 
-def test_about_a_third_of_scans_arrive_after_later_events(stream_2000):
+def _stream(cases: int = 300, **only: float) -> list[dict]:
+    return list(StreamGenerator(cases, 11, _shares(**only)))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_stage_given_all_the_weight_is_where_every_refund_is_asked(stage):
+    stages = _stage_at_refund(_stream(**{stage: 1.0}))
+    if stage == "delivered":
+        assert set(stages) == {"delivered"}
+    else:
+        assert set(stages) == {stage}
+
+
+def test_no_refund_share_one_asks_for_no_refund_and_zero_for_every_order():
+    assert not [e for e in _stream(no_refund=1.0) if e["type"] == "refund.requested"]
+    asked = _stream(no_refund=0.0, withdrawn=0.0)
+    placed = {e["order_id"] for e in asked if e["type"] == "order.placed"}
+    assert {e["order_id"] for e in asked if e["type"] == "refund.requested"} == placed
+
+
+@pytest.mark.parametrize("share, value", [("carrier_accepts", 1.0), ("carrier_accepts", 0.0)])
+def test_the_carriers_answer_follows_its_share(share, value):
+    answers = [e["data"]["accepted"] for e in _stream(in_transit=1.0, carrier_silent=0.0, carrier_late=0.0, **{share: value})
+               if e["type"] == "carrier.intercept_reported"]
+    assert answers and set(answers) == {bool(value)}
+
+
+@pytest.mark.parametrize("value", [1.0, 0.0])
+def test_the_merchant_holds_or_misses_as_its_share_says(value):
+    held = [e["data"]["held"] for e in _stream(shipped_unscanned=1.0, merchant_holds=value) if e["type"] == "merchant.intercept_reported"]
+    assert held and set(held) == {bool(value)}
+
+
+@pytest.mark.parametrize("carrier", CARRIERS)
+def test_a_carrier_given_all_the_weight_carries_every_package(carrier):
+    shipped = {e["data"]["carrier"] for e in _stream(**{f"carrier_{carrier}": 1.0}) if e["type"] == "order.shipped"}
+    assert shipped == {carrier}
+
+
+def test_multi_package_share_one_ships_every_order_in_several_packages():
+    def packages_per_order(stream):
+        shipped = {(e["order_id"], e["data"]["package_id"]) for e in stream if e["type"] == "order.shipped"}
+        return Counter(order for order, _ in shipped)
+
+    assert min(packages_per_order(_stream(multi_package=1.0)).values()) >= 2
+    assert max(packages_per_order(_stream(multi_package=0.0)).values()) == 1
+
+
+def _late_scans(stream: list[dict]) -> int:
     latest = None
-    late = scans = 0
-    for ev in stream_2000:
+    late = 0
+    for ev in stream:
         if ev["type"] == "clock.tick":
             continue
         at = datetime.fromisoformat(ev["occurred_at"])
         if ev["type"] == "logistics.scanned":
-            scans += 1
             late += latest is not None and at < latest
         latest = at if latest is None else max(latest, at)
-    assert abs(late / scans - StreamShares().late_scans) < 0.04
+    return late
+
+
+def test_scans_arrive_late_only_when_the_stream_asks_for_it():
+    on_time = dict(late_scans=0.0, shipped_late=0.0, placed_late=0.0, duplicates=0.0)
+    assert _late_scans(_stream(cases=100, **on_time)) == 0
+    assert _late_scans(_stream(cases=100, late_scans=1.0)) > 0
 
 
 def test_ticks_every_k_events_and_a_final_tick_past_every_timer():

@@ -121,12 +121,6 @@ def facts(lines) -> Facts:
     return Facts(lines)
 
 
-def test_size_is_a_small_hand_designed_stream(facts, lines):
-    assert 40 <= len(facts.placed) <= 80
-    assert 200 <= len(lines) <= 800
-    assert len(facts.merchants) >= 3
-
-
 def test_only_the_intended_lines_are_malformed(facts):
     reasons = {line: reason for line, reason in facts.bad}
     assert len(reasons) == 4
