@@ -62,11 +62,13 @@ class Pipeline:
 
     # -- recording -----------------------------------------------------------------------
     def record(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False,
-               keep_parsed: bool = False) -> SequencingReport:
+               keep_parsed: bool = False, first_line: int | None = None) -> SequencingReport:
         """Record and sequence; `report.partitions` is what to apply next. `keep_parsed`: this
-        process applies next, so it keeps the parsed events for that."""
+        process applies next, so it keeps the parsed events for that. `first_line`: the file
+        line of the first item, when the items are a stream's (errors name it)."""
         with self.db.transaction() as uow:
-            report = uow.sequencer.sequence(source, first_offset, items, self.now(), allow_internal=allow_internal)
+            report = uow.sequencer.sequence(source, first_offset, items, self.now(), allow_internal=allow_internal,
+                                            first_line=first_line)
         if keep_parsed:
             self.parsed.keep(report.sequenced)
         if report.latest_tick is not None:
@@ -74,9 +76,9 @@ class Pipeline:
                 report.partitions.update(uow.deadlines.flag_due(*report.latest_tick))
         return report
 
-    def process(self, source: str, first_offset: int | None, items: list[Any]) -> SequencingReport:
+    def process(self, source: str, first_offset: int | None, items: list[Any], *, first_line: int | None = None) -> SequencingReport:
         """One message of inputs: record it, then apply what it made pending."""
-        report = self.record(source, first_offset, items, keep_parsed=True)
+        report = self.record(source, first_offset, items, keep_parsed=True, first_line=first_line)
         self.drain(report.partitions)
         return report
 

@@ -76,9 +76,10 @@ class Progress:
 
 class Sequencer(Protocol):
     def sequence(self, source: str, first_offset: int | None, items: list[Any], received_at: datetime, *,
-                 allow_internal: bool = False) -> SequencingReport:
+                 allow_internal: bool = False, first_line: int | None = None) -> SequencingReport:
         """Record, deduplicate, route and put in order; items of a source with offsets only as a
-        contiguous run from the source's watermark."""
+        contiguous run from the source's watermark. `first_line`: the file line of the first
+        item (default: its offset), named by errors."""
         ...
 
 

@@ -33,7 +33,7 @@ class PublishFailed(Exception):
 
 def measurements(engine: sa.Engine, source: str, published: streams.Published) -> list[Measurement]:
     """Publish time of each input's message against the time its effects were committed."""
-    starts = sorted(zip((m[0] for m in published.messages), published.times))
+    starts = sorted(zip((m.first_offset for m in published.messages), published.times))
     firsts = [s for s, _ in starts]
     import bisect  # noqa: PLC0415
 

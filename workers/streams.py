@@ -7,7 +7,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from app.stores import Database
 
@@ -20,47 +20,63 @@ def source_name(path: Path) -> str:
     return "run:" + digest.hexdigest()[:16]
 
 
+class StreamLine(NamedTuple):
+    offset: int  # the input's place among the stream's inputs (blank lines are no input)
+    line: int  # its line in the file, 0-based, for messages that name it
+    text: str
+
+
+class Message(NamedTuple):
+    first_offset: int
+    first_line: int
+    items: list[str]
+
+
 @dataclass
 class Published:
-    """Messages sent: (first offset, lines) and when each was published (time.time())."""
+    """Messages sent, and when each was published (time.time())."""
 
-    messages: list[tuple[int, list[str]]] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
 
     @property
     def lines(self) -> int:
-        return sum(len(m[1]) for m in self.messages)
+        return sum(len(m.items) for m in self.messages)
 
 
-def chunk_lines(numbered: Iterable[tuple[int, str]], batch: int) -> Iterator[tuple[int, list[str]]]:
-    """Messages of up to `batch` consecutive lines; offsets are line numbers, so a message is
-    cut at blank lines (which are no input) and error messages name the right line."""
+def numbered_lines(path: Path) -> Iterator[StreamLine]:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        offset = 0
+        for number, text in enumerate(fh):
+            text = text.rstrip("\n")
+            if text.strip():
+                yield StreamLine(offset, number, text)
+                offset += 1
+
+
+def chunk_lines(lines: Iterable[StreamLine], batch: int) -> Iterator[Message]:
+    """Messages of up to `batch` consecutive inputs. Offsets run on across blank lines, so the
+    database sees no gap where a file has an empty line; a message is cut at one, so that its
+    lines are consecutive in the file too and errors name the right line."""
     current: list[str] = []
-    first = expected = None
-    for number, line in numbered:
-        if current and (number != expected or len(current) >= batch):
-            yield first, current
+    first: StreamLine | None = None
+    next_line = None
+    for sl in lines:
+        if current and (sl.line != next_line or len(current) >= batch):
+            yield Message(first.offset, first.line, current)
             current = []
         if not current:
-            first = number
-        current.append(line)
-        expected = number + 1
+            first = sl
+        current.append(sl.text)
+        next_line = sl.line + 1
     if current:
-        yield first, current
-
-
-def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for i, line in enumerate(fh):
-            line = line.rstrip("\n")
-            if line.strip():
-                yield i, line
+        yield Message(first.offset, first.line, current)
 
 
 def publish(
     app,
     source: str,
-    messages: Iterable[tuple[int, list[str]]],
+    messages: Iterable[Message],
     *,
     rate: float | None = None,
     on_message: Callable[[int], None] | None = None,
@@ -72,17 +88,18 @@ def publish(
     started = time.monotonic()
     sent = 0
     with app.producer_or_acquire() as producer:
-        for first, items in messages:
+        for message in messages:
             if rate:
                 ahead = sent / rate - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)
             out.times.append(time.time())
-            app.send_task("intercept.ingest", args=(source, first, items), queue="ingest", producer=producer)
-            out.messages.append((first, items))
-            sent += len(items)
+            app.send_task("intercept.ingest", args=(source, message.first_offset, message.items),
+                          kwargs={"first_line": message.first_line}, queue="ingest", producer=producer)
+            out.messages.append(message)
+            sent += len(message.items)
             if on_message:
-                on_message(len(items))
+                on_message(len(message.items))
     return out
 
 

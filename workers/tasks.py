@@ -12,8 +12,8 @@ TRANSIENT = (OperationalError, DBAPIError)
 
 
 @app.task(name="intercept.ingest", bind=True, autoretry_for=TRANSIENT, retry_backoff=1, retry_backoff_max=30, max_retries=20)
-def ingest(self, source: str, first_offset: int | None, items: list) -> dict:
-    report = pipeline(app).process(source, first_offset, items)
+def ingest(self, source: str, first_offset: int | None, items: list, first_line: int | None = None) -> dict:
+    report = pipeline(app).process(source, first_offset, items, first_line=first_line)
     return {"partitions": len(report.partitions)}
 
 

@@ -92,6 +92,7 @@ class _Item:
     reason: str | None = None
     label: str = ""
     deduplicated: bool = False
+    refused: str | None = None  # a received line's reason, found when it arrived
 
 
 class SqlSequencer:
@@ -109,11 +110,12 @@ class SqlSequencer:
         received_at: datetime,
         *,
         allow_internal: bool = False,
+        first_line: int | None = None,
     ) -> SequencingReport:
         parsed = [parse_input(raw, allow_internal) for raw in items]
         advisory_lock(self.conn, SEQUENCER_LOCK)
         run = _Run(self.clock, self.conn, source, received_at, allow_internal)
-        return run.sequence(first_offset, items, parsed)
+        return run.sequence(first_offset, items, parsed, first_offset if first_line is None else first_line)
 
 
 class _Run:
@@ -146,7 +148,7 @@ class _Run:
         self.new_ticks: list[dict[str, Any]] = []
 
     # -- entry -------------------------------------------------------------------------
-    def sequence(self, first_offset: int | None, raw_items: list[Any], parsed: list[_Parsed]) -> SequencingReport:
+    def sequence(self, first_offset: int | None, raw_items: list[Any], parsed: list[_Parsed], first_line: int | None) -> SequencingReport:
         conn = self.conn
         if first_offset is None:
             items = [_Item(raw=r, offset=None, parsed=p, label=f"item {i + 1}") for i, (r, p) in enumerate(zip(raw_items, parsed))]
@@ -159,7 +161,7 @@ class _Run:
             for i, r in enumerate(raw_items):
                 off = first_offset + i
                 if off >= src_next and off not in existing:
-                    fresh.append(_Item(raw=r, offset=off, parsed=parsed[i], label=f"line {off + 1}"))
+                    fresh.append(_Item(raw=r, offset=off, parsed=parsed[i], label=f"line {first_line + i + 1}"))
             if fresh and fresh[0].offset == src_next:
                 # This batch is next in line: sequence it and whatever waited behind the gap.
                 candidates = sorted(fresh + self._received_from(src_next), key=lambda i: i.offset)
@@ -200,15 +202,19 @@ class _Run:
 
     def _received_from(self, offset: int) -> list[_Item]:
         rows = self.conn.execute(
-            sa.select(t.inbox.c.id, t.inbox.c.source_offset, t.inbox.c.raw)
+            sa.select(t.inbox.c.id, t.inbox.c.source_offset, t.inbox.c.raw, t.inbox.c.reason)
             .where(t.inbox.c.source == self.source, t.inbox.c.state == "received", t.inbox.c.source_offset >= offset)
             .order_by(t.inbox.c.source_offset)
         ).all()
-        return [_Item(raw=raw, offset=off, row_id=rid, label=f"line {off + 1}") for rid, off, raw in rows]
+        return [_Item(raw=raw, offset=off, row_id=rid, refused=reason) for rid, off, raw, reason in rows]
 
     def _park_received(self, it: _Item) -> None:
+        """Kept until the gap before it is filled; a line that will be refused says why now,
+        while its message still knows which line of the file it is."""
         it.state = "received"
         it.result = ItemResult("received")
+        if it.parsed is not None and it.parsed.error is not None:
+            it.reason = f"{it.label}: {it.parsed.error}"
         self.new_rows.append(it)
 
     # -- sequencing --------------------------------------------------------------------
@@ -222,6 +228,9 @@ class _Run:
             self._record(it)
 
     def _parse(self, it: _Item) -> None:
+        if it.refused is not None:
+            self._aside(it, it.refused, None)
+            return
         p = it.parsed or parse_input(it.raw, self.allow_internal)
         if p.error is not None:
             where = f"{it.label}: " if it.offset is not None else ""

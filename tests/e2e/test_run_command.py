@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import sqlalchemy as sa
+
+from adapters.db import schema as t
+
 from loadtest.report import outcome_digest
-from tests.helpers import intercept, read_outcomes
+from tests.helpers import ROOT, intercept, read_outcomes
 from tests.pinned import SAMPLE_DIGEST
 
 ROUTES = {
@@ -44,3 +48,17 @@ def test_same_stream_same_outcomes_on_embedded_and_on_redis_postgres_with_two_wo
 
     assert as_set(embedded_out) == as_set(real_out)
     assert len(as_set(real_out)) > 50
+
+
+def test_a_stream_with_blank_lines_settles_and_names_the_file_line_of_a_bad_one(tmp_path):
+    lines = (ROOT / "workers" / "samples" / "sample.jsonl").read_text().splitlines()[:6]
+    stream = tmp_path / "gaps.jsonl"
+    stream.write_text("\n".join([lines[0], "", lines[1], "   ", "", lines[2], '{"event_id": "half', *lines[3:]]) + "\n")
+    result = intercept("run", str(stream), "--timeout", "60", "--batch", "2", env={"INTERCEPT_HOME": str(tmp_path / "home")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "settled" in result.stdout
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'home' / 'intercept.sqlite'}")
+    with engine.connect() as conn:
+        reasons = [r[0] for r in conn.execute(sa.select(t.inbox.c.reason).where(t.inbox.c.state == "aside"))]
+    engine.dispose()
+    assert any(r.startswith("line 7: ") and "not valid JSON" in r for r in reasons), reasons

@@ -35,9 +35,9 @@ def placed(n, merchant="m-1"):
     return ev(f"p-{n}", "order.placed", f"o-{n}", merchant_id=merchant, paid_fen=1000, category="standard", instant_refund_tag=False)
 
 
-def ingest(engine, source, first, items, clock="stream"):
+def ingest(engine, source, first, items, clock="stream", first_line=None):
     with engine.begin() as conn:
-        return SqlSequencer(conn, clock).sequence(source, first, items, NOW)
+        return SqlSequencer(conn, clock).sequence(source, first, items, NOW, first_line=first_line)
 
 
 def rows(engine):
@@ -102,6 +102,17 @@ def test_malformed_lines_are_kept_aside_naming_line_field_and_reason(engine):
     assert reasons[1].startswith("line 2: data.paid_fen:")
     assert reasons[2].startswith("line 3: type:") and "unknown event type" in reasons[2]
     assert rows(engine)[1]["raw"] is not None
+
+
+def test_a_bad_line_names_its_file_line_when_blank_lines_came_before_it(engine):
+    """Offsets count inputs, so a blank line leaves no gap; the message says where its lines are
+    in the file, and a line that arrives ahead of a gap says it when it arrives."""
+    ingest(engine, "s", 2, [placed(2), '{"broken'], first_line=5)  # ahead of the gap: received
+    assert [r["state"] for r in rows(engine)] == ["received", "received"]
+    ingest(engine, "s", 0, [placed(0), placed(1)], first_line=0)
+    got = rows(engine)
+    assert [r["state"] for r in got] == ["sequenced", "sequenced", "sequenced", "aside"]
+    assert got[3]["reason"].startswith("line 7: ") and "not valid JSON" in got[3]["reason"]
 
 
 def test_tick_is_kept_aside_on_the_wall_clock(engine):
