@@ -21,10 +21,6 @@ from domain.ports import CarrierClient, RefundGateway
 
 log = logging.getLogger(__name__)
 
-# Ordinal of refund.issued among the outcomes decided at its position: after everything decided there.
-ISSUED_ORDINAL = 1000
-
-
 @dataclass
 class ActionOutcomes:
     outbox: list[dict[str, Any]] = field(default_factory=list)  # rows written, to relay
@@ -70,7 +66,7 @@ def execute_refunds(db: Database, gateway: RefundGateway, refund_ids: list[str],
         if status == "confirmed":
             done.outbox.append(outbox_row(env, datetime.fromisoformat(env["occurred_at"]), merchant_id=row["merchant_id"],
                                           policy_version=row["policy_version"], position=row["position"],
-                                          ordinal=ISSUED_ORDINAL, created_at=now))
+                                          ordinal=row["issued_ordinal"] or 0, created_at=now))
         elif status == "refused":
             done.feedback.append(
                 {

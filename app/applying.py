@@ -79,8 +79,10 @@ class _Batch:
         for ordinal, outcome in enumerate(decision.outcomes):
             self.outbox.append(outbox_row(outcome.envelope(), outcome.occurred_at, merchant_id=merchant_id, policy_version=self.version,
                                           position=position, ordinal=ordinal, created_at=self.now))
+        refunds_decided = 0
         for action in decision.actions:
             if isinstance(action, IssueRefund):
+                refunds_decided += 1
                 self.refund_rows.append(
                     {
                         "refund_id": action.refund_id,
@@ -90,6 +92,8 @@ class _Batch:
                         "amount_fen": action.amount_fen,
                         "state": "pending",
                         "issued_envelope": action.issued.envelope(),
+                        # Written once the provider confirms: ranked after what its decision emitted.
+                        "issued_ordinal": len(decision.outcomes) + refunds_decided - 1,
                         "position": position,
                         "policy_version": self.version,
                         "attempts": 0,

@@ -25,7 +25,7 @@ class SqlActions:
     def add_refunds(self, rows: list[dict[str, Any]]) -> None:
         # A refund approved again after the provider refused it retries under the same key.
         upsert(self.conn, t.refund_actions, rows, ["refund_id"],
-               ["state", "amount_fen", "issued_envelope", "position", "policy_version", "updated_at"])
+               ["state", "amount_fen", "issued_envelope", "issued_ordinal", "position", "policy_version", "updated_at"])
 
     def add_intercepts(self, rows: list[dict[str, Any]]) -> None:
         insert_ignore(self.conn, t.carrier_actions, rows, ["intercept_id"])

@@ -4,6 +4,7 @@ Tables by job:
 - inbox, seen_events, sources, sequencer: every input recorded, deduplicated and put in order;
 - partitions, orders, package_routes, ticks: state, routing and the stream clock;
 - outbox: every outbound event, kept, with the policy version that decided it;
+- sweeps: what each sweep re-drove;
 - refund_actions, carrier_actions, action_attempts: actions in the world, one attempt a row;
 - dead_letters: raw bodies the ingress refused, with the reason.
 """
@@ -61,6 +62,9 @@ inbox = sa.Table(
     sa.Column("waits_for", sa.String(300), nullable=True),
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("applied_at", UtcDateTime, nullable=True),
+    # Tries to apply it one at a time, counted before each (a try that kills the worker counts
+    # too): only inputs that failed in a batch are tried so, and a bounded number of times.
+    sa.Column("attempts", sa.Integer, nullable=True),
     sa.UniqueConstraint("source", "source_offset", name="uq_inbox_source_offset"),
 )
 # Work queue of the appliers: sequenced rows by partition and position (partial, so it stays small).
@@ -98,6 +102,12 @@ sources = sa.Table(
     sa.Column("name", sa.String(200), primary_key=True),
     # Every offset below this one has been sequenced: the contiguous watermark of the source.
     sa.Column("next_offset", sa.BigInteger, nullable=False, default=0),
+    # A stream file's source: where its lines can be read again, and how many inputs it holds,
+    # so the sweep can re-drive a message the broker lost (a gap, or the stream's tail).
+    sa.Column("locator", sa.Text, nullable=True),
+    sa.Column("expected", sa.BigInteger, nullable=True),
+    # When the watermark last moved (a gap older than the re-drive delay is re-driven).
+    sa.Column("progressed_at", UtcDateTime, nullable=True),
 )
 
 sequencer = sa.Table(
@@ -192,6 +202,8 @@ refund_actions = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("issued_envelope", Json, nullable=False),
     sa.Column("position", sa.BigInteger, nullable=False),
+    # refund.issued's rank among the outcomes decided at `position`: after those of its decision.
+    sa.Column("issued_ordinal", sa.Integer, nullable=True),
     sa.Column("policy_version", sa.String(32), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text, nullable=True),
@@ -232,6 +244,22 @@ action_attempts = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
 )
 sa.Index("ix_action_attempts_key", action_attempts.c.idempotency_key)
+
+# What each sweep found left behind and re-drove (a lost message, a crash): `intercept run`
+# reports it, and an operator reads it as the recovery's own log.
+sweeps = sa.Table(
+    "sweeps",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("relayed", sa.Integer, nullable=False),  # outbound events published again
+    sa.Column("actions", sa.Integer, nullable=False),  # refunds and intercepts called again
+    sa.Column("inputs", sa.Integer, nullable=False),  # sequenced inputs it applied
+    sa.Column("deadlines", sa.Integer, nullable=False),  # outcomes of wall-clock deadlines it fired
+    sa.Column("lines", sa.Integer, nullable=False),  # stream lines read again from their file
+    sa.Column("problems", sa.Text, nullable=True),  # what it could not re-drive, and why
+)
+sa.Index("ix_sweeps_at", sweeps.c.at)
 
 dead_letters = sa.Table(
     "dead_letters",

@@ -39,3 +39,25 @@ def test_a_release_2_database_with_jsonb_documents_upgrades_to_json_and_keeps_th
         stored = conn.execute(sa.text("SELECT state FROM orders WHERE order_id = 'o-1'")).scalar_one()
     assert stored == state
     engine.dispose()
+
+
+def test_a_release_3_database_gains_the_poison_counter_the_stream_registry_and_the_sweep_log(pg_url):
+    engine = make_engine(pg_url)
+    migrate(engine, "0003")
+    with engine.begin() as conn:
+        # What a release-3 database lacks (0001 builds today's tables on a new database).
+        for table, column in [("inbox", "attempts"), ("sources", "locator"), ("sources", "expected"),
+                              ("sources", "progressed_at"), ("refund_actions", "issued_ordinal")]:
+            conn.execute(sa.text(f'ALTER TABLE "{table}" DROP COLUMN "{column}"'))
+        conn.execute(sa.text("DROP TABLE sweeps"))
+        conn.execute(sa.text("INSERT INTO sources (name, next_offset) VALUES ('run:abc', 7)"))
+
+    migrate(engine)
+
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        assert {"attempts"} <= {c["name"] for c in inspector.get_columns("inbox")}
+        assert {"locator", "expected", "progressed_at"} <= {c["name"] for c in inspector.get_columns("sources")}
+        assert inspector.has_table("sweeps")
+        assert conn.execute(sa.text("SELECT next_offset FROM sources WHERE name = 'run:abc'")).scalar_one() == 7
+    engine.dispose()

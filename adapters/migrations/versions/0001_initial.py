@@ -1,7 +1,8 @@
 """Initial schema.
 
-The first revision creates the tables of adapters.db.schema as they stand at this revision;
-later revisions alter them with explicit operations.
+The first revision creates the tables of adapters.db.schema as they stand in the code that
+runs it, so a new database is current at once; later revisions alter an existing database with
+explicit operations that find their change already made on a new one (see 0004).
 
 Revision ID: 0001
 """
