@@ -53,6 +53,7 @@ class _Batch:
         self.refund_rows: list[dict[str, Any]] = []
         self.carrier_rows: list[dict[str, Any]] = []
         self.input_rows: list[dict[str, Any]] = []
+        self.incidents: list[dict[str, Any]] = []
 
     def load(self, order: OrderState) -> None:
         self.orders[order.order_id] = order
@@ -133,6 +134,8 @@ class _Batch:
         uow.outbox.add(self.outbox)
         uow.actions.add_refunds(self.refund_rows)
         uow.actions.add_intercepts(self.carrier_rows)
+        for incident in self.incidents:
+            uow.inputs.add_incident(**incident)
         return ApplyResult(
             partitions=[r["key"] for r in partition_rows],
             outbox=self.outbox,
@@ -147,13 +150,27 @@ class _Batch:
         dues = self.due_by_partition[partition]
         due = sorted(oid for oid, at in dues.items() if at is not None and at <= now)
         for oid in due:
-            merchant = self.take(fire_due(merchant, self.orders[oid], now, self.policy), position)
+            try:
+                decision = fire_due(merchant, self.orders[oid], now, self.policy)
+            except Exception as exc:  # one order's deadline must not stop the tick for the others
+                log.exception("deadlines of order %s could not fire", oid)
+                self.quarantine(partition, oid, now, f"{type(exc).__name__}: {exc}")
+                continue
+            merchant = self.take(decision, position)
         pending = [at for at in dues.values() if at is not None]
         if pending:
             self.earliest_due[partition] = min(pending)
         else:
             del self.earliest_due[partition]
         return merchant
+
+    def quarantine(self, partition: str, order_id: str, now: datetime, error: str) -> None:
+        """Leave the order as it was, with no deadline the clock would fire again (it would fail
+        again, every tick); kept aside with the reason. Its next input tries the deadlines again."""
+        self.due_by_partition[partition][order_id] = None
+        self.dirty_orders.add(order_id)
+        self.incidents.append({"partition": partition, "order_id": order_id, "kind": "deadline", "at": now,
+                               "reason": f"the deadlines of order {order_id} due by {now.isoformat()} could not fire: {error}"})
 
     def apply_one(self, merchant: MerchantState, item: PendingInput, event: InboundEvent | None) -> MerchantState:
         reason = None
@@ -179,21 +196,23 @@ def _merchant(part: ClaimedPartition) -> MerchantState:
 
 
 def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy, *, clock: str, now: datetime,
-                  max_inputs: int = 2000, parsed: ParsedEvents | None = None) -> ApplyResult:
-    """Apply what the claimed partitions have pending, up to `max_inputs` inputs. One transaction.
+                  max_inputs: int = 2000, parsed: ParsedEvents | None = None, through: int | None = None) -> ApplyResult:
+    """Apply what the claimed partitions have pending, up to `max_inputs` inputs and position
+    `through` (default: all that is sequenced). One transaction.
 
     `parsed`: events this process sequenced and still holds; used (and dropped) instead of
     reading and validating the stored payload again."""
-    through = uow.inputs.sequenced_through()
+    committed = uow.inputs.sequenced_through()
+    through = committed if through is None else min(through, committed)
     claimed = uow.partitions.claim(candidates)
     if not claimed:
         return ApplyResult()
     keys = [p.key for p in claimed]
-    inputs = uow.inputs.pending(keys, through, max_inputs, known=parsed.positions() if parsed else ())
+    inputs = uow.inputs.pending(keys, through, max_inputs, known=parsed.positions() if parsed else ()) if max_inputs else []
     events = parsed.take(i.position for i in inputs if i.payload is None) if parsed else {}
     # Dropped meanwhile (by another thread, or past the cache's bound): read them.
     uow.inputs.load_payloads([i for i in inputs if i.payload is None and i.position not in events])
-    if len(inputs) == max_inputs:
+    if inputs and len(inputs) == max_inputs:
         # Truncated: apply exactly through the last input read, so no partition skips one.
         through = inputs[-1].position
     ticks: list[tuple[int, datetime]] = []
@@ -251,3 +270,26 @@ def fire_wall_deadlines(uow: UnitOfWork, policy: Policy, now: datetime, limit: i
         merchant = batch.fire(_merchant(part), part.key, now, position)
         rows.append({"key": part.key, "applied_position": part.applied_position, "state": merchant, "policy_version": policy.version})
     return batch.save(uow, rows)
+
+
+def fire_one_order(uow: UnitOfWork, partition: str, order_id: str, policy: Policy, now: datetime, position: int) -> ApplyResult:
+    """The deadlines of one order due by `now`, alone in a transaction (isolating a failure)."""
+    claimed = uow.partitions.claim([partition])
+    if not claimed:
+        return ApplyResult()
+    batch = _Batch(policy, now)
+    batch.load_states(uow.orders.load([order_id]).values())
+    part = claimed[0]
+    merchant = batch.fire(_merchant(part), partition, now, position)
+    return batch.save(uow, [{"key": partition, "applied_position": part.applied_position, "state": merchant, "policy_version": policy.version}])
+
+
+def advance_partition(uow: UnitOfWork, partition: str, position: int, policy: Policy) -> bool:
+    """Mark the partition applied through `position` (its ticks done order by order)."""
+    claimed = uow.partitions.claim([partition])
+    if not claimed:
+        return False
+    part = claimed[0]
+    uow.partitions.save([{"key": partition, "applied_position": max(position, part.applied_position), "state": part.state,
+                          "policy_version": policy.version}])
+    return True

@@ -14,16 +14,19 @@ from typing import Any, Callable, Iterable
 
 from app.actions import ActionOutcomes, execute_intercepts, execute_refunds
 from app.applying import ApplyResult, apply_pending, fire_wall_deadlines, late_deadlines
+from app.isolation import Isolator
 from app.parsed import ParsedEvents
-from app.stores import Database, SequencingReport
+from app.stores import Database, SequencingReport, SweepReport
 from domain.policy import Policy
-from domain.ports import CarrierClient, Clock, RefundGateway
+from domain.ports import CarrierClient, Clock, RefundGateway, StreamLines
 
 log = logging.getLogger(__name__)
 
 INTERNAL_SOURCE = "internal"
 # Parsed events kept for this process's appliers, in messages' worth of batches (app.parsed).
 PARSED_BATCHES_KEPT = 2
+# Stream lines one sweep reads again at most (the next sweep takes the rest).
+REDRIVE_LINES = 50_000
 
 
 class Publisher:
@@ -46,6 +49,8 @@ class Pipeline:
         enqueue_actions: Callable[[list[str], list[str]], None] | None = None,
         batch_size: int = 2000,
         crash_hook: Callable[[str], None] | None = None,
+        stream_lines: StreamLines | None = None,
+        redrive_after: timedelta = timedelta(seconds=20),
     ):
         self.db = db
         self.policy = policy
@@ -58,7 +63,10 @@ class Pipeline:
         self.enqueue_actions = enqueue_actions
         self.batch_size = batch_size
         self.crash_hook = crash_hook
+        self.stream_lines = stream_lines
+        self.redrive_after = redrive_after
         self.parsed = ParsedEvents(PARSED_BATCHES_KEPT * batch_size)
+        self.isolator = Isolator(db, policy, now)
 
     # -- recording -----------------------------------------------------------------------
     def record(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False,
@@ -66,9 +74,13 @@ class Pipeline:
         """Record and sequence; `report.partitions` is what to apply next. `keep_parsed`: this
         process applies next, so it keeps the parsed events for that. `first_line`: the file
         line of the first item, when the items are a stream's (errors name it)."""
-        with self.db.transaction() as uow:
-            report = uow.sequencer.sequence(source, first_offset, items, self.now(), allow_internal=allow_internal,
-                                            first_line=first_line)
+        try:
+            report = self._sequence(source, first_offset, items, allow_internal, first_line)
+        except Exception as exc:
+            if self.db.is_transient(exc):
+                raise
+            log.exception("a message of %d inputs from %s could not be recorded; recording them one by one", len(items), source)
+            report = self._sequence_one_by_one(source, first_offset, items, allow_internal, first_line)
         if keep_parsed:
             self.parsed.keep(report.sequenced)
         if report.latest_tick is not None:
@@ -76,37 +88,84 @@ class Pipeline:
                 report.partitions.update(uow.deadlines.flag_due(*report.latest_tick))
         return report
 
-    def process(self, source: str, first_offset: int | None, items: list[Any], *, first_line: int | None = None) -> SequencingReport:
-        """One message of inputs: record it, then apply what it made pending."""
+    def _sequence(self, source, first_offset, items, allow_internal, first_line, refused=None) -> SequencingReport:
+        with self.db.transaction() as uow:
+            return uow.sequencer.sequence(source, first_offset, items, self.now(), allow_internal=allow_internal,
+                                          first_line=first_line, refused=refused)
+
+    def _sequence_one_by_one(self, source, first_offset, items, allow_internal, first_line) -> SequencingReport:
+        """Each item in its own transaction: one that cannot be recorded as it is is recorded as
+        kept aside with the reason, so no line of the message goes unrecorded."""
+        merged = SequencingReport()
+        for i, item in enumerate(items):
+            offset = None if first_offset is None else first_offset + i
+            line = None if first_line is None else first_line + i
+            try:
+                report = self._sequence(source, offset, [item], allow_internal, line)
+            except Exception as exc:
+                if self.db.is_transient(exc):
+                    raise
+                where = f"line {line + 1}: " if line is not None else (f"line {offset + 1}: " if offset is not None else "")
+                reason = f"{where}could not be recorded: {type(exc).__name__}: {exc}"
+                report = self._sequence(source, offset, [item], allow_internal, line, refused={0: reason})
+            merged.results += report.results
+            merged.partitions |= report.partitions
+            merged.sequenced.update(report.sequenced)
+            if report.latest_tick is not None and (merged.latest_tick is None or report.latest_tick > merged.latest_tick):
+                merged.latest_tick = report.latest_tick
+        return merged
+
+    def process(self, source: str, first_offset: int | None, items: list[Any], *, first_line: int | None = None,
+                careful: bool = False) -> SequencingReport:
+        """One message of inputs: record it, then apply what it made pending. `careful`: the
+        message came back after its worker died (app.isolation)."""
         report = self.record(source, first_offset, items, keep_parsed=True, first_line=first_line)
-        self.drain(report.partitions)
+        self.drain(report.partitions, careful=careful)
         return report
 
     # -- applying ------------------------------------------------------------------------
-    def drain(self, partitions: Iterable[str]) -> int:
+    def drain(self, partitions: Iterable[str], *, careful: bool = False) -> int:
         """Apply until the given partitions have nothing left; returns inputs applied.
 
         A partition locked by another worker is skipped: that worker re-reads its partitions
-        after each commit, so what was sequenced meanwhile is not left behind.
+        after each commit, so what was sequenced meanwhile is not left behind. A batch that
+        fails for good is applied again one partition, one input at a time (app.isolation);
+        `careful` does so from the start, for work that already killed a worker.
         """
         candidates = set(partitions)
         applied = 0
         while candidates:
-            with self.db.transaction() as uow:
-                result = apply_pending(uow, candidates, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size,
-                                       parsed=self.parsed)
+            results = self._apply_alone(candidates) if careful else self._apply_or_isolate(candidates)
             candidates = set()
-            if result.partitions:
-                # After the commit, the partitions just applied: anything sequenced or flagged
-                # for them while they were held (late_deadlines flags in this same transaction,
-                # so the check below sees its flags) is ours to apply.
-                with self.db.transaction() as uow:
-                    if self.clock == "stream":
-                        late_deadlines(uow, result)
-                    candidates = uow.partitions.still_pending(result.partitions)
-            candidates |= self._after_apply(result)
-            applied += result.inputs
+            for result in results:
+                if result.partitions:
+                    # After the commit, the partitions just applied: anything sequenced or flagged
+                    # for them while they were held (late_deadlines flags in this same
+                    # transaction, so the check below sees its flags) is ours to apply.
+                    with self.db.transaction() as uow:
+                        if self.clock == "stream":
+                            late_deadlines(uow, result)
+                        candidates |= uow.partitions.still_pending(result.partitions)
+                candidates |= self._after_apply(result)
+                applied += result.inputs
         return applied
+
+    def _apply_or_isolate(self, candidates: set[str]) -> list[ApplyResult]:
+        try:
+            with self.db.transaction() as uow:
+                return [apply_pending(uow, candidates, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size,
+                                      parsed=self.parsed)]
+        except Exception as exc:
+            if self.db.is_transient(exc):
+                raise
+            log.exception("a batch of %d partitions failed; applying them one at a time", len(candidates))
+            return self._apply_alone(candidates)
+
+    def _apply_alone(self, candidates: set[str]) -> list[ApplyResult]:
+        results: list[ApplyResult] = []
+        for key in sorted(candidates):
+            results += self.isolator.apply_partition(key)
+        return results
 
     def _after_apply(self, result: ApplyResult) -> set[str]:
         """Act on and relay what an apply decided; returns the partitions that what the actions
@@ -165,32 +224,75 @@ class Pipeline:
         return len(rows)
 
     # -- sweeping ------------------------------------------------------------------------
-    def sweep(self, grace: timedelta = timedelta(seconds=10)) -> dict[str, int]:
-        """What beat runs: everything a lost message or a crash could have left behind."""
+    def sweep(self, grace: timedelta = timedelta(seconds=10)) -> SweepReport:
+        """What beat runs: everything a lost message or a crash could have left behind, once it
+        is older than `grace` (younger work is still in someone's hands). What it re-drove is
+        logged in the database (`sweeps`)."""
         now = self.now()
-        stats = {"relayed": 0, "actions": 0, "applied": 0, "deadlines": 0}
-        stats["relayed"] = self._relay_stale(now - grace)
+        report = SweepReport(now)
+        report.relayed = self._relay_stale(now - grace)
         with self.db.transaction() as uow:
             refunds, intercepts = uow.actions.stale(now - grace)
         if refunds or intercepts:
-            stats["actions"] = len(refunds) + len(intercepts)
+            report.actions = len(refunds) + len(intercepts)
             self.act(refunds, intercepts)
-        with self.db.transaction() as uow:
-            if self.clock == "stream":
+        if self.clock == "stream":
+            with self.db.transaction() as uow:
                 # A worker that died between a tick's commit and flagging its due partitions.
                 latest = uow.deadlines.latest_tick_after(0)
                 if latest is not None:
                     uow.deadlines.flag_due(*latest)
+        self._redrive_streams(now - self.redrive_after, report)
         with self.db.transaction() as uow:
-            pending = uow.partitions.with_work()
+            pending = uow.partitions.with_work(sequenced_before=now - grace)
         if pending:
-            stats["applied"] = self.drain(pending)
+            report.inputs = self.drain(pending)
         if self.clock == "wall":
-            for _ in range(100):  # bounded: a deadline that will not move must not spin the sweep
+            report.deadlines = self._fire_wall_deadlines(now)
+        if report.redrove_anything:
+            log.warning("the sweep re-drove what was left behind: %s", report)
+            with self.db.transaction() as uow:
+                uow.sweeps.record(report)
+        return report
+
+    def _redrive_streams(self, quiet_since: datetime, report: SweepReport) -> None:
+        """Lines of a registered stream that never reached the inbox (a message the broker
+        lost, anywhere in the stream or at its end) are read again from the stream's file."""
+        if self.stream_lines is None:
+            return
+        with self.db.transaction() as uow:
+            stalled = uow.sources.stalled(quiet_since)
+        for source in stalled:
+            with self.db.transaction() as uow:
+                missing = uow.sources.missing(source.name, source.next_offset, source.expected, REDRIVE_LINES)
+            try:
+                messages = self.stream_lines.read(source.locator, missing, self.batch_size)
+            except OSError as exc:
+                report.problems.append(f"{source.name}: its lines cannot be read here ({type(exc).__name__}: {exc})")
+                continue
+            found = sum(len(m.items) for m in messages)
+            if found < len(missing):
+                report.problems.append(f"{source.name}: {len(missing) - found} of its inputs are no longer in {source.locator}")
+            for message in messages:
+                self.process(source.name, message.first_offset, message.items, first_line=message.first_line)
+            report.lines += found
+
+    def _fire_wall_deadlines(self, now: datetime) -> int:
+        fired = 0
+        for _ in range(100):  # bounded: a deadline that will not move must not spin the sweep
+            try:
                 with self.db.transaction() as uow:
-                    result = fire_wall_deadlines(uow, self.policy, now)
+                    results = [fire_wall_deadlines(uow, self.policy, now)]
+            except Exception as exc:
+                if self.db.is_transient(exc):
+                    raise
+                log.exception("wall-clock deadlines failed together; firing them order by order")
+                with self.db.transaction() as uow:
+                    due, position = uow.deadlines.partitions_due(now), uow.inputs.sequenced_through()
+                results = [r for key in due for r in self.isolator.fire_orders(key, now, position)]
+            for result in results:
                 self.drain(self._after_apply(result))
-                stats["deadlines"] += len(result.outbox)
-                if not result.partitions:
-                    break
-        return stats
+                fired += len(result.outbox)
+            if not any(r.partitions for r in results):
+                break
+        return fired

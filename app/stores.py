@@ -35,6 +35,8 @@ class PendingInput:
     order_id: str | None
     event_type: str
     payload: dict[str, Any] | None  # None: the caller holds the event parsed
+    attempts: int = 0  # tries to apply it alone (inbox.attempts)
+    reason: str | None = None  # why the last of those failed
 
 
 @dataclass
@@ -74,12 +76,39 @@ class Progress:
         )
 
 
+@dataclass(frozen=True)
+class StalledSource:
+    name: str
+    locator: str  # where its lines can be read again
+    next_offset: int  # every input before it is recorded
+    expected: int  # inputs the stream holds
+
+
+@dataclass
+class SweepReport:
+    """What one sweep (or several, summed) found left behind and re-drove."""
+
+    at: datetime
+    relayed: int = 0  # outbound events published again
+    actions: int = 0  # refunds and intercepts called again
+    inputs: int = 0  # sequenced inputs applied
+    deadlines: int = 0  # outcomes of wall-clock deadlines
+    lines: int = 0  # stream lines read again from their file
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def redrove_anything(self) -> bool:
+        return bool(self.relayed or self.actions or self.inputs or self.deadlines or self.lines or self.problems)
+
+
 class Sequencer(Protocol):
     def sequence(self, source: str, first_offset: int | None, items: list[Any], received_at: datetime, *,
-                 allow_internal: bool = False, first_line: int | None = None) -> SequencingReport:
+                 allow_internal: bool = False, first_line: int | None = None,
+                 refused: dict[int, str] | None = None) -> SequencingReport:
         """Record, deduplicate, route and put in order; items of a source with offsets only as a
         contiguous run from the source's watermark. `first_line`: the file line of the first
-        item (default: its offset), named by errors."""
+        item (default: its offset), named by errors. `refused`: items (by index) to keep aside
+        with the reason given, unread (they could not be recorded as they are)."""
         ...
 
 
@@ -88,12 +117,22 @@ class Inputs(Protocol):
     def pending(self, partitions: list[str], through: int, limit: int, known: Container[int] = ()) -> list[PendingInput]: ...
     def load_payloads(self, inputs: list[PendingInput]) -> None: ...
     def mark(self, rows: list[Row]) -> None: ...
+    def next_pending(self, partition: str, through: int) -> PendingInput | None:
+        """The partition's first sequenced input, with its tries so far."""
+        ...
+
+    def count_try(self, input_id: int) -> None: ...
+    def note_failure(self, input_id: int, reason: str) -> None: ...
+    def add_incident(self, partition: str, order_id: str | None, kind: str, reason: str, at: datetime) -> None:
+        """Something that could not be done, kept aside in the inbox with its reason (a deadline
+        that could not fire): an operator finds it with the inputs kept aside."""
+        ...
 
 
 class Partitions(Protocol):
     def claim(self, keys: Iterable[str]) -> list[ClaimedPartition]: ...
     def save(self, rows: list[Row]) -> None: ...
-    def with_work(self, limit: int = 500) -> list[str]: ...
+    def with_work(self, sequenced_before: datetime | None = None, limit: int = 500) -> list[str]: ...
     def still_pending(self, keys: list[str]) -> set[str]: ...
 
 
@@ -103,6 +142,9 @@ class Orders(Protocol):
         ...
 
     def save(self, rows: list[Row]) -> None: ...
+    def quarantine(self, order_id: str) -> None:
+        """Stop firing the order's deadlines (they failed); its next input tries them again."""
+        ...
 
 
 class Deadlines(Protocol):
@@ -132,6 +174,20 @@ class Outbox(Protocol):
         ...
 
 
+class Sources(Protocol):
+    def register(self, name: str, locator: str, expected: int, at: datetime) -> None:
+        """A stream about to be published: where its lines are, and how many inputs it holds."""
+        ...
+
+    def stalled(self, quiet_since: datetime) -> list[StalledSource]: ...
+    def missing(self, name: str, start: int, stop: int, limit: int) -> list[int]: ...
+
+
+class Sweeps(Protocol):
+    def record(self, report: SweepReport) -> None: ...
+    def since(self, at: datetime) -> SweepReport: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: committed when the `with` block ends normally, rolled back otherwise."""
 
@@ -142,12 +198,20 @@ class UnitOfWork(Protocol):
     deadlines: Deadlines
     actions: Actions
     outbox: Outbox
+    sources: Sources
+    sweeps: Sweeps
 
 
 class Database(Protocol):
     clock: str  # wall | stream (SPEC §9): how time moves in this deployment
 
     def transaction(self) -> AbstractContextManager[UnitOfWork]: ...
+    def is_transient(self, error: BaseException) -> bool:
+        """A failure worth the same work again later (connection lost, serialization failure,
+        deadlock, a locked database); anything else is the data's or the code's, and retrying
+        it as is would only loop."""
+        ...
+
     def progress(self, source: str) -> Progress:
         """Where a source's inputs stand, all counts from one snapshot."""
         ...

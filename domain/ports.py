@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Iterable, Literal, Protocol
 
 RefundStatus = Literal["confirmed", "refused", "unknown"]
 InterceptSubmitStatus = Literal["submitted", "rejected", "unknown"]
@@ -62,6 +62,21 @@ class Clock(Protocol):
     """The wall clock of a deployment (an injected one in drills and tests)."""
 
     def __call__(self) -> datetime: ...
+
+
+class StreamMessage(Protocol):
+    first_offset: int  # the first input's place among its stream's inputs
+    first_line: int  # its line in the file, 0-based
+    items: list[str]  # consecutive inputs
+
+
+class StreamLines(Protocol):
+    """Where a stream's lines can be read again (the sweep re-drives what the broker lost)."""
+
+    def read(self, locator: str, offsets: Iterable[int], batch: int) -> list[StreamMessage]:
+        """The lines at these offsets that the locator still holds, as messages of at most
+        `batch` consecutive inputs; raises OSError when it cannot be read here."""
+        ...
 
 
 @dataclass(frozen=True)

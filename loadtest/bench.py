@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from rich.console import Console
 
 from adapters.db import schema as t
+from adapters.stream_file import chunk_lines, numbered_lines
 from loadtest.generate import dump_line, generate_stream
 from loadtest.namespace import fresh_namespace
 from loadtest.replay import measurements
@@ -109,7 +110,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
             baseline = _bench_noop(app, settings.broker_url, min(n_events, 100_000), timeout)
             source = "bench:" + stream.name
             started_wall = time.time()
-            published = streams.publish(app, source, streams.chunk_lines(streams.numbered_lines(stream), batch))
+            published = streams.publish(app, source, chunk_lines(numbered_lines(stream), batch))
             if not streams.wait_settled(db, source, n_events, timeout):
                 raise SystemExit("bench: the pipeline did not settle")
             with engine.connect() as conn:

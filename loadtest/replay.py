@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from adapters.db import schema as t
 from adapters.db.reporting import outcomes_in_order
+from adapters.stream_file import chunk_lines, numbered_lines
 from loadtest.namespace import fresh_namespace
 from loadtest.report import Measurement, write_report
 from workers import bootstrap, processes, streams
@@ -60,7 +61,7 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
     db = bootstrap.pipeline(app).db
     engine = db.engine
     source = "replay:" + hashlib.sha256(str(stream.resolve()).encode()).hexdigest()[:12]
-    expected = sum(1 for _ in streams.numbered_lines(stream))
+    expected = sum(1 for _ in numbered_lines(stream))
     if rate:
         # Small messages at low rates, so a message is not a second's worth of waiting.
         batch = max(1, min(batch, int(rate / 20) or 1))
@@ -83,7 +84,7 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
 
             def publish_all() -> None:
                 try:
-                    streams.publish(app, source, streams.chunk_lines(streams.numbered_lines(stream), batch), rate=rate,
+                    streams.publish(app, source, chunk_lines(numbered_lines(stream), batch), rate=rate,
                                     on_message=lambda n: bar.advance(sent_task, n), out=published)
                 except BaseException as exc:  # reported by the watcher below
                     publish_error.append(exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 
 from adapters.carrier_recorded import RecordedCarrierClient
@@ -17,6 +17,7 @@ from adapters.db.engine import make_engine, migrate
 from adapters.db.unit_of_work import SqlDatabase
 from adapters.publisher import KombuPublisher
 from adapters.simulators.refund_inprocess import InProcessRefundSimulator
+from adapters.stream_file import StreamFiles
 from app.acceptor import PipelineAcceptor
 from app.pipeline import Pipeline
 from domain.policy import DEFAULT_POLICY
@@ -115,6 +116,8 @@ def build_pipeline(s: Settings, celery_app) -> Pipeline:
         enqueue_actions=enqueue_actions,
         batch_size=s.batch_size,
         crash_hook=_crash_hook(),
+        stream_lines=StreamFiles(),
+        redrive_after=timedelta(seconds=s.redrive_after_s),
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from adapters.stream_file import chunk_lines, numbered_lines
 from workers import bootstrap, processes, streams
 from workers.settings import Settings, configure
 
@@ -52,7 +53,7 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
 
     db = bootstrap.pipeline(app).db  # builds the engine and migrates the database
     source = streams.source_name(stream_path)
-    expected = sum(1 for _ in streams.numbered_lines(stream_path))
+    expected = sum(1 for _ in numbered_lines(stream_path))
     stop = threading.Event()
     procs = []
     worker_thread = None
@@ -65,10 +66,14 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
         _sweep_periodically(app, stop, float(os.environ.get("INTERCEPT_SWEEP_SECONDS", "5")))
 
     started = time.monotonic()
+    started_at = streams.register(db, source, stream_path, expected)
     try:
-        streams.publish(app, source, streams.chunk_lines(streams.numbered_lines(stream_path), batch))
-        if not streams.wait_settled(db, source, expected, timeout):
+        streams.publish(app, source, chunk_lines(numbered_lines(stream_path), batch))
+        settled = streams.wait_settled(db, source, expected, timeout)
+        redriven = streams.redriven_since(db, started_at)
+        if not settled:
             console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")
+            console.print(streams.describe_redrive(redriven), highlight=False)
             return 1
         elapsed = time.monotonic() - started
         from workers.summary import print_summary, write_outcomes  # noqa: PLC0415
@@ -77,6 +82,7 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
             n = write_outcomes(db.engine, out)
             console.print(f"wrote {n} outbound events to {out}")
         print_summary(db.engine, elapsed)
+        print(streams.describe_redrive(redriven))
         return 0
     finally:
         stop.set()

@@ -34,6 +34,7 @@ class Settings:
     carrier_burst: int = 10
     redis_url: str | None = None  # for the token buckets; default: the broker when it is Redis
     malloc_trim: bool = True  # workers return freed heap pages after each task (workers.memory)
+    redrive_after_s: float = 20.0  # the sweep re-drives a stream that has not moved for this long
 
     @property
     def embedded_broker(self) -> bool:
@@ -111,6 +112,7 @@ def load(default_clock: str = "wall") -> Settings:
         carrier_burst=int(env.get("INTERCEPT_CARRIER_BURST", "10")),
         redis_url=env.get("INTERCEPT_REDIS_URL") or None,
         malloc_trim=env.get("INTERCEPT_MALLOC_TRIM", "1") != "0",
+        redrive_after_s=float(env.get("INTERCEPT_REDRIVE_AFTER_S", "20")),
     )
     problem = settings.problem()
     if problem:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable
 
-from app.stores import Database
+from adapters.stream_file import Message
+from app.stores import Database, SweepReport
 
 
 def source_name(path: Path) -> str:
@@ -18,18 +20,6 @@ def source_name(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return "run:" + digest.hexdigest()[:16]
-
-
-class StreamLine(NamedTuple):
-    offset: int  # the input's place among the stream's inputs (blank lines are no input)
-    line: int  # its line in the file, 0-based, for messages that name it
-    text: str
-
-
-class Message(NamedTuple):
-    first_offset: int
-    first_line: int
-    items: list[str]
 
 
 @dataclass
@@ -42,35 +32,6 @@ class Published:
     @property
     def lines(self) -> int:
         return sum(len(m.items) for m in self.messages)
-
-
-def numbered_lines(path: Path) -> Iterator[StreamLine]:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        offset = 0
-        for number, text in enumerate(fh):
-            text = text.rstrip("\n")
-            if text.strip():
-                yield StreamLine(offset, number, text)
-                offset += 1
-
-
-def chunk_lines(lines: Iterable[StreamLine], batch: int) -> Iterator[Message]:
-    """Messages of up to `batch` consecutive inputs. Offsets run on across blank lines, so the
-    database sees no gap where a file has an empty line; a message is cut at one, so that its
-    lines are consecutive in the file too and errors name the right line."""
-    current: list[str] = []
-    first: StreamLine | None = None
-    next_line = None
-    for sl in lines:
-        if current and (sl.line != next_line or len(current) >= batch):
-            yield Message(first.offset, first.line, current)
-            current = []
-        if not current:
-            first = sl
-        current.append(sl.text)
-        next_line = sl.line + 1
-    if current:
-        yield Message(first.offset, first.line, current)
 
 
 def publish(
@@ -123,3 +84,32 @@ def wait_settled(db: Database, source: str, expected: int, timeout: float,
         if time.monotonic() - last_change > timeout:
             return False
         time.sleep(interval)
+
+
+def register(db: Database, source: str, path: Path, inputs: int) -> datetime:
+    """Tell the database where the stream's lines are and how many inputs it holds, before
+    publishing: the sweep re-drives what the broker loses from there. Returns the time."""
+    now = datetime.now(timezone.utc)
+    with db.transaction() as uow:
+        uow.sources.register(source, str(path.resolve()), inputs, now)
+    return now
+
+
+def redriven_since(db: Database, at: datetime) -> SweepReport:
+    with db.transaction() as uow:
+        return uow.sweeps.since(at)
+
+
+def describe_redrive(report: SweepReport) -> str:
+    """The sweep's part in a run, in one sentence for the run's summary."""
+    if not report.redrove_anything:
+        return "the sweep re-drove nothing: no message was lost and no work was left behind"
+    done = [f"{n} {what}" for n, what in (
+        (report.lines, "stream lines read again from the file"), (report.inputs, "inputs left unapplied"),
+        (report.actions, "refund or intercept calls left unanswered"), (report.relayed, "outbound events left unpublished"),
+        (report.deadlines, "outcomes of deadlines"),
+    ) if n]
+    text = "the sweep re-drove " + (", ".join(done) if done else "nothing")
+    if report.problems:
+        text += "; it could not re-drive: " + "; ".join(report.problems)
+    return text

@@ -14,7 +14,11 @@ import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.bulk import among, update_rows
+from adapters.db.errors import storable
 from app.stores import ClaimedPartition, PendingInput
+
+# Inbox rows the system writes about itself: what it could not do, kept aside with the reason.
+INCIDENTS_SOURCE = "internal:incident"
 
 
 class SqlInputs:
@@ -40,6 +44,31 @@ class SqlInputs:
         self.load_payloads([p for p in inputs if p.position not in known])
         return inputs
 
+    def next_pending(self, partition: str, through: int) -> PendingInput | None:
+        i = t.inbox
+        row = self.conn.execute(
+            sa.select(i.c.id, i.c.position, i.c.partition_key, i.c.order_id, i.c.event_type, i.c.payload, i.c.attempts, i.c.reason)
+            .where(i.c.state == "sequenced", i.c.partition_key == partition, i.c.position <= through)
+            .order_by(i.c.position)
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        return PendingInput(*row[:6], attempts=row.attempts or 0, reason=row.reason)
+
+    def count_try(self, input_id: int) -> None:
+        i = t.inbox
+        self.conn.execute(i.update().where(i.c.id == input_id).values(attempts=sa.func.coalesce(i.c.attempts, 0) + 1))
+
+    def note_failure(self, input_id: int, reason: str) -> None:
+        self.conn.execute(t.inbox.update().where(t.inbox.c.id == input_id).values(reason=storable(reason)))
+
+    def add_incident(self, partition: str, order_id: str | None, kind: str, reason: str, at: datetime) -> None:
+        self.conn.execute(t.inbox.insert().values(
+            source=INCIDENTS_SOURCE, event_type=kind, state="aside", reason=storable(reason), partition_key=partition,
+            order_id=order_id, received_at=at, applied_at=at,
+        ))
+
     def load_payloads(self, inputs: list[PendingInput]) -> None:
         if inputs:
             i = t.inbox
@@ -58,7 +87,7 @@ class SqlInputs:
             by_time.setdefault(r["applied_at"], []).append(r["id"])
         for at, ids in by_time.items():
             self.conn.execute(i.update().where(among(i.c.id, ids, self.conn)).values(state="applied", reason=None, applied_at=at))
-        update_rows(self.conn, i, "id", aside)
+        update_rows(self.conn, i, "id", [{**r, "reason": storable(r["reason"])} for r in aside])
 
 
 class SqlPartitions:
@@ -82,10 +111,14 @@ class SqlPartitions:
         """rows: key, applied_position, state, policy_version."""
         update_rows(self.conn, t.partitions, "key", rows)
 
-    def with_work(self, limit: int = 500) -> list[str]:
-        """Partitions with sequenced inputs or a tick still to process (the sweeper's view)."""
+    def with_work(self, sequenced_before: datetime | None = None, limit: int = 500) -> list[str]:
+        """Partitions with sequenced inputs (received before `sequenced_before`) or a tick still
+        to process (the sweeper's view)."""
         i, p = t.inbox, t.partitions
-        with_inputs = sa.select(i.c.partition_key).where(i.c.state == "sequenced").distinct().limit(limit)
+        with_inputs = sa.select(i.c.partition_key).where(i.c.state == "sequenced")
+        if sequenced_before is not None:
+            with_inputs = with_inputs.where(i.c.received_at <= sequenced_before)
+        with_inputs = with_inputs.distinct().limit(limit)
         keys = {r[0] for r in self.conn.execute(with_inputs)}
         keys |= {r[0] for r in self.conn.execute(sa.select(p.c.key).where(p.c.pending_through > p.c.applied_position).limit(limit))}
         return sorted(keys)

@@ -28,3 +28,6 @@ class SqlOrders:
     def save(self, rows: list[dict[str, Any]]) -> None:
         """rows: order_id, merchant_id, state, next_due_at."""
         upsert(self.conn, t.orders, rows, ["order_id"], ["state", "next_due_at"])
+
+    def quarantine(self, order_id: str) -> None:
+        self.conn.execute(t.orders.update().where(t.orders.c.order_id == order_id).values(next_due_at=None))

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.engine import SEQUENCER_LOCK, advisory_lock
+from adapters.db.errors import storable
 from adapters.db.bulk import among, insert_ignore, insert_rows, update_rows
 from app.stores import ItemResult, SequencingReport
 from domain.events import InboundEvent, InvalidEvent, parse_event
@@ -111,8 +112,11 @@ class SqlSequencer:
         *,
         allow_internal: bool = False,
         first_line: int | None = None,
+        refused: dict[int, str] | None = None,
     ) -> SequencingReport:
         parsed = [parse_input(raw, allow_internal) for raw in items]
+        for index, reason in (refused or {}).items():
+            parsed[index] = _Parsed(error=InvalidEvent("", reason))
         advisory_lock(self.conn, SEQUENCER_LOCK)
         run = _Run(self.clock, self.conn, source, received_at, allow_internal)
         return run.sequence(first_offset, items, parsed, first_offset if first_line is None else first_line)
@@ -176,7 +180,7 @@ class _Run:
                 for it in fresh:
                     if id(it) not in in_run:
                         self._park_received(it)
-                conn.execute(t.sources.update().where(t.sources.c.name == self.source).values(next_offset=nxt))
+                conn.execute(t.sources.update().where(t.sources.c.name == self.source).values(next_offset=nxt, progressed_at=self.received_at))
             else:
                 for it in fresh:
                     self._park_received(it)
@@ -188,7 +192,7 @@ class _Run:
     def _source_watermark(self) -> int:
         row = self.conn.execute(sa.select(t.sources.c.next_offset).where(t.sources.c.name == self.source)).first()
         if row is None:
-            self.conn.execute(t.sources.insert().values(name=self.source, next_offset=0))
+            self.conn.execute(t.sources.insert().values(name=self.source, next_offset=0, progressed_at=self.received_at))
             return 0
         return row[0]
 
@@ -430,15 +434,18 @@ class _Run:
         raw_text = None
         if it.canonical is None:
             raw_text = raw if isinstance(raw, str) else (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else json.dumps(raw, default=str))
+        # A refused line is kept as it came, but what storage cannot hold (a NUL, a lone
+        # surrogate, an id longer than the column) as an escape: the row must be written.
+        event_id = e.event_id if e else (it.result.event_id if it.result else None)
         return {
             "source": self.source,
             "source_offset": it.offset,
-            "event_id": e.event_id if e else (it.result.event_id if it.result else None),
+            "event_id": event_id if e else (storable(event_id)[:128] if event_id else None),
             "event_type": e.type if e else None,
             "state": it.state,
-            "reason": it.reason,
+            "reason": storable(it.reason),
             "payload": it.canonical,
-            "raw": raw_text,
+            "raw": storable(raw_text),
             "content_hash": it.hash,
             "position": it.position,
             "partition_key": it.partition,

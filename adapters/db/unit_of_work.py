@@ -13,11 +13,14 @@ import sqlalchemy as sa
 
 from adapters.db.actions import SqlActions
 from adapters.db.deadlines import SqlDeadlines
+from adapters.db.errors import is_transient
 from adapters.db.inputs import SqlInputs, SqlPartitions
 from adapters.db.orders import SqlOrders
 from adapters.db.outbox import SqlOutbox
 from adapters.db.progress import progress
 from adapters.db.sequencer import SqlSequencer
+from adapters.db.sources import SqlSources
+from adapters.db.sweeps import SqlSweeps
 from app.stores import Progress
 
 
@@ -31,6 +34,8 @@ class SqlUnitOfWork:
         self.deadlines = SqlDeadlines(conn)
         self.actions = SqlActions(conn)
         self.outbox = SqlOutbox(conn)
+        self.sources = SqlSources(conn)
+        self.sweeps = SqlSweeps(conn)
 
 
 class SqlDatabase:
@@ -49,6 +54,9 @@ class SqlDatabase:
 
     def progress(self, source: str) -> Progress:
         return progress(self.engine, source)
+
+    def is_transient(self, error: BaseException) -> bool:
+        return is_transient(error)
 
     def dispose(self) -> None:
         self.engine.dispose()
