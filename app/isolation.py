@@ -25,8 +25,14 @@ log = logging.getLogger(__name__)
 MAX_APPLY_TRIES = 3
 
 
-def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+def describe_error(exc: BaseException) -> str:
+    """The failure in a line a person can read: the driver's own error where the storage
+    layer wrapped one (not the statement and its thousands of parameters)."""
+    orig = getattr(exc, "orig", None)
+    cause = orig if isinstance(orig, BaseException) else exc
+    text = str(cause).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(cause).__name__}: {first}"[:500]
 
 
 class Isolator:
@@ -64,9 +70,9 @@ class Isolator:
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
-                log.warning("input %s (%s) failed alone (try %d): %s", nxt.id, nxt.event_type, nxt.attempts + 1, _error(exc))
+                log.warning("input %s (%s) failed alone (try %d): %s", nxt.id, nxt.event_type, nxt.attempts + 1, describe_error(exc))
                 with self.db.transaction() as uow:
-                    uow.inputs.note_failure(nxt.id, _error(exc))
+                    uow.inputs.note_failure(nxt.id, describe_error(exc))
                 continue
             if not result.partitions:
                 return results  # held by another worker meanwhile
@@ -80,7 +86,7 @@ class Isolator:
         except Exception as exc:
             if self.db.is_transient(exc):
                 raise
-            log.warning("the ticks of partition %s failed together: %s; firing them order by order", key, _error(exc))
+            log.warning("the ticks of partition %s failed together: %s; firing them order by order", key, describe_error(exc))
             return self._ticks_order_by_order(key, through)
         return [result] if result.partitions else None
 
@@ -112,9 +118,9 @@ class Isolator:
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
-                log.error("the deadlines of order %s failed alone: %s; quarantined", order_id, _error(exc))
+                log.error("the deadlines of order %s failed alone: %s; quarantined", order_id, describe_error(exc))
                 with self.db.transaction() as uow:
                     uow.orders.quarantine(order_id)
                     uow.inputs.add_incident(key, order_id, "deadline", f"the deadlines of order {order_id} due by "
-                                            f"{now.isoformat()} could not be written: {_error(exc)}", now)
+                                            f"{now.isoformat()} could not be written: {describe_error(exc)}", now)
         return results

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 from app.actions import ActionOutcomes, execute_intercepts, execute_refunds
 from app.applying import ApplyResult, apply_pending, fire_wall_deadlines, late_deadlines
-from app.isolation import Isolator
+from app.isolation import Isolator, describe_error
 from app.parsed import ParsedEvents
 from app.stores import Database, SequencingReport, SweepReport
 from domain.policy import Policy
@@ -105,8 +105,7 @@ class Pipeline:
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
-                where = f"line {line + 1}: " if line is not None else (f"line {offset + 1}: " if offset is not None else "")
-                reason = f"{where}could not be recorded: {type(exc).__name__}: {exc}"
+                reason = f"could not be recorded: {describe_error(exc)}"
                 report = self._sequence(source, offset, [item], allow_internal, line, refused={0: reason})
             merged.results += report.results
             merged.partitions |= report.partitions

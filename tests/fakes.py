@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import sqlalchemy as sa
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db.unit_of_work import SqlDatabase
 from adapters.simulators.refund_inprocess import InProcessRefundSimulator
+from adapters.stream_file import StreamFiles
 from app.pipeline import Pipeline
 from domain.events import parse_event
 from domain.policy import DEFAULT_POLICY
@@ -69,8 +70,10 @@ class FakeAcceptor:
 
 
 def in_process_pipeline(engine: sa.Engine, *, clock: str = "stream", now: Callable[[], datetime] = lambda: WALL,
-                        batch_size: int = 2000, publisher=None, gateway=None) -> Pipeline:
+                        batch_size: int = 2000, publisher=None, gateway=None, redrive_after: timedelta = timedelta(0)) -> Pipeline:
     """The pipeline a worker runs, in this process: the in-process refund simulator, the
-    recorded carrier client, and a publisher that keeps what it is given."""
+    recorded carrier client, stream files read from this host, and a publisher that keeps
+    what it is given."""
     return Pipeline(SqlDatabase(engine, clock), DEFAULT_POLICY, gateway or InProcessRefundSimulator(), RecordedCarrierClient(),
-                    publisher or FakePublisher(), now, batch_size=batch_size)
+                    publisher or FakePublisher(), now, batch_size=batch_size, stream_lines=StreamFiles(),
+                    redrive_after=redrive_after)
