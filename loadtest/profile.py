@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import time
+
+import sqlalchemy as sa
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -55,6 +57,33 @@ def postgres_cpu_seconds() -> float | None:
     return total / os.sysconf("SC_CLK_TCK") if found else None
 
 
+class StatementCounter:
+    """Statements and commits this engine sends, from SQLAlchemy's own events: the per-message
+    fixed cost the steps of docs/performance.md are measured by. A commit after statements that
+    only read is counted apart: PostgreSQL flushes no WAL for it."""
+
+    def __init__(self, engine):
+        self.statements = 0
+        self.commits = 0
+        self.read_only_commits = 0
+        self._writing: set[int] = set()
+        sa.event.listen(engine, "before_cursor_execute", self._statement)
+        sa.event.listen(engine, "commit", self._commit)
+
+    def _statement(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self.statements += 1
+        head = statement.lstrip()[:6].upper()
+        if head != "SELECT" or "FOR UPDATE" in statement:
+            self._writing.add(id(conn))
+
+    def _commit(self, conn) -> None:
+        self.commits += 1
+        if id(conn) in self._writing:
+            self._writing.discard(id(conn))
+        else:
+            self.read_only_commits += 1
+
+
 def profile(settings: Settings, events: int, batch: int, seed: int, profiler: str | None, out: Path | None) -> dict:
     settings = fresh_namespace(settings, "profile")
     engine = make_engine(settings.database_url)
@@ -77,9 +106,12 @@ def profile(settings: Settings, events: int, batch: int, seed: int, profiler: st
 
         prof = pyinstrument.Profiler(interval=0.0005)
         prof.start()
+    counter = StatementCounter(engine)
     pg_before, cpu_before, started = postgres_cpu_seconds(), time.process_time(), time.perf_counter()
+    messages = 0
     for first in range(0, len(lines), batch):
         pipeline.process("profile", first, lines[first : first + batch])
+        messages += 1
     wall = time.perf_counter() - started
     cpu, pg_after = time.process_time() - cpu_before, postgres_cpu_seconds()
     if profiler == "cprofile":
@@ -98,6 +130,9 @@ def profile(settings: Settings, events: int, batch: int, seed: int, profiler: st
         "worker_cpu_ms_per_event": round(cpu * 1000 / n, 3),
         # Every PostgreSQL process, this run's backend and its background writers alike.
         "postgres_cpu_ms_per_event": None if pg is None else round(pg * 1000 / n, 3),
+        "statements_per_message": round(counter.statements / messages, 1),
+        "commits_per_message": round(counter.commits / messages, 1),
+        "read_only_commits_per_message": round(counter.read_only_commits / messages, 1),
         "profiler": profiler,
     }
 
