@@ -1,6 +1,6 @@
 """A carrier intercept API on loopback, for live and load tests (SPEC §7 "simulator").
 
-Serves the API HttpCarrierClient speaks (adapters/http_carrier.py) and behaves like a real
+Serves the API HttpCarrierClient speaks (adapters/http/carrier.py) and behaves like a real
 one: an intercept request is taken at once and answered later, by a signed callback to the
 ingress (`carrier.intercept_reported`), after `answer_delay_s`; SPEC §1's rate decides the
 answer (the carrier holds 67.3% of in-transit parcels). Outcomes are drawn per key from the

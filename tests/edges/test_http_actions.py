@@ -7,8 +7,9 @@ import pytest
 
 from adapters.attempts import SqlAttemptRecorder
 from adapters.dead_letters import SqlDeadLetterStore
-from adapters.http_carrier import HttpCarrierClient, RetryPolicy
-from adapters.http_refund import HttpRefundClient
+from adapters.http.carrier import HttpCarrierClient
+from adapters.http.retry import RetryPolicy
+from adapters.http.refund import HttpRefundClient
 from adapters.ingress import IngressSettings, create_app
 from adapters.rate_limit import RedisTokenBuckets
 from adapters.simulators.carrier import CARRIER_ACCEPT_RATE, CarrierSimulator, create_carrier_sim_app
