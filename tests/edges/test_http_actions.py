@@ -121,11 +121,6 @@ def test_timeouts_until_exhaustion_give_unknown_reconciled_by_query_not_a_new_ke
     assert [a["kind"] for a in recorder.attempts(rkey)][-1] == "refund_query"
 
 
-def test_query_of_a_key_never_seen_is_unknown(refund_sim, unique):
-    _, url = refund_sim
-    assert HttpRefundClient(url, policy=POLICY).query(f"nobody-{unique}").status == "unknown"
-
-
 def test_definitive_refusal_is_not_retried(recorder, unique):
     sim = RefundProviderSimulator(seed=3, refuse_rate=1.0)
     with BackgroundServer(create_refund_sim_app(sim)) as url:
