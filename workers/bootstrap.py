@@ -75,7 +75,7 @@ def _carrier_rate_limits(s: Settings):
 def build_gateway(s: Settings, engine=None) -> RefundGateway:
     """The refund gateway; with `engine`, every HTTP attempt is a row of action_attempts."""
     if s.refund_gateway == "http":
-        from adapters.http_refund import HttpRefundClient  # noqa: PLC0415 (optional edge)
+        from adapters.http.refund import HttpRefundClient  # noqa: PLC0415 (optional edge)
 
         return HttpRefundClient(s.refund_url, attempt_recorder=_attempt_recorder(engine), api_key=s.refund_api_key)
     return InProcessRefundSimulator()
@@ -85,7 +85,7 @@ def build_carrier(s: Settings, engine=None) -> CarrierClient:
     """The carrier client; HTTP: per-carrier Redis token buckets, attempts recorded with `engine`,
     answers called back to INTERCEPT_CARRIER_CALLBACK_URL (the ingress's /events)."""
     if s.carrier_adapter == "http":
-        from adapters.http_carrier import HttpCarrierClient  # noqa: PLC0415
+        from adapters.http.carrier import HttpCarrierClient  # noqa: PLC0415
 
         return HttpCarrierClient(
             s.carrier_url,

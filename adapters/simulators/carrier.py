@@ -1,6 +1,6 @@
 """A carrier intercept API on loopback, for live and load tests (SPEC §7 "simulator").
 
-Serves the API HttpCarrierClient speaks (adapters/http_carrier.py) and behaves like a real
+Serves the API HttpCarrierClient speaks (adapters/http/carrier.py) and behaves like a real
 one: an intercept request is taken at once and answered later, by a signed callback to the
 ingress (`carrier.intercept_reported`), after `answer_delay_s`; SPEC §1's rate decides the
 answer (the carrier holds 67.3% of in-transit parcels). Outcomes are drawn per key from the
@@ -11,24 +11,21 @@ with POST /_sim/faults (JSON or query string), env INTERCEPT_SIM_<FAULT>, or the
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from adapters.simulators.common import Faults, added_latency, plan_for, unit_interval
+from adapters.simulators.common import unit_interval
+from adapters.simulators.idempotent_api import IdempotentApiSimulator, simulator_app
 from adapters.webhooks import digest_id
 from adapters.webhooks.signing import sign_headers
 
@@ -38,6 +35,13 @@ log = logging.getLogger("intercept.sim.carrier")
 CARRIER_ACCEPT_RATE = 0.673
 CST = timezone(timedelta(hours=8))
 REJECT_REASONS = ("already_out_for_delivery", "parcel_not_found_in_network", "recipient_area_not_supported")
+
+
+@dataclass(frozen=True)
+class _InterceptRequest:
+    carrier: str
+    tracking_no: str
+    callback_url: str | None
 
 
 @dataclass
@@ -50,84 +54,56 @@ class _Intercept:
     answer: dict[str, Any] | None = None
 
 
-@dataclass
-class CarrierSimulator:
-    seed: int = 0
+@dataclass(kw_only=True)
+class CarrierSimulator(IdempotentApiSimulator[_InterceptRequest, _Intercept]):
     accept_rate: float = CARRIER_ACCEPT_RATE
     answer_delay_s: float = 0.05
     callback_url: str | None = None
     callback_secret: str | None = None
-    faults: Faults = field(default_factory=Faults)
-    _intercepts: dict[str, _Intercept] = field(default_factory=dict, repr=False)
-    _posts: dict[str, int] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     callbacks_sent: int = 0
     callbacks_failed: int = 0
+
+    refusal = "rejected"
+    malformed_reason = "carrier and tracking_no are required"
+    unknown_key_error = "no intercept under this key"
 
     def __post_init__(self) -> None:
         self._dispatcher = _Dispatcher(self)
 
-    # ---- the API ------------------------------------------------------------------------
+    # ---- what an intercept request is ----------------------------------------------------
 
-    async def submit(self, request: Request) -> JSONResponse:
-        faults = self.faults
-        await added_latency(faults)
-        key = request.headers.get("idempotency-key", "").strip()
-        if not key:
-            return JSONResponse({"status": "rejected", "reason": "Idempotency-Key header is required"}, 400)
-        try:
-            body = json.loads(await request.body())
-            carrier, tracking_no = str(body["carrier"]), str(body["tracking_no"])
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse({"status": "rejected", "reason": "carrier and tracking_no are required"}, 400)
-        with self._lock:
-            nth = self._posts[key] = self._posts.get(key, 0) + 1
-        plan = plan_for(faults, self.seed, key, nth)
-        if plan.action == "429":
-            return JSONResponse({"error": "rate limited"}, 429, headers={"Retry-After": f"{faults.retry_after_s:g}"})
-        if plan.action == "503":
-            return JSONResponse({"error": "service unavailable"}, 503)
-        with self._lock:
-            existing = self._intercepts.get(key)
-            if existing is not None and (existing.carrier, existing.tracking_no) != (carrier, tracking_no):
-                return JSONResponse({"status": "rejected", "reason": "idempotency_key_reused_with_other_parameters"}, 409)
-            if existing is None:
-                existing = _Intercept(
-                    intercept_id=digest_id("icpt", self.seed, key),
-                    carrier=carrier,
-                    tracking_no=tracking_no,
-                    callback_url=body.get("callback_url") or self.callback_url,
-                )
-                self._intercepts[key] = existing
-                self._dispatcher.schedule(time.monotonic() + self.answer_delay_s, ("decide", key))
-            reply = self._view(existing)
-        if plan.action == "apply_then_hold":
-            # Applied, then answered later than the client waits: the client sees a time-out.
-            await asyncio.sleep(faults.hold_s)
-        return JSONResponse(reply, 201)
+    def parse(self, body: Any) -> _InterceptRequest:
+        return _InterceptRequest(str(body["carrier"]), str(body["tracking_no"]), body.get("callback_url"))
 
-    async def status(self, request: Request) -> JSONResponse:
-        await added_latency(self.faults)
-        key = request.path_params["key"]
-        with self._lock:
-            found = self._intercepts.get(key)
-            return JSONResponse(self._view(found), 200) if found else JSONResponse({"error": "no intercept under this key"}, 404)
+    def same_request(self, kept: _Intercept, wanted: _InterceptRequest) -> bool:
+        # The callback URL says where to answer, not which parcel: not part of the request.
+        return (kept.carrier, kept.tracking_no) == (wanted.carrier, wanted.tracking_no)
 
-    @staticmethod
-    def _view(rec: _Intercept) -> dict[str, Any]:
-        return {
-            "intercept_id": rec.intercept_id,
+    def apply(self, key: str, wanted: _InterceptRequest) -> _Intercept:
+        created = _Intercept(
+            intercept_id=digest_id("icpt", self.seed, key),
+            carrier=wanted.carrier,
+            tracking_no=wanted.tracking_no,
+            callback_url=wanted.callback_url or self.callback_url,
+        )
+        self._dispatcher.schedule(time.monotonic() + self.answer_delay_s, ("decide", key))
+        return created
+
+    def answer(self, kept: _Intercept) -> tuple[dict[str, Any], int]:
+        view = {
+            "intercept_id": kept.intercept_id,
             "status": "submitted",
-            "carrier": rec.carrier,
-            "tracking_no": rec.tracking_no,
-            "answer": rec.answer,
+            "carrier": kept.carrier,
+            "tracking_no": kept.tracking_no,
+            "answer": kept.answer,
         }
+        return view, 201
 
     # ---- answers and callbacks ----------------------------------------------------------
 
     def decide(self, key: str) -> dict[str, Any] | None:
         with self._lock:
-            rec = self._intercepts[key]
+            rec = self._applied[key]
             if rec.answer is not None:
                 return None
             accepted = unit_interval(self.seed, "accept", key) < self.accept_rate
@@ -172,18 +148,12 @@ class CarrierSimulator:
 
     # ---- observation and control ---------------------------------------------------------
 
-    def effects(self) -> dict[str, int]:
-        with self._lock:
-            return {key: rec.effects for key, rec in self._intercepts.items()}
-
-    def requests(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._posts)
+    def observed(self) -> dict[str, Any]:
+        return {**super().observed(), "callbacks_sent": self.callbacks_sent, "callbacks_failed": self.callbacks_failed}
 
     def reset(self) -> None:
+        super().reset()
         with self._lock:
-            self._intercepts.clear()
-            self._posts.clear()
             self.callbacks_sent = self.callbacks_failed = 0
 
     def close(self) -> None:
@@ -261,55 +231,5 @@ class _Dispatcher:
 # ---- the app -------------------------------------------------------------------------------
 
 
-async def _faults_endpoint(sim, request: Request) -> JSONResponse:
-    if request.method == "POST":
-        values: dict[str, Any] = dict(request.query_params)
-        raw = await request.body()
-        if raw.strip():
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                return JSONResponse({"error": "body must be a JSON object of faults"}, 400)
-            if not isinstance(body, dict):
-                return JSONResponse({"error": "body must be a JSON object of faults"}, 400)
-            values.update(body)
-        try:
-            sim.faults = sim.faults.updated(values)
-        except (ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-    return JSONResponse(sim.faults.as_dict())
-
-
-def sim_control_routes(sim) -> list[Route]:
-    async def faults(request: Request) -> JSONResponse:
-        return await _faults_endpoint(sim, request)
-
-    async def effects(request: Request) -> JSONResponse:
-        counts = sim.effects()
-        body = {"effects": counts, "total": sum(counts.values()), "requests": sim.requests()}
-        if hasattr(sim, "callbacks_sent"):
-            body["callbacks_sent"] = sim.callbacks_sent
-            body["callbacks_failed"] = sim.callbacks_failed
-        return JSONResponse(body)
-
-    async def reset(request: Request) -> JSONResponse:
-        sim.reset()
-        return JSONResponse({"reset": True})
-
-    return [
-        Route("/_sim/faults", faults, methods=["GET", "POST"]),
-        Route("/_sim/effects", effects, methods=["GET"]),
-        Route("/_sim/reset", reset, methods=["POST"]),
-    ]
-
-
 def create_carrier_sim_app(sim: CarrierSimulator) -> Starlette:
-    app = Starlette(
-        routes=[
-            Route("/v1/intercepts", sim.submit, methods=["POST"]),
-            Route("/v1/intercepts/{key:path}", sim.status, methods=["GET"]),
-            *sim_control_routes(sim),
-        ]
-    )
-    app.state.sim = sim
-    return app
+    return simulator_app(sim, "/v1/intercepts")

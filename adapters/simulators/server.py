@@ -1,4 +1,4 @@
-"""Run the HTTP simulators as a process: `python -m adapters.simulators.server --kind both`.
+"""The HTTP simulators as one app, which `intercept sim` serves (workers/cli_edges.py).
 
 With kind "both" one server holds the carrier API under /carrier and the refund provider
 under /refund (point HttpCarrierClient at http://host:port/carrier, HttpRefundClient at
@@ -6,9 +6,6 @@ http://host:port/refund).
 """
 
 from __future__ import annotations
-
-import argparse
-import os
 
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -43,25 +40,3 @@ def build_sim_app(
         return Starlette(routes=[Mount("/carrier", create_carrier_sim_app(carrier)), Mount("/refund", create_refund_sim_app(refund))])
     raise ValueError(f"kind must be carrier, refund or both, not {kind!r}")
 
-
-def main(argv: list[str] | None = None) -> None:
-    import uvicorn
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--kind", choices=["carrier", "refund", "both"], default="both")
-    parser.add_argument("--seed", type=int, default=int(os.environ.get("INTERCEPT_SIM_SEED", "0")))
-    parser.add_argument("--answer-delay", type=float, default=float(os.environ.get("INTERCEPT_SIM_ANSWER_DELAY_S", "0.05")))
-    parser.add_argument("--callback-url", default=os.environ.get("INTERCEPT_SIM_CALLBACK_URL"))
-    args = parser.parse_args(argv)
-    secrets = [s for s in os.environ.get("INTERCEPT_WEBHOOK_SECRETS", "").split(",") if s.strip()]
-    app = build_sim_app(
-        args.kind, seed=args.seed, answer_delay_s=args.answer_delay,
-        callback_url=args.callback_url, callback_secret=secrets[0].strip() if secrets else None,
-    )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
-
-
-if __name__ == "__main__":
-    main()

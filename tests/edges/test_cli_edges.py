@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from adapters.dead_letters import SqlDeadLetterStore
-from adapters.http_carrier import RetryPolicy
-from adapters.http_refund import HttpRefundClient
+from adapters.http.retry import RetryPolicy
+from adapters.http.refund import HttpRefundClient
 from adapters.ingress import IngressSettings, create_app
 from adapters.webhooks.signing import sign_headers
 from tests.fakes import FakeAcceptor

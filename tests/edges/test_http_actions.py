@@ -7,8 +7,9 @@ import pytest
 
 from adapters.attempts import SqlAttemptRecorder
 from adapters.dead_letters import SqlDeadLetterStore
-from adapters.http_carrier import HttpCarrierClient, RetryPolicy
-from adapters.http_refund import HttpRefundClient
+from adapters.http.carrier import HttpCarrierClient
+from adapters.http.retry import RetryPolicy
+from adapters.http.refund import HttpRefundClient
 from adapters.ingress import IngressSettings, create_app
 from adapters.rate_limit import RedisTokenBuckets
 from adapters.simulators.carrier import CARRIER_ACCEPT_RATE, CarrierSimulator, create_carrier_sim_app
@@ -118,11 +119,6 @@ def test_timeouts_until_exhaustion_give_unknown_reconciled_by_query_not_a_new_ke
     assert carriers.query(ckey).status == "submitted"
     assert sim_effects(r_url)["effects"] == {rkey: 1}
     assert [a["kind"] for a in recorder.attempts(rkey)][-1] == "refund_query"
-
-
-def test_query_of_a_key_never_seen_is_unknown(refund_sim, unique):
-    _, url = refund_sim
-    assert HttpRefundClient(url, policy=POLICY).query(f"nobody-{unique}").status == "unknown"
 
 
 def test_definitive_refusal_is_not_retried(recorder, unique):

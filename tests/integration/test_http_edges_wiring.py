@@ -55,7 +55,7 @@ def test_http_edges_take_a_carrier_token_send_the_callback_url_and_record_attemp
 
     tokens = float(redis.Redis.from_url(redis_url).hget("intercept:ratelimit:carrier:zto", "tokens"))
     assert 2 <= tokens < 3, "one token of zto's bucket, in the broker's Redis"
-    assert carrier_sim._intercepts["i-w1-carrier"].callback_url == "http://ingress.example/events"
+    assert carrier_sim.applied("i-w1-carrier").callback_url == "http://ingress.example/events"
     with engine.connect() as conn:
         rows = conn.execute(sa.select(t.action_attempts.c.kind, t.action_attempts.c.idempotency_key, t.action_attempts.c.status)).all()
     assert sorted(rows) == [("carrier", "i-w1-carrier", "submitted"), ("refund", "rf-w1-refund", "confirmed")]

@@ -1,24 +1,12 @@
-"""HttpCarrierClient: CarrierClient over a carrier intercept API shaped like real ones.
+"""The retry machinery both HTTP clients share (HttpCarrierClient, HttpRefundClient).
 
-The API (what `adapters/simulators/carrier.py` serves, modelled on Kuaidi100's interceptOrder
-and UPS Delivery Intercept, formats.md §1.6/§8.1):
-
-    POST /v1/intercepts            Idempotency-Key: <key>
-         {"carrier", "tracking_no", "intercept_type": "RETURN_SEND_ADDR", "callback_url"?}
-         200/201 {"intercept_id", "status": "submitted"}      the request is taken
-         409/422 {"status": "rejected", "reason"}              refused for good
-    GET  /v1/intercepts/{key}      200 {... same ...} | 404 (no record under that key)
-
-The carrier's answer (held or not) arrives later by callback to the ingress, as a
-`carrier.intercept_reported` event (SPEC §7); nothing here waits for it.
-
-Retries (one layer, tenacity, around a single call — CONVENTIONS habit 5): only transient
-failures are retried — connect/read time-outs, transport errors, 5xx, 429 (waiting what
-Retry-After asks) — with exponential backoff and full jitter, a bounded number of attempts,
-and the *same* idempotency key on every attempt, so a retry never creates a second intercept.
-When attempts run out after a request may have been applied (a time-out after sending), the
-answer is "unknown": it is reconciled with `query` under the same key, never by submitting
-under a new key. Every attempt is reported to `attempt_recorder`.
+One layer, tenacity, around a single call (CONVENTIONS habit 5): only transient failures are
+retried — connect/read time-outs, transport errors, 5xx, 429 (waiting what Retry-After asks)
+— with exponential backoff and full jitter, a bounded number of attempts, and the *same*
+idempotency key on every attempt, so a retry never applies a request twice. When attempts run
+out after a request may have been applied (a time-out after sending), the answer is "unknown":
+it is reconciled with the port's `query` under the same key, never by calling again under a
+new key (`answer_or_unknown`). Every attempt is reported to the attempt recorder.
 """
 
 from __future__ import annotations
@@ -30,13 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from adapters.attempts import AttemptRecorder, record_safely
-from domain.ports import InterceptSubmission
 from adapters.rate_limit import RateLimiter
 
 log = logging.getLogger("intercept.http")
@@ -145,7 +131,7 @@ class HttpAction:
                 record_safely(self.attempt_recorder, self.kind, key, "connect_error", elapsed(), repr(exc))
                 raise Transient("connect_error", repr(exc), may_have_applied=False) from exc
             except httpx.TimeoutException as exc:
-                # Read/write time-out: the carrier may have applied the request.
+                # Read/write time-out: the other side may have applied the request.
                 record_safely(self.attempt_recorder, self.kind, key, "timeout", elapsed(), repr(exc))
                 raise Transient("timeout", repr(exc)) from exc
             except httpx.TransportError as exc:
@@ -174,7 +160,26 @@ class HttpAction:
         return retrying(attempt)
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+def answer_or_unknown(
+    action: HttpAction,
+    key: str,
+    send: Callable[[], httpx.Response],
+    interpret: Callable[[httpx.Response], tuple[T, str]],
+    result_type: Callable[..., T],
+    rate_limiter: RateLimiter | None = None,
+) -> T:
+    """The port's answer to `action`, or `result_type("unknown", reason=...)` when every attempt
+    was transient: the request may have been applied, so only a query under the same key can
+    tell, and the caller must not be told it failed."""
+    try:
+        return action.run(key, send, interpret, rate_limiter)
+    except Transient as exc:
+        return result_type("unknown", reason=f"attempts exhausted, last {exc.status}")
+
+
+def json_body(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object, or {} when the body is not one (an HTML error page, say):
+    the status code still says what happened."""
     try:
         body = response.json()
     except ValueError:
@@ -182,79 +187,17 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-class HttpCarrierClient:
-    """CarrierClient over HTTP. Construct one per process (it holds a connection pool)."""
-
-    def __init__(
-        self,
-        base_url: str,
-        rate_limiter: RateLimiter | Callable[[str], RateLimiter | None] | None = None,
-        attempt_recorder: AttemptRecorder | None = None,
-        *,
-        callback_url: str | None = None,
-        api_key: str | None = None,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        policy: RetryPolicy = RetryPolicy(),
-        sleep: Callable[[float], None] = time.sleep,
-        transport: httpx.BaseTransport | None = None,
-    ):
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers, transport=transport)
-        self.callback_url = callback_url
-        # One limiter for the API, or one per carrier (e.g. RedisTokenBuckets): carriers'
-        # quotas differ, and one aggregator API may front several of them.
-        single = rate_limiter if hasattr(rate_limiter, "acquire") else None
-        self._limiter_for: Callable[[str], RateLimiter | None] = (
-            rate_limiter if (rate_limiter is not None and single is None) else (lambda carrier: single)  # type: ignore[assignment]
-        )
-        self._submit = HttpAction(self.client, "carrier", None, attempt_recorder, policy, sleep)
-        self._query = HttpAction(self.client, "carrier_query", single, attempt_recorder, policy, sleep)
-
-    @property
-    def records_attempts(self) -> bool:
-        """True when every HTTP attempt is recorded here (the caller need not record the call)."""
-        return self._submit.attempt_recorder is not None
-
-    def close(self) -> None:
-        self.client.close()
-
-    def submit(self, idempotency_key: str, carrier: str, tracking_no: str) -> InterceptSubmission:
-        body: dict[str, Any] = {"carrier": carrier, "tracking_no": tracking_no, "intercept_type": "RETURN_SEND_ADDR"}
-        if self.callback_url:
-            body["callback_url"] = self.callback_url
-
-        def send() -> httpx.Response:
-            return self.client.post("/v1/intercepts", json=body, headers={"Idempotency-Key": idempotency_key})
-
-        try:
-            return self._submit.run(idempotency_key, send, self._interpret, self._limiter_for(carrier))
-        except Transient as exc:
-            return InterceptSubmission("unknown", reason=f"attempts exhausted, last {exc.status}")
-
-    def query(self, idempotency_key: str) -> InterceptSubmission:
-        def send() -> httpx.Response:
-            return self.client.get(f"/v1/intercepts/{quote(idempotency_key, safe='')}")
-
-        try:
-            return self._query.run(idempotency_key, send, self._interpret)
-        except Transient as exc:
-            return InterceptSubmission("unknown", reason=f"attempts exhausted, last {exc.status}")
-
-    @staticmethod
-    def _interpret(response: httpx.Response) -> tuple[InterceptSubmission, str]:
-        body = _json(response)
-        code = response.status_code
-        if code in (200, 201, 202):
-            state = body.get("status")
-            if state == "rejected":
-                return InterceptSubmission("rejected", body.get("intercept_id"), body.get("reason") or "carrier_rejected"), "rejected"
-            return InterceptSubmission("submitted", body.get("intercept_id")), "submitted"
-        if code == 404:
-            # No intercept under this key: it never reached the carrier; the caller may submit
-            # again under the same key.
-            return InterceptSubmission("unknown", reason="no_record"), "not_found"
-        if code in (401, 403):
-            # Our credentials, not the carrier's verdict on this parcel: not a rejection.
-            return InterceptSubmission("unknown", reason=f"http_{code}: credentials refused"), f"http_{code}"
-        reason = body.get("reason") or body.get("error") or f"http_{code}"
-        return InterceptSubmission("rejected", reason=str(reason)), "rejected"
+def answer_to_non_success(response: httpx.Response, result_type: Callable[..., T], refusal: str) -> tuple[T, str]:
+    """What a definitive non-2xx answer means to either port, as (result, attempt label):
+    404, no record under the key (the request never reached them; the caller may call again
+    under the same key); 401/403, our credentials, not their verdict (reporting it as a refusal
+    would fail the refund or the intercept and escalate it for nothing); anything else, the
+    `refusal` status, for good, with their reason."""
+    code = response.status_code
+    if code == 404:
+        return result_type("unknown", reason="no_record"), "not_found"
+    if code in (401, 403):
+        return result_type("unknown", reason=f"http_{code}: credentials refused"), f"http_{code}"
+    body = json_body(response)
+    reason = body.get("reason") or body.get("error") or f"http_{code}"
+    return result_type(refusal, reason=str(reason)), refusal

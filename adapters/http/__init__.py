@@ -1,0 +1,1 @@
+"""HTTP clients of the outside world's APIs (carrier intercepts, refunds) and the retry rules they share."""
