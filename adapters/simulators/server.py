@@ -1,4 +1,4 @@
-"""The HTTP simulators as one app, which `intercept sim` serves (workers/cli_edges.py).
+"""The HTTP simulators as one app, which `intercept sim` serves (workers/cli/edges.py).
 
 With kind "both" one server holds the carrier API under /carrier and the refund provider
 under /refund (point HttpCarrierClient at http://host:port/carrier, HttpRefundClient at
