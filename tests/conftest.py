@@ -86,6 +86,23 @@ def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'intercept.sqlite'}"
 
 
+@pytest.fixture(params=["postgres", "sqlite"])
+def database_url(request):
+    """The test runs once on a fresh PostgreSQL database and once on a SQLite file."""
+    return request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
+
+
+@pytest.fixture
+def engine(database_url):
+    """An engine on `database_url`, migrated to the current revision."""
+    from adapters.db.engine import make_engine, migrate
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]

@@ -3,7 +3,6 @@ SQLite, against the pinned digests (tests/pinned.py)."""
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
 from adapters.db import schema as t
@@ -27,11 +26,6 @@ def _process_in_one_process(url: str, lines: list[str], batch: int) -> tuple[str
         counts = dict(conn.execute(sa.select(t.inbox.c.state, sa.func.count()).group_by(t.inbox.c.state)).all())
     engine.dispose()
     return digest, counts
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def database_url(request):
-    return request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
 
 
 def test_sample_stream_outcomes_are_unchanged(database_url):

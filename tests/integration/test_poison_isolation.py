@@ -7,11 +7,9 @@ worker runs."""
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from adapters.db.engine import make_engine, migrate
 from app import applying
 from app.isolation import MAX_APPLY_TRIES
 from domain.values import replace
@@ -19,15 +17,6 @@ from tests.fakes import in_process_pipeline
 from tests.helpers import event
 
 BEYOND_BIGINT = 2**64  # what neither the JSON encoder nor a bigint column will take
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def engine(request):
-    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
-    engine = make_engine(url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def placed(n, merchant, paid=5_000, tag=True, at="2026-11-21T10:00:00+08:00"):

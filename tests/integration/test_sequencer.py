@@ -5,23 +5,12 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-import pytest
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from adapters.db.engine import make_engine, migrate
 from adapters.db.sequencer import SqlSequencer
 
 NOW = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def engine(request):
-    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
-    engine = make_engine(url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def ev(event_id, type_, order_id=None, at="2026-11-21T10:00:00+08:00", **data):

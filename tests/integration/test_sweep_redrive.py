@@ -3,7 +3,6 @@ from their stream's file (a gap, or the stream's tail), inputs left unapplied, a
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
 from adapters.db import schema as t
@@ -16,15 +15,6 @@ from tests.helpers import ROOT
 from workers import streams
 
 SAMPLE = ROOT / "workers" / "samples" / "sample.jsonl"
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def engine(request):
-    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
-    engine = make_engine(url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def _stream(tmp_path, lines=120):
