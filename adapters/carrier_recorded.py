@@ -7,8 +7,10 @@ from domain.ports import InterceptSubmission
 
 
 class RecordedCarrierClient:
-    # Nothing leaves the process, so there is no attempt to record but the caller's.
+    # Nothing leaves the process: no attempt to record, and no call worth making (the
+    # pipeline writes its intercepts as "recorded" and waits for the stream's answer).
     records_attempts = False
+    submits = False
 
     def submit(self, idempotency_key: str, carrier: str, tracking_no: str) -> InterceptSubmission:
         return InterceptSubmission(status="submitted", carrier_ref="recorded")

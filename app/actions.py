@@ -1,9 +1,10 @@
 """Carrying out decided actions: refunds through the gateway, intercepts through the carrier client.
 
 The action row is committed (with the decision) before any call, under its idempotency key.
-A crash between the call and the commit below leaves the row pending; the sweep repeats the
-call under the same key and the provider answers from its record: one refund per key.
-Outcomes go back to the caller (the pipeline), which records what must re-enter as inputs.
+A call's outcome is returned, not written: the caller records it in the transaction it makes
+next anyway (a crash before that commit leaves the row pending, and the sweep repeats the call
+under the same key; the provider answers from its record: one refund per key). What must
+re-enter as input (a refusal) goes back to the caller too.
 """
 
 from __future__ import annotations
@@ -15,35 +16,46 @@ from datetime import datetime
 from typing import Any, Callable
 
 from app.outbox import outbox_row
-from app.stores import Database
+from app.stores import UnitOfWork
 from domain.outcomes import derived_id
 from domain.ports import CarrierClient, RefundGateway
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class ActionOutcomes:
-    outbox: list[dict[str, Any]] = field(default_factory=list)  # rows written, to relay
-    feedback: list[dict[str, Any]] = field(default_factory=list)  # inputs to record (SPEC §7: actions feed back)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    refund_updates: list[dict[str, Any]] = field(default_factory=list)
+    intercept_updates: list[dict[str, Any]] = field(default_factory=list)
+    issued: list[dict[str, Any]] = field(default_factory=list)  # refund.issued outbox rows, to publish
+    feedback: list[dict[str, Any]] = field(default_factory=list)  # inputs to record (actions feed back)
+
+    def __iadd__(self, other: ActionOutcomes) -> ActionOutcomes:
+        for name in ("attempts", "refund_updates", "intercept_updates", "issued", "feedback"):
+            getattr(self, name).extend(getattr(other, name))
+        return self
+
+    def write(self, uow: UnitOfWork, published_at: datetime | None) -> None:
+        """Record the calls' outcomes; `published_at`: when the refund.issued events were
+        published (they are published as soon as the provider confirms, before this commit)."""
+        uow.actions.record_attempts(self.attempts)
+        uow.actions.settle_refunds(self.refund_updates)
+        uow.actions.settle_intercepts(self.intercept_updates)
+        uow.outbox.add([{**row, "relayed_at": published_at} for row in self.issued])
 
 
 def _attempt(kind: str, key: str, at: datetime, status: str, duration_ms: float, error: str | None) -> dict[str, Any]:
     return {"kind": kind, "idempotency_key": key, "attempted_at": at, "status": status, "duration_ms": duration_ms, "error": error}
 
 
-def execute_refunds(db: Database, gateway: RefundGateway, refund_ids: list[str], now: datetime,
-                    crash_hook: Callable[[str], None] | None = None) -> ActionOutcomes:
-    """Call the gateway for each refund still pending or unknown."""
+def call_refunds(gateway: RefundGateway, rows: list[dict[str, Any]], now: datetime,
+                 crash_hook: Callable[[str], None] | None = None) -> ActionOutcomes:
+    """Call the gateway for each refund row (pending or unknown)."""
     done = ActionOutcomes()
-    with db.transaction() as uow:
-        rows = uow.actions.open_refunds(refund_ids)
-    if not rows:
-        return done
-    attempts: list[dict[str, Any]] = []
     # A gateway that records each of its HTTP attempts already wrote the rows, committed
     # before a crash could lose them; one more here would count a call twice.
     record_call = not gateway.records_attempts
-    updates: list[dict[str, Any]] = []
     for row in rows:
         key = row["idempotency_key"]
         started = time.perf_counter()
@@ -60,13 +72,14 @@ def execute_refunds(db: Database, gateway: RefundGateway, refund_ids: list[str],
             crash_hook(row["refund_id"])
         status = result.status if result else "unknown"
         if record_call or result is None:
-            attempts.append(_attempt("refund", key, now, status, duration, error))
-        updates.append({"id": row["refund_id"], "state": status, "last_error": error, "updated_at": now})
+            done.attempts.append(_attempt("refund", key, now, status, duration, error))
+        done.refund_updates.append({"id": row["refund_id"], "state": status, "last_error": error, "updated_at": now})
         env = row["issued_envelope"]
         if status == "confirmed":
-            done.outbox.append(outbox_row(env, datetime.fromisoformat(env["occurred_at"]), merchant_id=row["merchant_id"],
+            # Rows written before issued_ordinal existed carry none: they rank first.
+            done.issued.append(outbox_row(env, datetime.fromisoformat(env["occurred_at"]), merchant_id=row["merchant_id"],
                                           policy_version=row["policy_version"], position=row["position"],
-                                          ordinal=row["issued_ordinal"] or 0, created_at=now))
+                                          ordinal=row.get("issued_ordinal") or 0, created_at=now))
         elif status == "refused":
             done.feedback.append(
                 {
@@ -77,20 +90,11 @@ def execute_refunds(db: Database, gateway: RefundGateway, refund_ids: list[str],
                     "data": {"refund_id": row["refund_id"], "reason": error or "refused by the refund provider"},
                 }
             )
-    with db.transaction() as uow:
-        uow.actions.record_attempts(attempts)
-        uow.actions.settle_refunds(updates)
-        uow.outbox.add(done.outbox)
     return done
 
 
-def execute_intercepts(db: Database, carrier: CarrierClient, intercept_ids: list[str], now: datetime) -> ActionOutcomes:
+def call_intercepts(carrier: CarrierClient, rows: list[dict[str, Any]], now: datetime) -> ActionOutcomes:
     done = ActionOutcomes()
-    with db.transaction() as uow:
-        rows = uow.actions.open_intercepts(intercept_ids)
-    if not rows:
-        return done
-    updates, attempts = [], []
     record_call = not carrier.records_attempts
     for row in rows:
         key = row["idempotency_key"]
@@ -104,8 +108,8 @@ def execute_intercepts(db: Database, carrier: CarrierClient, intercept_ids: list
             log.warning("intercept %s: carrier call failed: %s", row["intercept_id"], exc)
             status, error, raised = "unknown", f"{type(exc).__name__}: {exc}", True
         if record_call or raised:
-            attempts.append(_attempt("carrier", key, now, status, (time.perf_counter() - started) * 1000, error))
-        updates.append({"id": row["intercept_id"], "state": status, "last_error": error, "updated_at": now})
+            done.attempts.append(_attempt("carrier", key, now, status, (time.perf_counter() - started) * 1000, error))
+        done.intercept_updates.append({"id": row["intercept_id"], "state": status, "last_error": error, "updated_at": now})
         if status == "rejected":
             # A carrier that refuses at submission answers the intercept: it re-enters as its report.
             done.feedback.append(
@@ -116,7 +120,4 @@ def execute_intercepts(db: Database, carrier: CarrierClient, intercept_ids: list
                     "data": {"carrier": row["carrier"], "tracking_no": row["tracking_no"], "accepted": False, "reason": error or "rejected"},
                 }
             )
-    with db.transaction() as uow:
-        uow.actions.record_attempts(attempts)
-        uow.actions.settle_intercepts(updates)
     return done

@@ -30,8 +30,9 @@ class ApplyResult:
     partitions: list[str] = field(default_factory=list)
     inputs: int = 0
     outbox: list[dict[str, Any]] = field(default_factory=list)
-    refunds: list[str] = field(default_factory=list)
-    intercepts: list[str] = field(default_factory=list)
+    # The action rows written, as written: the calls to make after the commit.
+    refund_rows: list[dict[str, Any]] = field(default_factory=list)
+    intercept_rows: list[dict[str, Any]] = field(default_factory=list)
     # Ticks through this position were processed.
     applied_through: int = 0
 
@@ -39,9 +40,10 @@ class ApplyResult:
 class _Batch:
     """Everything one apply transaction reads, changes and writes."""
 
-    def __init__(self, policy: Policy, now: datetime):
+    def __init__(self, policy: Policy, now: datetime, intercept_state: str = "pending"):
         self.policy = policy
         self.now = now
+        self.intercept_state = intercept_state
         self.version = policy.version
         self.orders: dict[str, OrderState] = {}
         # Per partition: its loaded orders' next deadlines, and the earliest of them (or one
@@ -113,7 +115,7 @@ class _Batch:
                         "carrier": action.carrier,
                         "tracking_no": action.tracking_no,
                         "deadline": action.deadline,
-                        "state": "pending",
+                        "state": self.intercept_state,
                         "attempts": 0,
                         "created_at": self.now,
                         "updated_at": self.now,
@@ -139,8 +141,8 @@ class _Batch:
         return ApplyResult(
             partitions=[r["key"] for r in partition_rows],
             outbox=self.outbox,
-            refunds=[r["refund_id"] for r in self.refund_rows],
-            intercepts=[r["intercept_id"] for r in self.carrier_rows],
+            refund_rows=self.refund_rows,
+            intercept_rows=[r for r in self.carrier_rows if r["state"] == "pending"],
         )
 
     def fire(self, merchant: MerchantState, partition: str, now: datetime, position: int) -> MerchantState:
@@ -196,14 +198,20 @@ def _merchant(part: ClaimedPartition) -> MerchantState:
 
 
 def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy, *, clock: str, now: datetime,
-                  max_inputs: int = 2000, parsed: ParsedEvents | None = None, through: int | None = None) -> ApplyResult:
+                  max_inputs: int = 2000, parsed: ParsedEvents | None = None, through: int | None = None,
+                  intercept_state: str = "pending", tick: tuple[int, datetime] | None = None) -> ApplyResult:
     """Apply what the claimed partitions have pending, up to `max_inputs` inputs and position
     `through` (default: all that is sequenced). One transaction.
 
     `parsed`: events this process sequenced and still holds; used (and dropped) instead of
-    reading and validating the stored payload again."""
+    reading and validating the stored payload again. `intercept_state`: "recorded" when the
+    carrier client makes no call (its answers are in the stream). `tick`: a clock.tick this
+    process just committed; the partitions with deadlines due by it are flagged (and so
+    claimed) first, in this transaction (Deadlines.flag_due)."""
     committed = uow.inputs.sequenced_through()
     through = committed if through is None else min(through, committed)
+    if tick is not None:
+        candidates = set(candidates) | set(uow.deadlines.flag_due(*tick))
     claimed = uow.partitions.claim(candidates)
     if not claimed:
         return ApplyResult()
@@ -218,7 +226,7 @@ def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy, *,
     ticks: list[tuple[int, datetime]] = []
     if clock == "stream":
         ticks = uow.deadlines.ticks_between(min(p.applied_position for p in claimed), through)
-    batch = _Batch(policy, now)
+    batch = _Batch(policy, now, intercept_state)
     order_ids = {i.order_id for i in inputs if i.order_id}
     if ticks:
         order_ids.update(uow.deadlines.due_orders(keys, max(tick_now for _, tick_now in ticks)))
@@ -256,13 +264,14 @@ def late_deadlines(uow: UnitOfWork, result: ApplyResult) -> list[str]:
     return uow.deadlines.flag_due(*latest, result.partitions)
 
 
-def fire_wall_deadlines(uow: UnitOfWork, policy: Policy, now: datetime, limit: int = 500) -> ApplyResult:
+def fire_wall_deadlines(uow: UnitOfWork, policy: Policy, now: datetime, limit: int = 500,
+                        intercept_state: str = "pending") -> ApplyResult:
     """The wall-clock sweep: fire every deadline due by `now` in the partitions it can claim."""
     claimed = uow.partitions.claim(uow.deadlines.partitions_due(now, limit))
     if not claimed:
         return ApplyResult()
     keys = [p.key for p in claimed]
-    batch = _Batch(policy, now)
+    batch = _Batch(policy, now, intercept_state)
     batch.load_states(uow.orders.load(uow.deadlines.due_orders(keys, now)).values())
     rows = []
     position = uow.inputs.sequenced_through()
@@ -272,12 +281,13 @@ def fire_wall_deadlines(uow: UnitOfWork, policy: Policy, now: datetime, limit: i
     return batch.save(uow, rows)
 
 
-def fire_one_order(uow: UnitOfWork, partition: str, order_id: str, policy: Policy, now: datetime, position: int) -> ApplyResult:
+def fire_one_order(uow: UnitOfWork, partition: str, order_id: str, policy: Policy, now: datetime, position: int,
+                   intercept_state: str = "pending") -> ApplyResult:
     """The deadlines of one order due by `now`, alone in a transaction (isolating a failure)."""
     claimed = uow.partitions.claim([partition])
     if not claimed:
         return ApplyResult()
-    batch = _Batch(policy, now)
+    batch = _Batch(policy, now, intercept_state)
     batch.load_states(uow.orders.load([order_id]).values())
     part = claimed[0]
     merchant = batch.fire(_merchant(part), partition, now, position)

@@ -36,10 +36,11 @@ def describe_error(exc: BaseException) -> str:
 
 
 class Isolator:
-    def __init__(self, db: Database, policy: Policy, now: Callable[[], datetime]):
+    def __init__(self, db: Database, policy: Policy, now: Callable[[], datetime], intercept_state: str = "pending"):
         self.db = db
         self.policy = policy
         self.now = now
+        self.intercept_state = intercept_state
 
     def apply_partition(self, key: str) -> list[ApplyResult]:
         """Everything the partition has pending, entry by entry; stops early if another worker
@@ -66,7 +67,7 @@ class Isolator:
             try:
                 with self.db.transaction() as uow:
                     result = apply_pending(uow, {key}, self.policy, clock=self.db.clock, now=self.now(), max_inputs=1,
-                                           through=nxt.position)
+                                           through=nxt.position, intercept_state=self.intercept_state)
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
@@ -82,7 +83,8 @@ class Isolator:
         """The partition's ticks up to `through`; None when another worker holds it."""
         try:
             with self.db.transaction() as uow:
-                result = apply_pending(uow, {key}, self.policy, clock=self.db.clock, now=self.now(), max_inputs=0, through=through)
+                result = apply_pending(uow, {key}, self.policy, clock=self.db.clock, now=self.now(), max_inputs=0, through=through,
+                                       intercept_state=self.intercept_state)
         except Exception as exc:
             if self.db.is_transient(exc):
                 raise
@@ -114,7 +116,7 @@ class Isolator:
         for order_id in sorted(due):
             try:
                 with self.db.transaction() as uow:
-                    results.append(fire_one_order(uow, key, order_id, self.policy, now, position))
+                    results.append(fire_one_order(uow, key, order_id, self.policy, now, position, self.intercept_state))
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise

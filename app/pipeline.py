@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
-from app.actions import ActionOutcomes, execute_intercepts, execute_refunds
+from app.actions import ActionOutcomes, call_intercepts, call_refunds
 from app.applying import ApplyResult, apply_pending, fire_wall_deadlines, late_deadlines
 from app.isolation import Isolator, describe_error
 from app.parsed import ParsedEvents
@@ -66,14 +66,18 @@ class Pipeline:
         self.stream_lines = stream_lines
         self.redrive_after = redrive_after
         self.parsed = ParsedEvents(PARSED_BATCHES_KEPT * batch_size)
-        self.isolator = Isolator(db, policy, now)
+        # A carrier client that calls nobody (the recorded one): its intercepts need no call.
+        self.intercept_state = "pending" if carrier.submits else "recorded"
+        self.isolator = Isolator(db, policy, now, self.intercept_state)
 
     # -- recording -----------------------------------------------------------------------
     def record(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False,
-               keep_parsed: bool = False, first_line: int | None = None) -> SequencingReport:
+               keep_parsed: bool = False, first_line: int | None = None, flag_ticks: bool = True) -> SequencingReport:
         """Record and sequence; `report.partitions` is what to apply next. `keep_parsed`: this
         process applies next, so it keeps the parsed events for that. `first_line`: the file
-        line of the first item, when the items are a stream's (errors name it)."""
+        line of the first item, when the items are a stream's (errors name it). `flag_ticks`:
+        flag the partitions a recorded tick makes due, after the commit (a caller that applies
+        next flags them in its apply instead)."""
         try:
             report = self._sequence(source, first_offset, items, allow_internal, first_line)
         except Exception as exc:
@@ -83,7 +87,7 @@ class Pipeline:
             report = self._sequence_one_by_one(source, first_offset, items, allow_internal, first_line)
         if keep_parsed:
             self.parsed.keep(report.sequenced)
-        if report.latest_tick is not None:
+        if flag_ticks and report.latest_tick is not None:
             with self.db.transaction() as uow:  # after the tick's commit: see Deadlines.flag_due
                 report.partitions.update(uow.deadlines.flag_due(*report.latest_tick))
         return report
@@ -118,78 +122,88 @@ class Pipeline:
                 careful: bool = False) -> SequencingReport:
         """One message of inputs: record it, then apply what it made pending. `careful`: the
         message came back after its worker died (app.isolation)."""
-        report = self.record(source, first_offset, items, keep_parsed=True, first_line=first_line)
-        self.drain(report.partitions, careful=careful)
+        report = self.record(source, first_offset, items, keep_parsed=True, first_line=first_line, flag_ticks=False)
+        self.drain(report.partitions, careful=careful, tick=report.latest_tick)
         return report
 
     # -- applying ------------------------------------------------------------------------
-    def drain(self, partitions: Iterable[str], *, careful: bool = False) -> int:
+    def drain(self, partitions: Iterable[str], *, careful: bool = False, tick: tuple[int, datetime] | None = None) -> int:
         """Apply until the given partitions have nothing left; returns inputs applied.
 
         A partition locked by another worker is skipped: that worker re-reads its partitions
         after each commit, so what was sequenced meanwhile is not left behind. A batch that
         fails for good is applied again one partition, one input at a time (app.isolation);
-        `careful` does so from the start, for work that already killed a worker.
+        `careful` does so from the start, for work that already killed a worker. `tick`: a
+        clock.tick just committed, whose due partitions the first apply flags and takes.
         """
         candidates = set(partitions)
         applied = 0
-        while candidates:
-            results = self._apply_alone(candidates) if careful else self._apply_or_isolate(candidates)
+        while candidates or tick is not None:
+            results = self._apply_alone(candidates, tick) if careful else self._apply_or_isolate(candidates, tick)
+            tick = None
             candidates = set()
             for result in results:
-                if result.partitions:
-                    # After the commit, the partitions just applied: anything sequenced or flagged
-                    # for them while they were held (late_deadlines flags in this same
-                    # transaction, so the check below sees its flags) is ours to apply.
-                    with self.db.transaction() as uow:
-                        if self.clock == "stream":
-                            late_deadlines(uow, result)
-                        candidates |= uow.partitions.still_pending(result.partitions)
-                candidates |= self._after_apply(result)
+                candidates |= self._finish(result)
                 applied += result.inputs
         return applied
 
-    def _apply_or_isolate(self, candidates: set[str]) -> list[ApplyResult]:
+    def _apply_or_isolate(self, candidates: set[str], tick: tuple[int, datetime] | None) -> list[ApplyResult]:
         try:
             with self.db.transaction() as uow:
                 return [apply_pending(uow, candidates, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size,
-                                      parsed=self.parsed)]
+                                      parsed=self.parsed, intercept_state=self.intercept_state, tick=tick)]
         except Exception as exc:
             if self.db.is_transient(exc):
                 raise
             log.exception("a batch of %d partitions failed; applying them one at a time", len(candidates))
-            return self._apply_alone(candidates)
+            return self._apply_alone(candidates, tick)
 
-    def _apply_alone(self, candidates: set[str]) -> list[ApplyResult]:
+    def _apply_alone(self, candidates: set[str], tick: tuple[int, datetime] | None) -> list[ApplyResult]:
+        if tick is not None:
+            with self.db.transaction() as uow:
+                candidates = candidates | set(uow.deadlines.flag_due(*tick))
         results: list[ApplyResult] = []
         for key in sorted(candidates):
             results += self.isolator.apply_partition(key)
         return results
 
-    def _after_apply(self, result: ApplyResult) -> set[str]:
-        """Act on and relay what an apply decided; returns the partitions that what the actions
-        fed back made pending."""
-        outbox = list(result.outbox)
-        fed_back: set[str] = set()
-        if result.refunds or result.intercepts:
+    def _finish(self, result: ApplyResult) -> set[str]:
+        """After an apply's commit: publish what it decided, make its calls, then one
+        transaction records what the calls did, marks what was published, and reads what was
+        sequenced or flagged for these partitions while they were held (late_deadlines flags in
+        that same transaction, so the check sees its flags). Returns the partitions with work
+        again, those that what the calls fed back made pending included."""
+        self.publisher.publish(r["envelope"] for r in result.outbox)
+        done = ActionOutcomes()
+        if result.refund_rows or result.intercept_rows:
             if self.inline_actions or self.enqueue_actions is None:
-                done = self._act(result.refunds, result.intercepts)
-                outbox += done.outbox
-                fed_back = self._record_feedback(done)
+                done = self._call(result.refund_rows, result.intercept_rows)
             else:
-                self.enqueue_actions(result.refunds, result.intercepts)
-        self._relay(outbox)
-        return fed_back
+                self.enqueue_actions([r["refund_id"] for r in result.refund_rows], [r["intercept_id"] for r in result.intercept_rows])
+        if not (result.outbox or result.partitions or done.refund_updates or done.intercept_updates):
+            return set()
+        pending: set[str] = set()
+        now = self.now()
+        with self.db.transaction() as uow:
+            done.write(uow, now)
+            uow.outbox.mark_relayed([r["event_id"] for r in result.outbox], now)
+            if result.partitions:
+                if self.clock == "stream":
+                    late_deadlines(uow, result)
+                pending = uow.partitions.still_pending(result.partitions)
+        return pending | self._record_feedback(done)
 
     # -- acting --------------------------------------------------------------------------
-    def _act(self, refund_ids: list[str], intercept_ids: list[str]) -> ActionOutcomes:
+    def _call(self, refund_rows: list[dict[str, Any]], intercept_rows: list[dict[str, Any]]) -> ActionOutcomes:
+        """Make the calls; refund.issued is published as soon as the provider confirms (before
+        the commit that records it: a crash in between repeats the call under the same key,
+        and a consumer sees the same event id again, which it deduplicates)."""
         done = ActionOutcomes()
-        if intercept_ids:
-            done.feedback += execute_intercepts(self.db, self.carrier, intercept_ids, self.now()).feedback
-        if refund_ids:
-            refunds = execute_refunds(self.db, self.gateway, refund_ids, self.now(), self.crash_hook)
-            done.outbox += refunds.outbox
-            done.feedback += refunds.feedback
+        if intercept_rows:
+            done += call_intercepts(self.carrier, intercept_rows, self.now())
+        if refund_rows:
+            done += call_refunds(self.gateway, refund_rows, self.now(), self.crash_hook)
+            self.publisher.publish(r["envelope"] for r in done.issued)
         return done
 
     def _record_feedback(self, done: ActionOutcomes) -> set[str]:
@@ -198,21 +212,19 @@ class Pipeline:
         return self.record(INTERNAL_SOURCE, None, done.feedback, allow_internal=True, keep_parsed=True).partitions
 
     def act(self, refund_ids: list[str], intercept_ids: list[str]) -> None:
-        """The actions task: carry out, relay, and apply what the outcomes fed back."""
-        done = self._act(refund_ids, intercept_ids)
-        self._relay(done.outbox)
+        """The actions task and the sweep: carry out the actions still open among these, record
+        what they did, and apply what the outcomes fed back."""
+        with self.db.transaction() as uow:
+            refunds = uow.actions.open_refunds(refund_ids) if refund_ids else []
+            intercepts = uow.actions.open_intercepts(intercept_ids) if intercept_ids else []
+        if not (refunds or intercepts):
+            return
+        done = self._call(refunds, intercepts)
+        with self.db.transaction() as uow:
+            done.write(uow, self.now())
         self.drain(self._record_feedback(done))
 
     # -- relaying ------------------------------------------------------------------------
-    def _relay(self, rows: list[dict[str, Any]]) -> int:
-        """Publish after commit, then mark relayed (a crash in between: the sweep publishes again)."""
-        if not rows:
-            return 0
-        self.publisher.publish(r["envelope"] for r in rows)
-        with self.db.transaction() as uow:
-            uow.outbox.mark_relayed([r["event_id"] for r in rows], self.now())
-        return len(rows)
-
     def _relay_stale(self, older_than: datetime, limit: int = 2000) -> int:
         """Publish what a crashed worker committed but never relayed."""
         with self.db.transaction() as uow:
@@ -281,7 +293,7 @@ class Pipeline:
         for _ in range(100):  # bounded: a deadline that will not move must not spin the sweep
             try:
                 with self.db.transaction() as uow:
-                    results = [fire_wall_deadlines(uow, self.policy, now)]
+                    results = [fire_wall_deadlines(uow, self.policy, now, intercept_state=self.intercept_state)]
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
@@ -290,7 +302,7 @@ class Pipeline:
                     due, position = uow.deadlines.partitions_due(now), uow.inputs.sequenced_through()
                 results = [r for key in due for r in self.isolator.fire_orders(key, now, position)]
             for result in results:
-                self.drain(self._after_apply(result))
+                self.drain(self._finish(result))
                 fired += len(result.outbox)
             if not any(r.partitions for r in results):
                 break

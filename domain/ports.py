@@ -49,6 +49,12 @@ class CarrierClient(Protocol):
     """Submits intercepts. The carrier's answer arrives later as a carrier.intercept_reported event."""
 
     @property
+    def submits(self) -> bool:
+        """False when submitting reaches nobody (the recorded client: the carrier's answers are
+        the stream's own events), so an intercept needs no call at all."""
+        ...
+
+    @property
     def records_attempts(self) -> bool:
         """True when the client itself keeps a row per attempt (its caller need not)."""
         ...

@@ -33,6 +33,8 @@ from domain.ports import InterceptSubmission
 class HttpCarrierClient(HttpApiClient):
     """CarrierClient over HTTP. Construct one per process (it holds a connection pool)."""
 
+    submits = True
+
     def __init__(
         self,
         base_url: str,

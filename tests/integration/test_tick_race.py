@@ -40,7 +40,7 @@ def test_a_tick_committed_during_the_apply_that_writes_a_deadline_still_fires_it
 
     with pipeline.db.transaction() as applier:
         result = apply_pending(applier, {"m1"}, DEFAULT_POLICY, clock="stream", now=WALL)
-        assert result.refunds == [] and result.partitions == ["m1"]
+        assert result.refund_rows == [] and result.partitions == ["m1"]
         tick = event("t1", "clock.tick", at="2026-11-21T12:11:00+08:00", now="2026-11-21T12:11:00+08:00")
         report = pipeline.record("s", 3, [tick])  # commits on its own connection
         assert "m1" not in report.partitions  # the deadline is not committed yet: the tick cannot see it
