@@ -54,7 +54,7 @@ class _Batch:
         self.outbox: list[dict[str, Any]] = []
         self.refund_rows: list[dict[str, Any]] = []
         self.carrier_rows: list[dict[str, Any]] = []
-        self.input_rows: list[dict[str, Any]] = []
+        self.aside_rows: list[dict[str, Any]] = []
         self.incidents: list[dict[str, Any]] = []
 
     def load(self, order: OrderState) -> None:
@@ -132,7 +132,7 @@ class _Batch:
             ]
         )
         uow.partitions.save(partition_rows)
-        uow.inputs.mark(self.input_rows)
+        uow.inputs.keep_aside(self.aside_rows)
         uow.outbox.add(self.outbox)
         uow.actions.add_refunds(self.refund_rows)
         uow.actions.add_intercepts(self.carrier_rows)
@@ -189,7 +189,8 @@ class _Batch:
         except Exception as exc:  # a bug must cost one event, not the batch: kept aside, loudly
             log.exception("input %s (%s) could not be applied", item.id, item.event_type)
             reason = f"internal error while applying {item.event_type}: {type(exc).__name__}: {exc}"
-        self.input_rows.append({"id": item.id, "state": "aside" if reason else "applied", "reason": reason, "applied_at": self.now})
+        if reason:
+            self.aside_rows.append({"id": item.id, "reason": reason, "applied_at": self.now})
         return merchant
 
 
@@ -250,6 +251,7 @@ def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy, *,
             {"key": part.key, "applied_position": max(through, part.applied_position), "state": merchant, "policy_version": policy.version}
         )
     result = batch.save(uow, partition_rows)
+    uow.partitions.log_apply(now, through, keys)
     result.inputs = len(inputs)
     result.applied_through = through
     return result

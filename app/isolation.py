@@ -60,7 +60,7 @@ class Isolator:
                 reason = f"could not be applied after {nxt.attempts} tries: {nxt.reason or 'the worker stopped while applying it'}"
                 log.error("input %s (%s) kept aside: %s", nxt.id, nxt.event_type, reason)
                 with self.db.transaction() as uow:
-                    uow.inputs.mark([{"id": nxt.id, "state": "aside", "reason": reason, "applied_at": self.now()}])
+                    uow.inputs.keep_aside([{"id": nxt.id, "reason": reason, "applied_at": self.now()}])
                 continue
             with self.db.transaction() as uow:
                 uow.inputs.count_try(nxt.id)

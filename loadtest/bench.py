@@ -115,7 +115,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
                 raise SystemExit("bench: the pipeline did not settle")
             with engine.connect() as conn:
                 last = conn.execute(sa.select(sa.func.max(t.outbox.c.relayed_at))).scalar_one()
-                inputs_done = conn.execute(sa.select(sa.func.max(t.inbox.c.applied_at)).where(t.inbox.c.source == source)).scalar_one()
+                inputs_done = conn.execute(sa.select(sa.func.max(t.applies.c.at))).scalar_one()
                 sync_commit = conn.execute(sa.text("SHOW synchronous_commit")).scalar_one() if settings.postgres else "sqlite synchronous=FULL"
             finished = max(x.timestamp() for x in (last, inputs_done) if x is not None)
             rate = n_events / (finished - started_wall)

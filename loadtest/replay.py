@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adapters.db import schema as t
-from adapters.db.reporting import outcomes_in_order
+from adapters.db.reporting import commit_times, outcomes_in_order
 from adapters.stream_file import chunk_lines, numbered_lines
 from loadtest.namespace import fresh_namespace
 from loadtest.report import Measurement, write_report
@@ -34,20 +34,14 @@ class PublishFailed(Exception):
 
 def measurements(engine: sa.Engine, source: str, published: streams.Published) -> list[Measurement]:
     """Publish time of each input's message against the time its effects were committed."""
-    starts = sorted(zip((m.first_offset for m in published.messages), published.times))
-    firsts = [s for s, _ in starts]
     import bisect  # noqa: PLC0415
 
+    starts = sorted(zip((m.first_offset for m in published.messages), published.times))
+    firsts = [s for s, _ in starts]
     out = []
-    i = t.inbox
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(i.c.source_offset, i.c.event_id, i.c.applied_at, i.c.received_at).where(i.c.source == source)
-        ).yield_per(20000)
-        for offset, event_id, applied_at, received_at in rows:
-            k = bisect.bisect_right(firsts, offset) - 1
-            committed = (applied_at or received_at).timestamp()
-            out.append(Measurement(event_id or f"line-{offset + 1}", starts[k][1], committed))
+    for offset, event_id, committed in commit_times(engine, source):
+        k = bisect.bisect_right(firsts, offset) - 1
+        out.append(Measurement(event_id or f"line-{offset + 1}", starts[k][1], committed.timestamp()))
     return out
 
 
@@ -112,7 +106,8 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
         elapsed = time.time() - started
         peak = processes.peak_rss_mb(procs)
         with engine.connect() as conn:
-            counts = dict(conn.execute(sa.select(t.inbox.c.state, sa.func.count()).where(t.inbox.c.source == source).group_by(t.inbox.c.state)).all())
+            states = t.input_states
+            counts = dict(conn.execute(sa.select(states.c.state, sa.func.count()).where(states.c.source == source).group_by(states.c.state)).all())
         report = write_report(
             out_dir,
             measurements(engine, source, published),

@@ -36,7 +36,8 @@ class SqlInputs:
         i = t.inbox
         rows = self.conn.execute(
             sa.select(i.c.id, i.c.position, i.c.partition_key, i.c.order_id, i.c.event_type)
-            .where(i.c.state == "sequenced", i.c.partition_key.in_(partitions), i.c.position <= through)
+            .select_from(_unapplied())
+            .where(i.c.partition_key.in_(partitions), i.c.position <= through)
             .order_by(i.c.position)
             .limit(limit)
         ).all()
@@ -48,7 +49,8 @@ class SqlInputs:
         i = t.inbox
         row = self.conn.execute(
             sa.select(i.c.id, i.c.position, i.c.partition_key, i.c.order_id, i.c.event_type, i.c.payload, i.c.attempts, i.c.reason)
-            .where(i.c.state == "sequenced", i.c.partition_key == partition, i.c.position <= through)
+            .select_from(_unapplied())
+            .where(i.c.partition_key == partition, i.c.position <= through)
             .order_by(i.c.position)
             .limit(1)
         ).first()
@@ -76,18 +78,10 @@ class SqlInputs:
             for p in inputs:
                 p.payload = payloads[p.id]
 
-    def mark(self, rows: list[dict[str, Any]]) -> None:
-        """rows: id, state (applied | aside), reason, applied_at."""
-        i = t.inbox
-        applied = [r for r in rows if r["state"] == "applied"]
-        aside = [r for r in rows if r["state"] != "applied"]
-        # Nearly every input is applied: one statement for all of them, row by row for the rest.
-        by_time: dict[datetime, list[int]] = {}
-        for r in applied:
-            by_time.setdefault(r["applied_at"], []).append(r["id"])
-        for at, ids in by_time.items():
-            self.conn.execute(i.update().where(among(i.c.id, ids, self.conn)).values(state="applied", reason=None, applied_at=at))
-        update_rows(self.conn, i, "id", [{**r, "reason": storable(r["reason"])} for r in aside])
+    def keep_aside(self, rows: list[dict[str, Any]]) -> None:
+        """rows: id, reason, applied_at. (Applied inputs are not written: their partition's
+        applied_position says it.)"""
+        update_rows(self.conn, t.inbox, "id", [{**r, "state": "aside", "reason": storable(r["reason"])} for r in rows])
 
 
 class SqlPartitions:
@@ -114,14 +108,10 @@ class SqlPartitions:
     def with_work(self, sequenced_before: datetime | None = None, limit: int = 500) -> list[str]:
         """Partitions with sequenced inputs (received before `sequenced_before`) or a tick still
         to process (the sweeper's view)."""
-        i, p = t.inbox, t.partitions
-        with_inputs = sa.select(i.c.partition_key).where(i.c.state == "sequenced")
-        if sequenced_before is not None:
-            with_inputs = with_inputs.where(i.c.received_at <= sequenced_before)
-        with_inputs = with_inputs.distinct().limit(limit)
-        keys = {r[0] for r in self.conn.execute(with_inputs)}
-        keys |= {r[0] for r in self.conn.execute(sa.select(p.c.key).where(p.c.pending_through > p.c.applied_position).limit(limit))}
-        return sorted(keys)
+        p = t.partitions
+        waiting = _has_unapplied(t.inbox.c.received_at <= sequenced_before if sequenced_before is not None else None)
+        rows = self.conn.execute(sa.select(p.c.key).where(sa.or_(waiting, p.c.pending_through > p.c.applied_position)).limit(limit))
+        return sorted(r[0] for r in rows)
 
     def still_pending(self, keys: list[str]) -> set[str]:
         """Which of these partitions, just applied and committed, have work again: inputs
@@ -129,8 +119,25 @@ class SqlPartitions:
         flagged for them. Reads only; an empty answer ends the drain without claiming anything."""
         if not keys:
             return set()
-        i, p = t.inbox, t.partitions
-        c = self.conn
-        with_inputs = sa.select(i.c.partition_key).where(i.c.state == "sequenced", among(i.c.partition_key, keys, c)).distinct()
-        with_ticks = sa.select(p.c.key).where(among(p.c.key, keys, c), p.c.pending_through > p.c.applied_position)
-        return {r[0] for r in c.execute(sa.union(with_inputs, with_ticks))}
+        p = t.partitions
+        query = sa.select(p.c.key).where(among(p.c.key, keys, self.conn), sa.or_(_has_unapplied(), p.c.pending_through > p.c.applied_position))
+        return {r[0] for r in self.conn.execute(query)}
+
+    def log_apply(self, at: datetime, through: int, keys: list[str]) -> None:
+        if keys:
+            self.conn.execute(t.applies.insert().values(at=at, through_position=through, partitions=keys))
+
+
+def _unapplied() -> sa.FromClause:
+    """Inbox rows sequenced beyond their partition's applied position: the work to apply."""
+    i, p = t.inbox, t.partitions
+    return i.join(p, sa.and_(p.c.key == i.c.partition_key, i.c.state == "sequenced", i.c.position > p.c.applied_position))
+
+
+def _has_unapplied(also: sa.ColumnElement[bool] | None = None) -> sa.ColumnElement[bool]:
+    """A partition row with an input sequenced beyond its applied position (one index probe each)."""
+    i, p = t.inbox, t.partitions
+    cond = [i.c.partition_key == p.c.key, i.c.state == "sequenced", i.c.position > p.c.applied_position]
+    if also is not None:
+        cond.append(also)
+    return sa.exists().where(*cond)

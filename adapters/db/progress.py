@@ -20,7 +20,8 @@ def progress(engine: sa.Engine, source: str) -> Progress:
         # is kept for this count alone, since every input's state changes once.
         waiting = conn.execute(sa.select(count).select_from(i).where(i.c.source == source, i.c.state == "received")).scalar_one()
         recorded = conn.execute(sa.select(count).select_from(i).where(i.c.source == source)).scalar_one() - waiting
-        unapplied = conn.execute(sa.select(count).select_from(i).where(i.c.state == "sequenced")).scalar_one()
+        unapplied = conn.execute(sa.select(count).select_from(i).join(p, sa.and_(
+            p.c.key == i.c.partition_key, i.c.state == "sequenced", i.c.position > p.c.applied_position))).scalar_one()
         ticks = conn.execute(sa.select(count).select_from(p).where(p.c.pending_through > p.c.applied_position)).scalar_one()
         unrelayed = conn.execute(sa.select(count).select_from(o).where(o.c.relayed_at.is_(None))).scalar_one()
         actions = conn.execute(sa.select(count).select_from(ra).where(ra.c.state.in_(OPEN_STATES))).scalar_one()

@@ -22,7 +22,7 @@ def collect(engine: sa.Engine) -> dict:
     """The figures of the summary, as data (the replay report reuses them)."""
     i, o = t.inbox, t.outbox
     with engine.connect() as conn:
-        q = sa.select(i.c.state, sa.func.count()).group_by(i.c.state)
+        q = sa.select(t.input_states.c.state, sa.func.count()).group_by(t.input_states.c.state)
         inputs = dict(conn.execute(q).all())
         cases: Counter = Counter()
         for (state,) in conn.execute(sa.select(t.orders.c.state)).yield_per(2000):
@@ -60,3 +60,33 @@ def fees_by_merchant(engine: sa.Engine):
                 r[0] += 1
                 r[1] += d["fee_fen"]
     return rows
+
+
+def commit_times(engine: sa.Engine, source: str):
+    """(offset, event_id, when its effects were committed) for each input of a source: for an
+    applied input, the first apply of its partition through its position (the apply log); for
+    one kept aside, when it was; for any other, when it was recorded."""
+    from bisect import bisect_left  # noqa: PLC0415
+
+    by_partition: dict[str, tuple[list[int], list]] = {}
+    with engine.connect() as conn:
+        for through, at, keys in conn.execute(sa.select(t.applies.c.through_position, t.applies.c.at, t.applies.c.partitions)
+                                              .order_by(t.applies.c.id)):
+            for key in keys:
+                throughs, ats = by_partition.setdefault(key, ([], []))
+                if not throughs or through > throughs[-1]:
+                    throughs.append(through)
+                    ats.append(at)
+        i = t.inbox
+        rows = conn.execute(
+            sa.select(i.c.source_offset, i.c.event_id, i.c.state, i.c.partition_key, i.c.position, i.c.applied_at, i.c.received_at)
+            .where(i.c.source == source)
+        ).yield_per(20000)
+        for offset, event_id, state, partition, position, applied_at, received_at in rows:
+            at = applied_at or received_at
+            if state == "sequenced" and partition in by_partition:
+                throughs, ats = by_partition[partition]
+                k = bisect_left(throughs, position)
+                if k < len(throughs):
+                    at = ats[k]
+            yield offset, event_id, at

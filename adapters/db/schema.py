@@ -49,7 +49,9 @@ inbox = sa.Table(
     sa.Column("source_offset", sa.BigInteger, nullable=True),
     sa.Column("event_id", sa.String(128), nullable=True),
     sa.Column("event_type", sa.String(64), nullable=True),
-    # received -> sequenced -> applied; or parked, duplicate, aside.
+    # received -> sequenced; or parked, duplicate, aside (a clock.tick: applied). A sequenced
+    # input is applied once its partition's applied_position reaches its position: the view
+    # input_states says `applied` for it (no write per input when it is applied).
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("payload", Json, nullable=True),
@@ -245,6 +247,18 @@ action_attempts = sa.Table(
 )
 sa.Index("ix_action_attempts_key", action_attempts.c.idempotency_key)
 
+# One row per apply transaction: when it committed, through which position, which partitions.
+# An input is applied once its partition's applied_position reaches it (no write per input);
+# this log is what tells when that was, for latency reports.
+applies = sa.Table(
+    "applies",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("through_position", sa.BigInteger, nullable=False),
+    sa.Column("partitions", Json, nullable=False),
+)
+
 # What each sweep found left behind and re-drove (a lost message, a crash): `intercept run`
 # reports it, and an operator reads it as the recovery's own log.
 sweeps = sa.Table(
@@ -273,4 +287,16 @@ dead_letters = sa.Table(
     # open -> retried (accepted through the normal path) | open again with a new reason
     sa.Column("status", sa.String(16), nullable=False, default="open"),
     sa.Column("retried_at", UtcDateTime, nullable=True),
+)
+
+
+# Views (made by migration 0005, not by metadata.create_all): read-only shapes over the tables.
+views = sa.MetaData()
+
+# The inbox with each input's state as a person reads it: `applied` for a sequenced input its
+# partition has applied.
+input_states = sa.Table(
+    "input_states",
+    views,
+    *(sa.Column(c.name, c.type) for c in inbox.columns),
 )

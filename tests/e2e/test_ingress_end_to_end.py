@@ -50,7 +50,7 @@ def outbox(engine, type_: str | None = None) -> list[dict]:
 
 
 def inbox(engine, source: str) -> list[dict]:
-    i = t.inbox
+    i = t.input_states
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(i.c.event_id, i.c.event_type, i.c.state, i.c.order_id, i.c.reason).where(i.c.source == source).order_by(i.c.id)

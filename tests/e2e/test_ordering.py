@@ -58,7 +58,7 @@ def test_two_worker_processes_apply_1200_orders_as_one_does(tmp_path, pg_url, re
 
     engine = sa.create_engine(pg_url)
     with engine.connect() as conn:
-        counts = dict(conn.execute(sa.select(t.inbox.c.state, sa.func.count()).group_by(t.inbox.c.state)).all())
+        counts = dict(conn.execute(sa.select(t.input_states.c.state, sa.func.count()).group_by(t.input_states.c.state)).all())
     engine.dispose()
     assert sum(counts.values()) == 2 * ORDERS + MERCHANTS
     assert set(counts) <= {"applied", "duplicate", "parked", "aside"}

@@ -59,6 +59,6 @@ def test_a_stream_with_blank_lines_settles_and_names_the_file_line_of_a_bad_one(
     assert "settled" in result.stdout
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'home' / 'intercept.sqlite'}")
     with engine.connect() as conn:
-        reasons = [r[0] for r in conn.execute(sa.select(t.inbox.c.reason).where(t.inbox.c.state == "aside"))]
+        reasons = [r[0] for r in conn.execute(sa.select(t.input_states.c.reason).where(t.input_states.c.state == "aside"))]
     engine.dispose()
     assert any(r.startswith("line 7: ") and "not valid JSON" in r for r in reasons), reasons

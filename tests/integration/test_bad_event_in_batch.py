@@ -30,7 +30,7 @@ def test_an_event_the_domain_chokes_on_is_kept_aside_and_the_rest_commits(pg_url
     pipeline.process("s", 0, placed + refunds)
 
     with engine.connect() as conn:
-        rows = {r.event_id: r for r in conn.execute(sa.select(t.inbox))}
+        rows = {r.event_id: r for r in conn.execute(sa.select(t.input_states))}
         issued = {r[0] for r in conn.execute(sa.select(t.outbox.c.refund_id).where(t.outbox.c.type == "refund.issued"))}
     assert rows["r2"].state == "aside"
     assert "simulated defect" in rows["r2"].reason and "refund.requested" in rows["r2"].reason

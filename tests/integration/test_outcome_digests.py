@@ -23,7 +23,7 @@ def _process_in_one_process(url: str, lines: list[str], batch: int) -> tuple[str
         pipeline.process("pinned", first, lines[first : first + batch])
     digest = outcome_digest(outcomes_in_order(engine))
     with engine.connect() as conn:
-        counts = dict(conn.execute(sa.select(t.inbox.c.state, sa.func.count()).group_by(t.inbox.c.state)).all())
+        counts = dict(conn.execute(sa.select(t.input_states.c.state, sa.func.count()).group_by(t.input_states.c.state)).all())
     engine.dispose()
     return digest, counts
 

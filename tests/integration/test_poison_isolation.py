@@ -30,12 +30,12 @@ def refund(n, amount=5_000, at="2026-11-21T10:30:00+08:00"):
 
 def inbox(engine):
     with engine.connect() as conn:
-        return {r.event_id: r for r in conn.execute(sa.select(t.inbox).where(t.inbox.c.event_id.is_not(None)))}
+        return {r.event_id: r for r in conn.execute(sa.select(t.input_states).where(t.input_states.c.event_id.is_not(None)))}
 
 
 def incidents(engine):
     with engine.connect() as conn:
-        return conn.execute(sa.select(t.inbox).where(t.inbox.c.source == "internal:incident")).all()
+        return conn.execute(sa.select(t.input_states).where(t.input_states.c.source == "internal:incident")).all()
 
 
 def issued(engine):
@@ -82,7 +82,7 @@ def test_a_healthy_merchants_later_input_is_applied_in_the_same_drain(engine, mo
     pipeline.process("s", 3, [refund(1)])
     assert issued(engine) == {"rf1"}
     with engine.connect() as conn:
-        sequenced = conn.execute(sa.select(sa.func.count()).select_from(t.inbox).where(t.inbox.c.state == "sequenced")).scalar_one()
+        sequenced = conn.execute(sa.select(sa.func.count()).select_from(t.input_states).where(t.input_states.c.state == "sequenced")).scalar_one()
     assert sequenced == 0
 
 
@@ -171,7 +171,7 @@ def test_a_line_that_cannot_be_stored_is_kept_aside_and_the_rest_of_its_message_
     pipeline.process("s", 0, [placed(1, "m1"), placed(2, "m1"), placed(3, "m1"), refund(3)])
 
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(t.inbox.c.source_offset, t.inbox.c.state, t.inbox.c.reason).order_by(t.inbox.c.source_offset)).all()
+        rows = conn.execute(sa.select(t.input_states.c.source_offset, t.input_states.c.state, t.input_states.c.reason).order_by(t.input_states.c.source_offset)).all()
     assert [(r.source_offset, r.state) for r in rows] == [(0, "applied"), (1, "aside"), (2, "applied"), (3, "applied")]
     assert rows[1].reason.startswith("line 2: could not be recorded: ")
     assert issued(engine) == {"rf3"}

@@ -37,7 +37,7 @@ def run(tmp_path_factory):
         pipe.process(SOURCE, first, lines[first:first + BATCH])
     pipe.sweep()
     outcomes = list(outcomes_in_order(engine))
-    i = t.inbox
+    i = t.input_states
     with engine.connect() as conn:
         rows = conn.execute(sa.select(i.c.source_offset, i.c.event_id, i.c.state, i.c.reason).where(i.c.source == SOURCE)).all()
     yield lines, outcomes, {r.source_offset: r for r in rows}

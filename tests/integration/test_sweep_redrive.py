@@ -99,5 +99,5 @@ def test_sequenced_inputs_nobody_applied_are_applied_by_the_sweep_once_they_are_
 
     assert report.inputs > 0
     with engine.connect() as conn:
-        left = conn.execute(sa.select(sa.func.count()).select_from(t.inbox).where(t.inbox.c.state == "sequenced")).scalar_one()
+        left = conn.execute(sa.select(sa.func.count()).select_from(t.input_states).where(t.input_states.c.state == "sequenced")).scalar_one()
     assert left == 0

@@ -80,7 +80,7 @@ def test_an_input_sequenced_while_its_partition_is_being_applied_is_applied_by_t
     holder.process("s", 0, [placed])
 
     with engine.connect() as conn:
-        states = dict(conn.execute(sa.select(t.inbox.c.event_id, t.inbox.c.state)).all())
+        states = dict(conn.execute(sa.select(t.input_states.c.event_id, t.input_states.c.state)).all())
     assert states == {"p1": "applied", "r1": "applied"}
     with engine.connect() as conn:
         decided = [r[0] for r in conn.execute(sa.select(t.outbox.c.caused_by))]
