@@ -20,7 +20,7 @@ def outcomes_in_order(engine: sa.Engine):
 
 def collect(engine: sa.Engine) -> dict:
     """The figures of the summary, as data (the replay report reuses them)."""
-    i, o = t.inbox, t.outbox
+    o = t.outbox
     with engine.connect() as conn:
         q = sa.select(t.input_states.c.state, sa.func.count()).group_by(t.input_states.c.state)
         inputs = dict(conn.execute(q).all())
