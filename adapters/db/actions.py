@@ -13,22 +13,23 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from adapters.db.bulk import insert_ignore, insert_rows, upsert
+from adapters.db.bulk import WriteSet
 
 OPEN_STATES = ("pending", "unknown")
 
 
 class SqlActions:
-    def __init__(self, conn: sa.Connection):
+    def __init__(self, conn: sa.Connection, writes: WriteSet):
         self.conn = conn
+        self.writes = writes
 
     def add_refunds(self, rows: list[dict[str, Any]]) -> None:
         # A refund approved again after the provider refused it retries under the same key.
-        upsert(self.conn, t.refund_actions, rows, ["refund_id"],
+        self.writes.upsert(t.refund_actions, rows, ["refund_id"],
                ["state", "amount_fen", "issued_envelope", "issued_ordinal", "position", "policy_version", "updated_at"])
 
     def add_intercepts(self, rows: list[dict[str, Any]]) -> None:
-        insert_ignore(self.conn, t.carrier_actions, rows, ["intercept_id"])
+        self.writes.insert_ignore(t.carrier_actions, rows, ["intercept_id"])
 
     def open_refunds(self, refund_ids: list[str]) -> list[dict[str, Any]]:
         return self._open(t.refund_actions, t.refund_actions.c.refund_id, refund_ids)
@@ -42,27 +43,20 @@ class SqlActions:
 
     def record_attempts(self, attempts: list[dict[str, Any]]) -> None:
         """attempts: kind, idempotency_key, attempted_at, status, duration_ms, error."""
-        insert_rows(self.conn, t.action_attempts, attempts)
+        self.writes.insert(t.action_attempts, attempts)
 
     def settle_refunds(self, updates: list[dict[str, Any]]) -> None:
-        self._settle(t.refund_actions, t.refund_actions.c.refund_id, updates)
+        self._settle(t.refund_actions, "refund_id", updates)
 
     def settle_intercepts(self, updates: list[dict[str, Any]]) -> None:
-        self._settle(t.carrier_actions, t.carrier_actions.c.intercept_id, updates)
+        self._settle(t.carrier_actions, "intercept_id", updates)
 
-    def _settle(self, table: sa.Table, key: sa.Column, updates: list[dict[str, Any]]) -> None:
+    def _settle(self, table: sa.Table, key: str, updates: list[dict[str, Any]]) -> None:
         """Record each call's outcome (updates: id, state, last_error, updated_at). Only a row
         still open moves: a concurrent sweep that already settled it must not be overwritten
         (nor its refund.issued written twice: the outbox key)."""
-        if not updates:
-            return
-        self.conn.execute(
-            table.update()
-            .where(key == sa.bindparam("b_id"), sa.or_(*(table.c.state == st for st in OPEN_STATES)))
-            .values(state=sa.bindparam("b_state"), last_error=sa.bindparam("b_last_error"), updated_at=sa.bindparam("b_updated_at"),
-                    attempts=table.c.attempts + 1),
-            [{"b_" + k: v for k, v in u.items()} for u in updates],
-        )
+        rows = [{key: u["id"], "state": u["state"], "last_error": u["last_error"], "updated_at": u["updated_at"]} for u in updates]
+        self.writes.update(table, key, rows, only_states=OPEN_STATES, bump="attempts")
 
     def stale(self, older_than: datetime, limit: int = 500) -> tuple[list[str], list[str]]:
         """Actions left pending or unknown (a crash, a lost message, an unreachable provider)."""

@@ -13,7 +13,7 @@ from typing import Any, Container, Iterable
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from adapters.db.bulk import among, update_rows
+from adapters.db.bulk import WriteSet, among
 from adapters.db.errors import storable
 from app.stores import ClaimedPartition, PendingInput
 
@@ -22,8 +22,9 @@ INCIDENTS_SOURCE = "internal:incident"
 
 
 class SqlInputs:
-    def __init__(self, conn: sa.Connection):
+    def __init__(self, conn: sa.Connection, writes: WriteSet):
         self.conn = conn
+        self.writes = writes
 
     def sequenced_through(self) -> int:
         """Every position up to this one is committed (positions are assigned under one lock)."""
@@ -81,12 +82,13 @@ class SqlInputs:
     def keep_aside(self, rows: list[dict[str, Any]]) -> None:
         """rows: id, reason, applied_at. (Applied inputs are not written: their partition's
         applied_position says it.)"""
-        update_rows(self.conn, t.inbox, "id", [{**r, "state": "aside", "reason": storable(r["reason"])} for r in rows])
+        self.writes.update(t.inbox, "id", [{**r, "state": "aside", "reason": storable(r["reason"])} for r in rows])
 
 
 class SqlPartitions:
-    def __init__(self, conn: sa.Connection):
+    def __init__(self, conn: sa.Connection, writes: WriteSet):
         self.conn = conn
+        self.writes = writes
 
     def claim(self, keys: Iterable[str]) -> list[ClaimedPartition]:
         p = t.partitions
@@ -103,7 +105,7 @@ class SqlPartitions:
 
     def save(self, rows: list[dict[str, Any]]) -> None:
         """rows: key, applied_position, state, policy_version."""
-        update_rows(self.conn, t.partitions, "key", rows)
+        self.writes.update(t.partitions, "key", rows)
 
     def with_work(self, sequenced_before: datetime | None = None, limit: int = 500) -> list[str]:
         """Partitions with sequenced inputs (received before `sequenced_before`) or a tick still
@@ -125,7 +127,7 @@ class SqlPartitions:
 
     def log_apply(self, at: datetime, through: int, keys: list[str]) -> None:
         if keys:
-            self.conn.execute(t.applies.insert().values(at=at, through_position=through, partitions=keys))
+            self.writes.insert(t.applies, [{"at": at, "through_position": through, "partitions": keys}])
 
 
 def _unapplied() -> sa.FromClause:

@@ -7,12 +7,13 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from adapters.db.bulk import among, upsert
+from adapters.db.bulk import WriteSet, among
 
 
 class SqlOrders:
-    def __init__(self, conn: sa.Connection):
+    def __init__(self, conn: sa.Connection, writes: WriteSet):
         self.conn = conn
+        self.writes = writes
 
     def load(self, order_ids: Iterable[str]) -> dict[str, str]:
         """Each order's state as its JSON text (domain.codec.order_from_json decodes it)."""
@@ -27,7 +28,7 @@ class SqlOrders:
 
     def save(self, rows: list[dict[str, Any]]) -> None:
         """rows: order_id, merchant_id, state, next_due_at."""
-        upsert(self.conn, t.orders, rows, ["order_id"], ["state", "next_due_at"])
+        self.writes.upsert(t.orders, rows, ["order_id"], ["state", "next_due_at"])
 
     def quarantine(self, order_id: str) -> None:
         self.conn.execute(t.orders.update().where(t.orders.c.order_id == order_id).values(next_due_at=None))

@@ -12,19 +12,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from adapters.db.bulk import among, insert_ignore
+from adapters.db.bulk import WriteSet
 
 
 class SqlOutbox:
-    def __init__(self, conn: sa.Connection):
+    def __init__(self, conn: sa.Connection, writes: WriteSet):
         self.conn = conn
+        self.writes = writes
 
     def add(self, rows: list[dict[str, Any]]) -> None:
-        insert_ignore(self.conn, t.outbox, rows, ["event_id"])
+        self.writes.insert_ignore(t.outbox, rows, ["event_id"])
 
     def mark_relayed(self, event_ids: list[str], at: datetime) -> None:
-        if event_ids:
-            self.conn.execute(t.outbox.update().where(among(t.outbox.c.event_id, event_ids, self.conn)).values(relayed_at=at))
+        self.writes.update(t.outbox, "event_id", [{"event_id": e, "relayed_at": at} for e in event_ids])
 
     def take_unrelayed(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
         o = t.outbox

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from adapters.db import schema as t
 from adapters.db.engine import SEQUENCER_LOCK, advisory_lock
 from adapters.db.errors import storable
-from adapters.db.bulk import among, insert_ignore, insert_rows, update_rows
+from adapters.db.bulk import WriteSet, among
 from app.stores import ItemResult, SequencingReport
 from domain.events import InboundEvent, InvalidEvent, parse_event
 from domain.routing import lookup_for, order_key, package_key, waybill_key
@@ -99,9 +99,12 @@ class _Item:
 class SqlSequencer:
     """app.stores.Sequencer over one transaction's connection."""
 
-    def __init__(self, conn: sa.Connection, clock: str = "stream"):
+    def __init__(self, conn: sa.Connection, clock: str = "stream", writes: WriteSet | None = None):
         self.conn = conn
         self.clock = clock
+        # Standalone (no unit of work around it), it sends its own writes.
+        self._owns_writes = writes is None
+        self.writes = WriteSet(conn) if writes is None else writes
 
     def sequence(
         self,
@@ -118,16 +121,20 @@ class SqlSequencer:
         for index, reason in (refused or {}).items():
             parsed[index] = _Parsed(error=InvalidEvent("", reason))
         advisory_lock(self.conn, SEQUENCER_LOCK)
-        run = _Run(self.clock, self.conn, source, received_at, allow_internal)
-        return run.sequence(first_offset, items, parsed, first_offset if first_line is None else first_line)
+        run = _Run(self.clock, self.conn, self.writes, source, received_at, allow_internal)
+        report = run.sequence(first_offset, items, parsed, first_offset if first_line is None else first_line)
+        if self._owns_writes:
+            self.writes.flush()
+        return report
 
 
 class _Run:
     """The state of one sequencing transaction."""
 
-    def __init__(self, clock: str, conn: sa.Connection, source: str, received_at: datetime, allow_internal: bool):
+    def __init__(self, clock: str, conn: sa.Connection, writes: WriteSet, source: str, received_at: datetime, allow_internal: bool):
         self.clock = clock
         self.conn = conn
+        self.writes = writes
         self.source = source
         self.received_at = received_at
         self.allow_internal = allow_internal
@@ -153,7 +160,6 @@ class _Run:
 
     # -- entry -------------------------------------------------------------------------
     def sequence(self, first_offset: int | None, raw_items: list[Any], parsed: list[_Parsed], first_line: int | None) -> SequencingReport:
-        conn = self.conn
         if first_offset is None:
             items = [_Item(raw=r, offset=None, parsed=p, label=f"item {i + 1}") for i, (r, p) in enumerate(zip(raw_items, parsed))]
             self._sequence(items)
@@ -180,7 +186,7 @@ class _Run:
                 for it in fresh:
                     if id(it) not in in_run:
                         self._park_received(it)
-                conn.execute(t.sources.update().where(t.sources.c.name == self.source).values(next_offset=nxt, progressed_at=self.received_at))
+                self.writes.update(t.sources, "name", [{"name": self.source, "next_offset": nxt, "progressed_at": self.received_at}])
             else:
                 for it in fresh:
                     self._park_received(it)
@@ -459,18 +465,18 @@ class _Run:
         (self.new_rows if it.row_id is None else self.updated_rows).append(it)
 
     def _flush(self) -> None:
-        c = self.conn
-        insert_rows(c, t.seen_events, self.new_seen)
-        insert_rows(c, t.order_routes, self.new_order_routes)
-        insert_rows(c, t.package_routes, self.new_package_routes)
-        insert_rows(c, t.inbox, [self._row(it) for it in self.new_rows])
+        c, w = self.conn, self.writes
+        w.insert(t.seen_events, self.new_seen)
+        w.insert(t.order_routes, self.new_order_routes)
+        w.insert(t.package_routes, self.new_package_routes)
+        w.insert(t.inbox, [self._row(it) for it in self.new_rows])
         if self.updated_rows:
             cols = ("event_id", "event_type", "state", "reason", "payload", "content_hash", "position", "partition_key", "order_id", "waits_for", "applied_at")
             rows = []
             for it in self.updated_rows:
                 row = self._row(it)
                 rows.append({"id": it.row_id, **{k: row[k] for k in cols}})
-            update_rows(c, t.inbox, "id", rows)
+            w.update(t.inbox, "id", rows)
         if self.report.partitions:
             # Only the partitions that do not exist yet: an INSERT ... ON CONFLICT meeting a
             # row an applier has updated waits for that applier's commit, and would hold the
@@ -478,9 +484,9 @@ class _Run:
             keys = sorted(self.report.partitions)
             p = t.partitions
             known = {r[0] for r in c.execute(sa.select(p.c.key).where(among(p.c.key, keys, c)))}
-            insert_ignore(c, p, [{"key": k, "applied_position": 0, "pending_through": 0} for k in keys if k not in known], ["key"])
+            w.insert_ignore(p, [{"key": k, "applied_position": 0, "pending_through": 0} for k in keys if k not in known], ["key"])
         if self.new_ticks:
-            insert_rows(c, t.ticks, self.new_ticks)
+            w.insert(t.ticks, self.new_ticks)
             last = self.new_ticks[-1]
             self.report.latest_tick = (last["position"], max(tk["now"] for tk in self.new_ticks))
-        c.execute(t.sequencer.update().where(t.sequencer.c.id == 1).values(next_position=self.next_position, stream_now=self.stream_now))
+        w.update(t.sequencer, "id", [{"id": 1, "next_position": self.next_position, "stream_now": self.stream_now}])

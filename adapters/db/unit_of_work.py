@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from adapters.db.actions import SqlActions
+from adapters.db.bulk import WriteSet
 from adapters.db.deadlines import SqlDeadlines
 from adapters.db.errors import is_transient
 from adapters.db.inputs import SqlInputs, SqlPartitions
@@ -27,13 +28,15 @@ from app.stores import Progress
 class SqlUnitOfWork:
     def __init__(self, conn: sa.Connection, clock: str):
         self.conn = conn
-        self.sequencer = SqlSequencer(conn, clock)
-        self.inputs = SqlInputs(conn)
-        self.partitions = SqlPartitions(conn)
-        self.orders = SqlOrders(conn)
+        # The bulk writes of the stores, sent together just before the commit (WriteSet).
+        self.writes = writes = WriteSet(conn)
+        self.sequencer = SqlSequencer(conn, clock, writes)
+        self.inputs = SqlInputs(conn, writes)
+        self.partitions = SqlPartitions(conn, writes)
+        self.orders = SqlOrders(conn, writes)
         self.deadlines = SqlDeadlines(conn)
-        self.actions = SqlActions(conn)
-        self.outbox = SqlOutbox(conn)
+        self.actions = SqlActions(conn, writes)
+        self.outbox = SqlOutbox(conn, writes)
         self.sources = SqlSources(conn)
         self.sweeps = SqlSweeps(conn)
 
@@ -50,7 +53,9 @@ class SqlDatabase:
     @contextmanager
     def transaction(self) -> Iterator[SqlUnitOfWork]:
         with self.engine.begin() as conn:
-            yield SqlUnitOfWork(conn, self.clock)
+            uow = SqlUnitOfWork(conn, self.clock)
+            yield uow
+            uow.writes.flush()
 
     def progress(self, source: str) -> Progress:
         return progress(self.engine, source)
