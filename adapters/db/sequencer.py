@@ -13,7 +13,6 @@ survives redelivery and parallel consumers.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +24,7 @@ import sqlalchemy as sa
 from adapters.db import schema as t
 from adapters.db.engine import SEQUENCER_LOCK, advisory_lock
 from adapters.db.bulk import among, insert_ignore, insert_rows, update_rows
-from domain.events import InboundEvent, InvalidEvent, parse_event
+from domain.events import InboundEvent, InvalidEvent, decode_event, parse_event, stored_raw
 from domain.routing import lookup_for, order_key, package_key, waybill_key
 
 
@@ -55,17 +54,6 @@ def content_hash(canonical_bytes: bytes) -> str:
     return hashlib.sha256(canonical_bytes).hexdigest()
 
 
-def _load_json(text: str | bytes) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass
-    try:  # only to explain the error: the standard library's messages say more
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidEvent("", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-
-
 @dataclass
 class _Parsed:
     event: InboundEvent | None = None
@@ -78,12 +66,9 @@ class _Parsed:
 def parse_input(raw: Any, allow_internal: bool) -> _Parsed:
     """Decode and validate one input; pure CPU, so done before the sequencer's lock."""
     try:
-        if isinstance(raw, (str, bytes)):
-            raw = _load_json(raw)
-        event = parse_event(raw, allow_internal=allow_internal)
+        event = decode_event(raw, allow_internal=allow_internal)
     except InvalidEvent as exc:
-        event_id = raw.get("event_id") if isinstance(raw, dict) and isinstance(raw.get("event_id"), str) else None
-        return _Parsed(error=exc, error_event_id=event_id)
+        return _Parsed(error=exc, error_event_id=exc.event_id)
     canonical = canonical_json(event.canonical())
     return _Parsed(event, orjson.Fragment(canonical), content_hash(canonical))
 
@@ -434,9 +419,7 @@ class _Run:
     def _row(self, it: _Item) -> dict[str, Any]:
         e = it.event
         raw = it.raw
-        raw_text = None
-        if it.canonical is None:
-            raw_text = raw if isinstance(raw, str) else (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else json.dumps(raw, default=str))
+        raw_text = None if it.canonical is not None else stored_raw(raw)
         return {
             "source": self.source,
             "source_offset": it.offset,
