@@ -14,6 +14,7 @@ source (endpoint and client address); beyond that the refusals are counted in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +27,8 @@ from adapters.db.engine import is_postgres
 from adapters.db.schema import dead_letter_overflow, dead_letters
 from domain.events import shown, storable_text
 from domain.ports import AcceptResult, Acceptor
+
+log = logging.getLogger("intercept.dead_letters")
 
 # What is kept of an unauthenticated body: enough to see what it was and who sent it.
 UNVERIFIED_PREFIX_BYTES = 4096
@@ -137,8 +140,13 @@ class SqlDeadLetterStore:
         with self.engine.begin() as conn:
             # The upsert locks the source's row until commit, so concurrent refusals from one
             # source are decided one after the other and the cap holds across ingress processes.
-            kept = self._count(conn, endpoint, client, minute, size)
+            refused, kept = self._count(conn, endpoint, client, minute, size)
             if kept >= self.per_minute:
+                if refused == kept + 1:  # once per source and minute, not once per request
+                    log.warning(
+                        "unauthenticated refusals from %s to %s beyond %d this minute are counted in "
+                        "dead_letter_overflow, not kept", client, endpoint, self.per_minute,
+                    )
                 return None
             conn.execute(
                 dead_letter_overflow.update()
@@ -152,8 +160,8 @@ class SqlDeadLetterStore:
                 reason = f"{reason} (first {len(prefix)} of {size} bytes kept: unauthenticated)"
             return self._insert(conn, endpoint, reason, headers, prefix, received_at, whole)
 
-    def _count(self, conn: sa.Connection, endpoint: str, client: str, minute: datetime, size: int) -> int:
-        """Count one refusal (as not kept, until it is) and return how many were kept before it."""
+    def _count(self, conn: sa.Connection, endpoint: str, client: str, minute: datetime, size: int) -> tuple[int, int]:
+        """Count one refusal (as not kept, until it is): (refused with it, kept before it)."""
         o = dead_letter_overflow
         insert = (postgresql.insert if is_postgres(conn) else sqlite.insert)(o).values(
             endpoint=endpoint, client=client, minute=minute, refused=1, kept=0, bytes_not_kept=size
@@ -161,8 +169,9 @@ class SqlDeadLetterStore:
         upsert = insert.on_conflict_do_update(
             index_elements=[o.c.endpoint, o.c.client, o.c.minute],
             set_={"refused": o.c.refused + 1, "bytes_not_kept": o.c.bytes_not_kept + size},
-        ).returning(o.c.kept)
-        return conn.execute(upsert).scalar_one()
+        ).returning(o.c.refused, o.c.kept)
+        refused, kept = conn.execute(upsert).one()
+        return refused, kept
 
     def _insert(self, conn, endpoint, reason, headers, body, received_at, received_bytes) -> int:
         return conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -20,10 +21,15 @@ def store(request):
     engine.dispose()
 
 
-def test_a_source_keeps_its_first_letters_of_a_minute_and_the_rest_are_counted(store):
+def test_a_source_keeps_its_first_letters_of_a_minute_and_the_rest_are_counted(store, caplog):
+    caplog.set_level(logging.WARNING, "intercept.dead_letters")
     kept = [store.add_unverified("/events", "203.0.113.9", "bad", {"x": "1"}, b"0123456789abcdef", AT + timedelta(seconds=n))
             for n in range(5)]
     assert [k is not None for k in kept] == [True, True, True, False, False]
+    # The operator is told once per source and minute, not once per refusal.
+    assert [r.getMessage() for r in caplog.records] == [
+        "unauthenticated refusals from 203.0.113.9 to /events beyond 3 this minute are counted in dead_letter_overflow, not kept"
+    ]
     letters = store.list()
     assert [(d.body, d.received_bytes, d.reason) for d in letters] == [
         (b"0123456789", 16, "bad (first 10 of 16 bytes kept: unauthenticated)")
