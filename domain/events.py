@@ -335,6 +335,7 @@ _PLAIN_WORDS = (
     ("Input should have", "must have"),
     ("String should have", "must have"),
     ("Tuple should have", "must have"),
+    (" items after validation,", " items,"),
 )
 
 
