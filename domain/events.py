@@ -355,7 +355,10 @@ def _first_error(exc: ValidationError, prefix: str = "") -> InvalidEvent:
 
 
 def parse_event(raw: Any, *, allow_internal: bool = False) -> InboundEvent:
-    """Validate one decoded JSON value as an inbound event (SPEC §3)."""
+    """Validate one decoded JSON value as an inbound event (SPEC §3): the fields' rules only.
+    An input from outside goes through `decode_event`, which first checks what the value as a
+    whole may hold (nesting, integers, Unicode); this is for values the system wrote itself
+    (a stored canonical payload)."""
     if not isinstance(raw, dict):
         raise InvalidEvent("event", f"must be a JSON object, got {type(raw).__name__}")
     try:

@@ -112,6 +112,25 @@ def test_a_batch_of_only_hostile_items_is_422_not_503(acceptor, dlq, unique):
 # ---- the senders' webhooks ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("endpoint", ["/events", "/webhooks/kuaidi100", "/webhooks/aftership", "/webhooks/douyin"])
+def test_every_endpoint_answers_a_signed_body_nested_10000_deep_with_a_400(acceptor, dlq, unique, endpoint):
+    payload = f'[{{"marker": "{unique}"}}, {DEEP}]'
+    if endpoint == "/events":
+        body, headers = payload.encode(), sign_headers(SECRET, payload.encode(), time.time())
+    elif endpoint == "/webhooks/kuaidi100":
+        body, headers = kuaidi100_form(payload, "salt"), {"content-type": "application/x-www-form-urlencoded"}
+    elif endpoint == "/webhooks/aftership":
+        body, headers = payload.encode(), {"aftership-hmac-sha256": aftership.expected_signature(payload.encode(), "as-secret")}
+    else:
+        body, headers = payload.encode(), douyin_headers(payload.encode(), "7000000000000000001", "dy-secret")
+    response = make_client(acceptor, dlq).post(endpoint, content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == "is nested deeper than 32 levels"
+    assert response.json()["field"] == ("param" if endpoint == "/webhooks/kuaidi100" else "body")
+    (letter,) = letters_for(dlq, unique)
+    assert letter.body == body  # signed: kept whole
+
+
 def test_kuaidi100_push_nested_10000_deep_is_refused_in_its_format(acceptor, dlq, unique):
     param = f'{{"marker": "{unique}", "lastResult": {DEEP}}}'
     form = kuaidi100_form(param, "salt")
