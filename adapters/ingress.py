@@ -1,42 +1,49 @@
 """The HTTP ingress: signed SPEC §3 events and the real senders' webhooks, into the inbox.
 
-Each request is verified over its raw bytes, translated, checked with `parse_event`, and
+Each request is verified over its raw bytes, translated, checked with `decode_event`, and
 handed to the Acceptor, which records it durably (inbox) and notifies the workers; only then
 is the sender answered, the way that sender requires. Whatever is refused is kept, raw body
 and reason, in `dead_letters`, so a person can fix the cause (a rotated secret, a mapping) and
-replay it through the very same parsing (`parse_request`, used by `SqlDeadLetterStore.retry`).
+replay it through the very same parsing (`parse_request`, used by `replay_dead_letter`).
+
+A bad body is answered with a 4xx naming the field and the reason, never a 500 or a 503 that
+would have its sender retry forever: a body that cannot be read as a whole (not JSON, nested
+too deeply) is a 400; a bad item of a batch is refused on its own (its index, field, reason)
+and the rest are recorded. Only a body that passed its sender's signature is kept whole; an
+unauthenticated one keeps its first bytes, a few a minute per source (dead_letters.py).
 
 Routes: POST /events, POST /webhooks/{kuaidi100,aftership,douyin}, GET /healthz, GET /readyz.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from domain.ports import AcceptResult, Acceptor
+from adapters.dead_letters import UNVERIFIED_PREFIX_BYTES, DeadLetterStore, RetryOutcome, SqlDeadLetterStore
 from adapters.webhooks import Ignored, Malformed, aftership, douyin, kuaidi100
 from adapters.webhooks import signing
 from adapters.webhooks.signing import SignatureError
-from domain.events import InvalidEvent, parse_event
-
-if TYPE_CHECKING:
-    from adapters.dead_letters import DeadLetterStore
+from domain.events import InvalidEvent, decode_event, read_json, shown
 
 log = logging.getLogger("intercept.ingress")
 
 MIB = 1024 * 1024
+# A body over the limit is still read to its end (and thrown away), up to this much more, so a
+# client that sends the whole body before reading the answer reads the 413 instead of a reset
+# connection; beyond it the 413 is sent at once and the connection closed.
+DRAIN_BYTES = 16 * MIB
 EVENTS = "/events"
 KUAIDI100 = "/webhooks/kuaidi100"
 AFTERSHIP = "/webhooks/aftership"
@@ -70,6 +77,7 @@ class IngressSettings:
     douyin_app_secret: str | None = None
     max_body_bytes: int = MIB
     timestamp_tolerance_s: int = signing.DEFAULT_TOLERANCE_S
+    drain_bytes: int = DRAIN_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngressSettings:
@@ -83,17 +91,20 @@ class IngressSettings:
             douyin_app_secret=env.get("INTERCEPT_DOUYIN_APP_SECRET") or None,
             max_body_bytes=int(env.get("INTERCEPT_MAX_BODY_BYTES") or MIB),
             timestamp_tolerance_s=int(env.get("INTERCEPT_TIMESTAMP_TOLERANCE_S") or signing.DEFAULT_TOLERANCE_S),
+            drain_bytes=int(env.get("INTERCEPT_DRAIN_BYTES") or DRAIN_BYTES),
         )
 
 
 class Refused(Exception):
-    """The request as a whole is refused: answered 4xx and kept in the dead letters."""
+    """The request as a whole is refused: answered 4xx and kept in the dead letters.
+    `authenticated`: whether the body had passed its sender's signature (then it is kept whole)."""
 
-    def __init__(self, status: int, error: str, field: str | None = None):
+    def __init__(self, status: int, error: str, field: str | None = None, *, authenticated: bool = True):
         super().__init__(f"{field}: {error}" if field else error)
         self.status = status
         self.error = error
         self.field = field
+        self.authenticated = authenticated
 
 
 @dataclass
@@ -114,8 +125,10 @@ class Parsed:
         return SOURCES[self.endpoint]
 
     def rejection_summary(self) -> str:
+        # Refs come from the body (a waybill, a message id): quoted short and storable.
         return "; ".join(
-            f"item {r['index']}" + (f" ({r['event_id']})" if r.get("event_id") else "") + f": {r['field']}: {r['error']}"
+            f"item {r['index']}" + (f" ({shown(str(r['event_id']), 140)})" if r.get("event_id") else "")
+            + f": {r['field']}: {r['error']}"
             for r in self.rejected
         )
 
@@ -126,10 +139,11 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
 
 def _validated(parsed: Parsed, index: int, item: Any, ref: str | None = None) -> None:
     try:
-        parse_event(item)
+        decode_event(item)
     except InvalidEvent as exc:
-        event_id = item.get("event_id") if isinstance(item, dict) and isinstance(item.get("event_id"), str) else None
-        parsed.rejected.append({"index": index, "event_id": event_id or ref, "error": exc.reason, "field": exc.field})
+        parsed.rejected.append(
+            {"index": index, "event_id": exc.event_id or ref, "error": exc.reason, "field": exc.field or "event"}
+        )
         return
     parsed.items.append(item)
     parsed.positions.append(index)
@@ -140,12 +154,15 @@ def parse_request(endpoint: str, body: bytes, headers: Mapping[str, str], settin
     the request was first received (so a stored body is not "stale" merely for being old)."""
     h = _lower(headers)
     if len(body) > settings.max_body_bytes:
-        raise Refused(413, f"body larger than {settings.max_body_bytes} bytes", "body")
+        raise Refused(413, f"body larger than {settings.max_body_bytes} bytes", "body", authenticated=False)
     try:
         if endpoint == EVENTS:
             return _parse_events(body, h, settings, now)
         if endpoint == KUAIDI100:
-            param, sign = kuaidi100.parse_form(body)
+            try:
+                param, sign = kuaidi100.parse_form(body)
+            except Malformed as exc:  # the signature is inside the form: nothing verified yet
+                raise Refused(400, exc.reason, exc.field, authenticated=False) from None
             kuaidi100.verify(param, sign, settings.kuaidi100_salt)
             translation = kuaidi100.translate(param)
         elif endpoint == AFTERSHIP:
@@ -155,9 +172,9 @@ def parse_request(endpoint: str, body: bytes, headers: Mapping[str, str], settin
             douyin.verify(body, h, settings.douyin_app_key, settings.douyin_app_secret)
             translation = douyin.translate(body)
         else:
-            raise Refused(404, f"unknown endpoint {endpoint}")
+            raise Refused(404, f"unknown endpoint {endpoint}", authenticated=False)
     except SignatureError as exc:
-        raise Refused(401, exc.reason, exc.field) from None
+        raise Refused(401, exc.reason, exc.field, authenticated=False) from None
     except Malformed as exc:
         raise Refused(400, exc.reason, exc.field) from None
     parsed = Parsed(endpoint, ignored=list(translation.ignored))
@@ -182,11 +199,13 @@ def _parse_events(body: bytes, h: dict[str, str], settings: IngressSettings, now
             settings.timestamp_tolerance_s,
         )
     except SignatureError as exc:
-        raise Refused(401, exc.reason, exc.field) from None
+        raise Refused(401, exc.reason, exc.field, authenticated=False) from None
     try:
-        decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused(400, "is not valid JSON", "body") from None
+        # Read whole, but what one item holds that no event may (a huge integer, NaN, text
+        # that is not Unicode) is left for decode_event, so it costs that item only.
+        decoded = read_json(body)
+    except InvalidEvent as exc:
+        raise Refused(400, f"is {exc.reason}", "body") from None
     if isinstance(decoded, dict):
         raw_items = [decoded]
     elif isinstance(decoded, list):
@@ -205,24 +224,39 @@ def _parse_events(body: bytes, h: dict[str, str], settings: IngressSettings, now
 
 
 class _TooLarge(Exception):
-    def __init__(self, prefix: bytes):
-        self.prefix = prefix
+    def __init__(self, prefix: bytes, received: int, drained: bool):
+        self.prefix = prefix  # the first bytes, kept with the dead letter
+        self.received = received  # bytes received (or declared, when not read)
+        self.drained = drained  # the whole body was read: the connection can carry the answer
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing early (without reading it all) once it passes `limit`."""
+async def _read_body(request: Request, limit: int, drain: int, keep: int) -> bytes:
+    """The raw body. One over `limit` is read on to its end and thrown away, `drain` bytes at
+    most, keeping its first `keep` bytes, then refused (_TooLarge)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _TooLarge(b"")
+    length = int(declared) if declared.isascii() and declared.isdigit() and len(declared) < 19 else None
+    if length is not None and length > limit + drain:
+        raise _TooLarge(b"", length, drained=False)
     chunks: list[bytes] = []
     size = 0
+    prefix: bytes | None = None
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            kept = b"".join(chunks)
-            raise _TooLarge(kept)
-        chunks.append(chunk)
+        if prefix is None and size > limit:
+            prefix = (b"".join(chunks) + chunk)[:keep]
+            chunks = []
+        if prefix is None:
+            chunks.append(chunk)
+        elif size > limit + drain:
+            raise _TooLarge(prefix, size, drained=False)
+    if prefix is not None:
+        raise _TooLarge(prefix, size, drained=True)
     return b"".join(chunks)
+
+
+def _client(request: Request) -> str:
+    # Behind a proxy this is what uvicorn's --proxy-headers / --forwarded-allow-ips make it.
+    return request.client.host if request.client else "unknown"
 
 
 def _failure_body(endpoint: str, status: int, error: str, field: str | None) -> dict[str, Any]:
@@ -251,28 +285,53 @@ def create_app(
 ) -> Starlette:
     settings = settings or IngressSettings.from_env()
 
-    async def store_dead_letter(endpoint: str, request: Request, body: bytes, reason: str, received_at: datetime) -> bool:
+    async def store_dead_letter(
+        endpoint: str,
+        request: Request,
+        body: bytes,
+        reason: str,
+        received_at: datetime,
+        *,
+        authenticated: bool = True,
+        received_bytes: int | None = None,
+    ) -> bool:
         headers = {k: v for k, v in request.headers.items() if k.lower() in _KEPT_HEADERS}
         try:
-            await run_in_threadpool(dead_letters.add, endpoint, reason, headers, body, received_at)
+            if authenticated:
+                await run_in_threadpool(dead_letters.add, endpoint, reason, headers, body, received_at)
+            else:
+                await run_in_threadpool(
+                    dead_letters.add_unverified, endpoint, _client(request), reason, headers, body, received_at,
+                    received_bytes,
+                )
             return True
         except Exception:  # the refusal must not be lost silently: the sender is told to retry
-            log.exception("could not store a dead letter for %s (%s)", endpoint, reason)
+            log.exception("could not store a dead letter for %s (%s)", endpoint, shown(reason))
             return False
 
     def make_handler(endpoint: str):
         async def handler(request: Request) -> JSONResponse:
             received_at = clock()
+            body = b""
             try:
-                body = await _read_body(request, settings.max_body_bytes)
+                body = await _read_body(request, settings.max_body_bytes, settings.drain_bytes, UNVERIFIED_PREFIX_BYTES)
                 parsed = parse_request(endpoint, body, request.headers, settings, received_at)
+            except ClientDisconnect:
+                return JSONResponse(_failure_body(endpoint, 400, "the client left before sending the whole body", "body"), 400)
             except _TooLarge as big:
-                reason = f"body: larger than {settings.max_body_bytes} bytes (first bytes kept)"
-                stored = await store_dead_letter(endpoint, request, big.prefix, reason, received_at)
+                reason = f"body: larger than {settings.max_body_bytes} bytes"
+                stored = await store_dead_letter(
+                    endpoint, request, big.prefix, reason, received_at, authenticated=False, received_bytes=big.received
+                )
                 status = 413 if stored else 503
-                return JSONResponse(_failure_body(endpoint, status, f"body larger than {settings.max_body_bytes} bytes", "body"), status)
+                # Not read to its end: the rest of the body is still coming, so the connection ends here.
+                headers = None if big.drained else {"connection": "close"}
+                answer = _failure_body(endpoint, status, f"body larger than {settings.max_body_bytes} bytes", "body")
+                return JSONResponse(answer, status, headers=headers)
             except Refused as refused:
-                stored = await store_dead_letter(endpoint, request, body, str(refused), received_at)
+                stored = await store_dead_letter(
+                    endpoint, request, body, str(refused), received_at, authenticated=refused.authenticated
+                )
                 status = refused.status if stored else 503
                 return JSONResponse(_failure_body(endpoint, status, refused.error, refused.field), status)
 
@@ -356,3 +415,39 @@ def _events_response(parsed: Parsed, results: list[AcceptResult]) -> JSONRespons
         body["field"] = first.get("field")
         return JSONResponse(body, 422)
     return JSONResponse(body, 200)
+
+
+def replay_dead_letter(store: SqlDeadLetterStore, id: int, acceptor: Acceptor, settings: IngressSettings | None = None) -> RetryOutcome:
+    """Replay one dead letter through its endpoint's parsing and hand what passes to `acceptor`.
+
+    Items recorded before (a batch that was partly accepted) come back as duplicates, which
+    is harmless: the inbox dedupes by event_id.
+    """
+    letter = store.get(id)
+    if letter is None:
+        raise KeyError(f"no dead letter {id}")
+    if letter.status == "retried":
+        return RetryOutcome(id, "retried", "already retried")
+    if letter.truncated:
+        # Not reopened: the reason it was refused stays what an operator reads.
+        return RetryOutcome(
+            id, "still_failing",
+            f"only the first {len(letter.body)} of {letter.received_bytes} bytes were kept (unauthenticated): "
+            "the sender must send it again",
+        )
+    settings = settings or IngressSettings.from_env()
+    try:
+        parsed = parse_request(letter.endpoint, letter.body, letter.headers, settings, letter.received_at)
+    except Refused as refused:
+        reason = str(refused)
+        store.reopen(id, reason)
+        return RetryOutcome(id, "still_failing", reason)
+    results = acceptor.accept(list(parsed.items), parsed.source) if parsed.items else []
+    # An item the inbox itself rejects (a conflicting id) is recorded there with its reason,
+    # so it no longer needs this dead letter; only items that still fail parsing keep it open.
+    if parsed.rejected:
+        reason = parsed.rejection_summary()
+        store.reopen(id, reason)
+        return RetryOutcome(id, "still_failing", reason, results)
+    store.mark_retried(id)
+    return RetryOutcome(id, "retried", None, results)

@@ -63,7 +63,7 @@ def call_refunds(gateway: RefundGateway, rows: list[dict[str, Any]], now: dateti
             result = gateway.query(key) if row["state"] == "unknown" else None
             if result is None or result.status == "unknown":
                 result = gateway.issue(key, row["refund_id"], row["amount_fen"])
-            error = result.reason if result.status != "confirmed" else None
+            error = None if result.status == "confirmed" else (None if result.reason is None else str(result.reason))
         except Exception as exc:  # the gateway adapter already retried transient failures
             log.warning("refund %s: gateway call failed: %s", row["refund_id"], exc)
             result, error = None, f"{type(exc).__name__}: {exc}"

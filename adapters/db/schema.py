@@ -6,7 +6,8 @@ Tables by job:
 - outbox: every outbound event, kept, with the policy version that decided it;
 - sweeps: what each sweep re-drove;
 - refund_actions, carrier_actions, action_attempts: actions in the world, one attempt a row;
-- dead_letters: raw bodies the ingress refused, with the reason.
+- dead_letters, dead_letter_overflow: raw bodies the ingress refused, with the reason, and
+  the count of unauthenticated refusals beyond a source's cap, counted but not kept.
 """
 
 from __future__ import annotations
@@ -287,8 +288,26 @@ dead_letters = sa.Table(
     # open -> retried (accepted through the normal path) | open again with a new reason
     sa.Column("status", sa.String(16), nullable=False, default="open"),
     sa.Column("retried_at", UtcDateTime, nullable=True),
+    # The size of the body received when only its first bytes were kept (an unauthenticated
+    # body: anyone can send one); NULL when the body is kept whole.
+    sa.Column("received_bytes", sa.BigInteger, nullable=True),
 )
 
+# Unauthenticated refusals per source (endpoint and client address) and minute: the first few
+# are kept as dead letters, the rest only counted here, so nobody who can reach the port can
+# fill the database, and an operator still sees that they came.
+dead_letter_overflow = sa.Table(
+    "dead_letter_overflow",
+    metadata,
+    sa.Column("endpoint", sa.String(200), primary_key=True),
+    sa.Column("client", sa.String(200), primary_key=True),
+    sa.Column("minute", UtcDateTime, primary_key=True),
+    sa.Column("refused", sa.BigInteger, nullable=False),
+    sa.Column("kept", sa.BigInteger, nullable=False),
+    # Bytes of the refusals not kept, as received.
+    sa.Column("bytes_not_kept", sa.BigInteger, nullable=False),
+)
+sa.Index("ix_dead_letter_overflow_minute", dead_letter_overflow.c.minute)
 
 # Views (made by migration 0005, not by metadata.create_all): read-only shapes over the tables.
 views = sa.MetaData()

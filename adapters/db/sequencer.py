@@ -13,7 +13,6 @@ survives redelivery and parallel consumers.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,10 +23,10 @@ import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.engine import SEQUENCER_LOCK, advisory_lock
-from adapters.db.errors import storable
 from adapters.db.bulk import WriteSet, among
+from adapters.db.errors import storable
 from app.stores import ItemResult, SequencingReport
-from domain.events import InboundEvent, InvalidEvent, parse_event
+from domain.events import InboundEvent, InvalidEvent, decode_event, parse_event, stored_raw
 from domain.routing import lookup_for, order_key, package_key, waybill_key
 
 
@@ -38,17 +37,6 @@ def canonical_json(canonical: dict[str, Any]) -> bytes:
 def content_hash(canonical_bytes: bytes) -> str:
     """Two deliveries of one event_id are the same event when these agree (key order aside)."""
     return hashlib.sha256(canonical_bytes).hexdigest()
-
-
-def _load_json(text: str | bytes) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass
-    try:  # only to explain the error: the standard library's messages say more
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidEvent("", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
 
 
 @dataclass
@@ -63,12 +51,9 @@ class _Parsed:
 def parse_input(raw: Any, allow_internal: bool) -> _Parsed:
     """Decode and validate one input; pure CPU, so done before the sequencer's lock."""
     try:
-        if isinstance(raw, (str, bytes)):
-            raw = _load_json(raw)
-        event = parse_event(raw, allow_internal=allow_internal)
+        event = decode_event(raw, allow_internal=allow_internal)
     except InvalidEvent as exc:
-        event_id = raw.get("event_id") if isinstance(raw, dict) and isinstance(raw.get("event_id"), str) else None
-        return _Parsed(error=exc, error_event_id=event_id)
+        return _Parsed(error=exc, error_event_id=exc.event_id)
     canonical = canonical_json(event.canonical())
     return _Parsed(event, orjson.Fragment(canonical), content_hash(canonical))
 
@@ -327,8 +312,14 @@ class _Run:
         ).all()
         for rid, key, payload, off in rows:
             it = _Item(raw=payload, offset=off, row_id=rid, label=f"line {off + 1}" if off is not None else "")
-            it.event = parse_event(payload, allow_internal=True)
             it.canonical = payload
+            try:
+                it.event = parse_event(payload, allow_internal=True)
+            except InvalidEvent as exc:
+                # Parked under older rules that this release refuses: kept aside, not a stall.
+                self._aside(it, f"kept aside when its {key} became known: {exc}", None)
+                self._record(it)
+                continue
             it.hash = content_hash(canonical_json(payload))
             it.deduplicated = True
             self.parked[key].append(it)
@@ -437,11 +428,9 @@ class _Run:
     def _row(self, it: _Item) -> dict[str, Any]:
         e = it.event
         raw = it.raw
-        raw_text = None
-        if it.canonical is None:
-            raw_text = raw if isinstance(raw, str) else (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else json.dumps(raw, default=str))
         # A refused line is kept as it came, but what storage cannot hold (a NUL, a lone
         # surrogate, an id longer than the column) as an escape: the row must be written.
+        raw_text = None if it.canonical is not None else stored_raw(raw)
         event_id = e.event_id if e else (it.result.event_id if it.result else None)
         return {
             "source": self.source,
@@ -451,7 +440,7 @@ class _Run:
             "state": it.state,
             "reason": storable(it.reason),
             "payload": it.canonical,
-            "raw": storable(raw_text),
+            "raw": raw_text,
             "content_hash": it.hash,
             "position": it.position,
             "partition_key": it.partition,

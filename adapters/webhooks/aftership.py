@@ -14,11 +14,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from datetime import datetime
 from typing import Any
 
-from adapters.webhooks import Ignored, Malformed, Problem, Translation, digest_id
+from adapters.webhooks import Ignored, Malformed, Problem, Translation, digest_id, label, read_payload
 from adapters.webhooks.signing import SignatureError, equal_b64
 
 SOURCE = "aftership"
@@ -79,19 +78,15 @@ def _carrier(slug: str) -> str:
 
 
 def _location(checkpoint: dict[str, Any]) -> str | None:
-    loc = checkpoint.get("location")
-    if isinstance(loc, str) and loc.strip():
-        return loc.strip()
-    parts = [checkpoint.get(k) for k in ("city", "state", "country_region_name", "country_name")]
-    text = ", ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
-    return text or None
+    loc = label(checkpoint.get("location"))
+    if loc:
+        return loc
+    parts = [label(checkpoint.get(k)) for k in ("city", "state", "country_region_name", "country_name")]
+    return label(", ".join(p for p in parts if p))
 
 
 def translate(body: bytes) -> Translation:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        raise Malformed("body", "is not JSON") from None
+    payload = read_payload(body, "body")
     if not isinstance(payload, dict):
         raise Malformed("body", "must be a JSON object")
     out = Translation()

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import re
 from datetime import datetime
 from typing import Any
 
-from adapters.webhooks import CST, Ignored, Malformed, Problem, Translation, digest_id
+from adapters.webhooks import CST, Ignored, Malformed, Problem, Translation, digest_id, read_payload
 from adapters.webhooks.signing import SignatureError, equal_hex
 
 SOURCE = "douyin"
@@ -96,7 +96,9 @@ def _int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    # ASCII digits only, and no more than a 64-bit number has: str.isdigit() also takes "²",
+    # which int() refuses.
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
         return int(value.strip())
     return None
 
@@ -108,10 +110,7 @@ def _event_id(msg_id: str) -> str:
 
 
 def translate(body: bytes) -> Translation:
-    try:
-        messages = json.loads(body)
-    except ValueError:
-        raise Malformed("body", "is not JSON") from None
+    messages = read_payload(body, "body")
     if isinstance(messages, dict):
         messages = [messages]
     if not isinstance(messages, list):
@@ -135,9 +134,9 @@ def translate(body: bytes) -> Translation:
         data = message.get("data")
         if isinstance(data, str):
             try:
-                data = json.loads(data)
-            except ValueError:
-                out.problems.append(Problem(ref, f"{where}.data", "is not JSON"))
+                data = read_payload(data, f"{where}.data")
+            except Malformed as exc:
+                out.problems.append(Problem(ref, exc.field, exc.reason))
                 continue
         if not isinstance(data, dict):
             out.problems.append(Problem(ref, f"{where}.data", "must be an object"))
@@ -158,7 +157,11 @@ def translate(body: bytes) -> Translation:
         if seconds is None:
             out.problems.append(Problem(ref, f"{where}.data.{TIME_FIELDS[tag][0]}", "is required (unix seconds)"))
             continue
-        occurred = datetime.fromtimestamp(seconds, CST)
+        try:
+            occurred = datetime.fromtimestamp(seconds, CST)
+        except (OverflowError, OSError, ValueError):
+            out.problems.append(Problem(ref, f"{where}.data.{TIME_FIELDS[tag][0]}", f"{seconds} is not a unix time in the calendar"))
+            continue
         event: dict[str, Any] = {
             "event_id": _event_id(msg_id),
             "type": kind,

@@ -13,12 +13,11 @@ entries yields three new scans. Kuaidi100 gives no idempotency key of its own (Â
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from adapters.webhooks import CST, Ignored, Malformed, Problem, Translation, digest_id
+from adapters.webhooks import CST, Ignored, Malformed, Problem, Translation, digest_id, label, read_payload
 from adapters.webhooks.signing import SignatureError, equal_hex
 
 SOURCE = "kuaidi100"
@@ -136,10 +135,7 @@ def _cst_time(text: str) -> datetime:
 
 
 def translate(param: str) -> Translation:
-    try:
-        push = json.loads(param)
-    except ValueError:
-        raise Malformed("param", "is not JSON") from None
+    push = read_payload(param, "param")
     if not isinstance(push, dict):
         raise Malformed("param", "must be a JSON object")
     last = push.get("lastResult")
@@ -191,9 +187,9 @@ def translate(param: str) -> Translation:
             continue
         seen.add(event_id)
         data: dict[str, Any] = {"carrier": carrier, "tracking_no": nu, "status": status}
-        location = entry.get("areaName")
-        if isinstance(location, str) and location.strip():
-            data["location"] = location.strip()
+        location = label(entry.get("areaName"))
+        if location:
+            data["location"] = location
         out.events.append(
             {"event_id": event_id, "type": "logistics.scanned", "occurred_at": occurred.isoformat(), "data": data}
         )

@@ -59,7 +59,9 @@ def verify(
     if not signature:
         raise SignatureError(SIGNATURE_HEADER, "is required")
     ts = timestamp.strip()
-    if not ts.isdigit():
+    # ASCII digits, and few of them: str.isdigit() also takes "²", which int() refuses, and
+    # int() refuses more than 4,300 digits.
+    if not (ts.isascii() and ts.isdigit() and len(ts) <= 12):
         raise SignatureError(TIMESTAMP_HEADER, "must be unix seconds")
     if abs(now - int(ts)) > tolerance_s:
         raise SignatureError(TIMESTAMP_HEADER, f"is outside the ±{tolerance_s} s window")

@@ -2,6 +2,7 @@
 
 import json
 import time
+import uuid
 
 import pytest
 import warnings
@@ -11,7 +12,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from adapters.dead_letters import SqlDeadLetterStore
-from adapters.ingress import IngressSettings, create_app
+from adapters.ingress import IngressSettings, create_app, replay_dead_letter
 from adapters.webhooks import aftership
 from adapters.webhooks.signing import sign_headers
 from tests.fakes import FakeAcceptor
@@ -33,8 +34,11 @@ def dlq(pg_engine):
     return SqlDeadLetterStore(pg_engine)
 
 
-def make_client(acceptor, dlq, settings=SETTINGS, readiness=None):
-    return TestClient(create_app(acceptor, dlq, settings, readiness or (lambda: {"database": True})))
+def make_client(acceptor, dlq, settings=SETTINGS, readiness=None, clock=None, host=None):
+    # A client address of its own, so the per-source cap on unauthenticated dead letters
+    # (dead_letters.py) counts each test's refusals apart from every other test's.
+    app = create_app(acceptor, dlq, settings, readiness or (lambda: {"database": True}), **({"clock": clock} if clock else {}))
+    return TestClient(app, client=(host or f"test-{uuid.uuid4().hex[:12]}", 50000))
 
 
 def event(unique, n=1, **over):
@@ -144,7 +148,7 @@ def test_body_that_is_not_json_is_400(acceptor, dlq, unique):
     client = make_client(acceptor, dlq)
     response = post_events(client, None, raw=f"not json {unique}".encode())
     assert response.status_code == 400
-    assert response.json() == {"error": "is not valid JSON", "field": "body"}
+    assert response.json() == {"error": "is not valid JSON (Expecting value at column 1)", "field": "body"}
     assert len(letters_for(dlq, unique)) == 1
 
 
@@ -233,10 +237,10 @@ def test_dead_letter_passes_on_retry_once_the_secret_is_configured(acceptor, dlq
     client = make_client(acceptor, dlq, settings=missing_secret)
     assert post_events(client, event(unique)).status_code == 401
     (letter,) = letters_for(dlq, unique)
-    still = dlq.retry(letter.id, acceptor, missing_secret)
+    still = replay_dead_letter(dlq, letter.id, acceptor, missing_secret)
     assert still.status == "still_failing"
     # Retried later than the 5-minute window: freshness is judged at the time of receipt.
-    outcome = dlq.retry(letter.id, acceptor, SETTINGS)
+    outcome = replay_dead_letter(dlq, letter.id, acceptor, SETTINGS)
     assert outcome.status == "retried"
     assert [r.status for r in outcome.results] == ["accepted"]
     assert dlq.get(letter.id).status == "retried" and dlq.get(letter.id).retried_at is not None
@@ -248,7 +252,7 @@ def test_kuaidi100_dead_letter_replays_after_the_salt_is_fixed(acceptor, dlq, un
     param = kuaidi100_param([kuaidi100_entry("2024-05-01 08:00:00", "103")], nu=f"ZT{unique}")
     assert client.post("/webhooks/kuaidi100", content=kuaidi100_form(param, "salt")).status_code == 401
     (letter,) = letters_for(dlq, unique)
-    assert dlq.retry(letter.id, acceptor, SETTINGS).status == "retried"
+    assert replay_dead_letter(dlq, letter.id, acceptor, SETTINGS).status == "retried"
     assert [e["data"]["tracking_no"] for e in acceptor.events()] == [f"ZT{unique}"]
 
 
@@ -256,7 +260,7 @@ def test_stale_request_stays_stale_on_retry(acceptor, dlq, unique):
     client = make_client(acceptor, dlq)
     post_events(client, event(unique), now=time.time() - 3600)
     (letter,) = letters_for(dlq, unique)
-    outcome = dlq.retry(letter.id, acceptor, SETTINGS)
+    outcome = replay_dead_letter(dlq, letter.id, acceptor, SETTINGS)
     assert outcome.status == "still_failing" and "window" in outcome.reason
     assert acceptor.events() == []
 

@@ -204,3 +204,98 @@ def test_douyin_sign_is_md5_of_key_body_secret():
         douyin.verify(DOUYIN_BODY, headers, "7000000000000000001", "wrong")
     with pytest.raises(SignatureError):
         douyin.verify(DOUYIN_BODY, {**headers, "app-id": "someone-else"}, "7000000000000000001", "sec")
+
+
+# ---- hostile payloads, correctly signed ----------------------------------------------------
+
+from datetime import datetime, timezone  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from adapters.ingress import AFTERSHIP, DOUYIN, EVENTS, KUAIDI100, IngressSettings, Parsed, Refused, parse_request  # noqa: E402
+from adapters.webhooks.signing import sign_headers  # noqa: E402
+from tests.edges.samples import douyin_headers, kuaidi100_form  # noqa: E402
+
+_SIGNED = IngressSettings(webhook_secrets=("s",), kuaidi100_salt="salt", aftership_secret="as", douyin_app_key="k",
+                          douyin_app_secret="ds")
+_NOW = datetime(2024, 5, 2, 12, 0, tzinfo=timezone.utc)
+_EVENTS_SAMPLE = json.dumps([{"event_id": "e-1", "type": "logistics.scanned", "occurred_at": "2024-05-02T10:00:00+08:00",
+                              "data": {"carrier": "zto", "tracking_no": "T1", "status": "in_transit", "location": "x"}}])
+_SAMPLES = {
+    KUAIDI100: json.loads(KUAIDI100_PARAM),
+    AFTERSHIP: json.loads(AFTERSHIP_BODY),
+    DOUYIN: [{**m, "data": json.loads(m["data"])} for m in json.loads(DOUYIN_BODY)],
+    EVENTS: json.loads(_EVENTS_SAMPLE),
+}
+_any_char = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=())
+_hostile = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([2**63, 2**64, 10**30, 10**18, -1, 0]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(_any_char, max_size=20),
+    st.sampled_from(["\x00", "\ud800", "²", "--5", "9" * 5000, "9999-12-31 23:59:59", "9999-12-31T23:00:00-05:00",
+                     "0001-01-01T00:00:00+05:00", "__DEEP__", "__DEEP_JSON_TEXT__"]),
+    st.none(), st.booleans(), st.just([]), st.just({}),
+)
+
+
+def _leaves(value, path=()):
+    yield path
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        yield from _leaves(child, (*path, key))
+
+
+def _body(endpoint: str, payload) -> tuple[bytes, dict[str, str]]:
+    if endpoint == DOUYIN:
+        payload = [{**m, "data": json.dumps(m["data"], allow_nan=True)} if isinstance(m, dict) and isinstance(m.get("data"), dict) else m
+                   for m in payload] if isinstance(payload, list) else payload
+    text = json.dumps(payload, allow_nan=True, ensure_ascii=False)
+    text = text.replace('"__DEEP__"', "[" * 3000 + "]" * 3000).replace("__DEEP_JSON_TEXT__", "[" * 3000)
+    raw = text.encode("utf-8", "surrogatepass")  # a lone surrogate goes out as bytes that are not UTF-8
+    if endpoint == KUAIDI100:
+        form = kuaidi100_form(raw.decode("utf-8", "replace"), "salt")
+        return form, {"content-type": "application/x-www-form-urlencoded"}
+    if endpoint == AFTERSHIP:
+        return raw, {"aftership-hmac-sha256": aftership.expected_signature(raw, "as")}
+    if endpoint == DOUYIN:
+        return raw, douyin_headers(raw, "k", "ds")
+    return raw, sign_headers("s", raw, _NOW.timestamp())
+
+
+@st.composite
+def _hostile_requests(draw):
+    endpoint = draw(st.sampled_from([KUAIDI100, AFTERSHIP, DOUYIN, EVENTS]))
+    payload = json.loads(json.dumps(_SAMPLES[endpoint]))
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(list(_leaves(payload))))
+        value = draw(_hostile)
+        if not path:
+            payload = value
+            continue
+        target = payload
+        try:
+            for part in path[:-1]:
+                target = target[part]
+            target[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier draw replaced this path's parent
+    return endpoint, *_body(endpoint, payload)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_hostile_requests())
+def test_a_signed_hostile_payload_is_parsed_or_refused_never_anything_else(request):
+    endpoint, body, headers = request
+    try:
+        parsed = parse_request(endpoint, body, headers, _SIGNED, _NOW)
+    except Refused as refused:
+        assert 400 <= refused.status < 500 and refused.error
+        assert "\x00" not in str(refused)
+        return
+    assert isinstance(parsed, Parsed)
+    for rejected in parsed.rejected:
+        assert rejected["field"] and rejected["error"]
+    parsed.rejection_summary().encode("utf-8")  # storable as a dead letter's reason
+    assert "\x00" not in parsed.rejection_summary()

@@ -64,3 +64,26 @@ def test_a_release_3_database_gains_the_poison_counter_the_stream_registry_and_t
         assert inspector.has_table("sweeps")
         assert conn.execute(sa.text("SELECT next_offset FROM sources WHERE name = 'run:abc'")).scalar_one() == 7
     engine.dispose()
+
+
+def test_a_release_3_database_gains_the_dead_letter_overflow_and_keeps_its_dead_letters(pg_url):
+    engine = make_engine(pg_url)
+    migrate(engine, "0003")
+    with engine.begin() as conn:
+        # Revision 0001 builds today's tables: take away what release 3 did not have.
+        conn.execute(sa.text("DROP TABLE dead_letter_overflow"))
+        conn.execute(sa.text("ALTER TABLE dead_letters DROP COLUMN received_bytes"))
+        conn.execute(sa.text(
+            "INSERT INTO dead_letters (received_at, endpoint, reason, headers, body, status) "
+            "VALUES (now(), '/events', 'old letter', '{}', 'body-bytes', 'open')"
+        ))
+
+    migrate(engine)
+
+    with engine.connect() as conn:
+        letter = conn.execute(sa.text("SELECT reason, body, received_bytes FROM dead_letters")).one()
+        overflow = conn.execute(sa.text("SELECT count(*) FROM dead_letter_overflow")).scalar_one()
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert (letter.reason, bytes(letter.body), letter.received_bytes) == ("old letter", b"body-bytes", None)
+    assert overflow == 0 and version == "0006"
+    engine.dispose()

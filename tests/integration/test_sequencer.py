@@ -117,3 +117,41 @@ def test_a_waybill_shipped_by_two_orders_is_kept_aside(engine):
     by_id = {r["event_id"]: r for r in rows(engine)}
     assert by_id["sh-a"]["state"] == "sequenced"
     assert by_id["sh-b"]["state"] == "aside" and "already belongs to order o-1" in by_id["sh-b"]["reason"]
+
+
+def test_hostile_lines_are_kept_aside_with_their_reason_while_the_rest_of_the_batch_is_sequenced(engine):
+    refund = json.loads(ev("r-ok", "refund.requested", "o-1", refund_id="rf-1", amount_fen=100, reason="not_wanted"))
+
+    def variant(event_id, **changes):
+        e = {**refund, "event_id": event_id, **changes}
+        e["data"] = {**refund["data"], **changes.pop("data", {})}
+        return json.dumps(e)
+
+    long_id = "x" * 129
+    hostile = [
+        (variant("h-bigint", data={"amount_fen": 2**63}), "data.amount_fen: integer beyond 64 bits"),
+        (variant("h-huge").replace('"amount_fen": 100', '"amount_fen": ' + "9" * 5000), "data.amount_fen: integer beyond 64 bits"),
+        (variant("h-over", data={"amount_fen": 10**12 + 1}), "data.amount_fen: must be at most 1000000000000 fen"),
+        (variant("h\x00nul"), "event_id: must contain printable characters only (U+0000 at character 2)"),
+        (variant("h-nul-reason", data={"reason": "a\x00b"}), "data.reason: must not contain control characters"),
+        (variant("h-surrogate").replace("not_wanted", "\\ud800"), "data.reason: is not valid Unicode text"),
+        (variant("h-raw-surrogate", data={"reason": "x\udc80"}).replace("\\udc80", "\udc80"), "data.reason: is not valid Unicode text"),
+        (variant("h-bytes").encode().replace(b"not_wanted", b"not\xffwanted"), "data.reason: is not valid Unicode text"),
+        (variant("h-year", occurred_at="9999-12-31T23:00:00-05:00"), "occurred_at: must be between 2000-01-01 and 2199-12-31 (UTC)"),
+        ("[" * 10_000 + "]" * 10_000, "nested deeper than 32 levels"),
+        (variant(long_id), "event_id: must have at most 128 characters"),
+        ('{"event_id": "h-\u0000", "type": ', "not valid JSON"),
+    ]
+    lines = [placed(1)] + [text for text, _ in hostile] + [placed(2)]
+    ingest(engine, "s", 0, lines)
+    got = rows(engine)
+    assert [r["state"] for r in got] == ["sequenced"] + ["aside"] * len(hostile) + ["sequenced"]
+    for n, (row, (text, reason)) in enumerate(zip(got[1:], hostile), start=2):
+        assert row["reason"].startswith(f"line {n}: {reason}"), row["reason"]
+        assert "\x00" not in row["raw"] and row["raw"].encode("utf-8")  # kept, and storable
+    by_offset = {r["source_offset"]: r for r in got}
+    assert by_offset[1]["event_id"] == "h-bigint"  # filed under its id when the id itself is valid
+    assert by_offset[4]["event_id"] is None and by_offset[11]["event_id"] is None
+    # What PostgreSQL would refuse is kept escaped: a raw NUL, a raw lone surrogate, a byte not UTF-8.
+    assert "h-\\x00" in by_offset[12]["raw"] and "x\\udc80" in by_offset[7]["raw"] and "not\\xffwanted" in by_offset[8]["raw"]
+    assert by_offset[len(lines) - 1]["position"] == by_offset[0]["position"] + 1

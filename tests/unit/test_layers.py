@@ -23,15 +23,11 @@ MODULES = {_module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).r
 
 
 def _runtime_imports(tree: ast.AST) -> list[str]:
-    """Every module named by an import statement, wherever it stands, except under
-    `if TYPE_CHECKING:` (never executed)."""
+    """Every module named by an import statement, wherever it stands (inside a function, or
+    under `if TYPE_CHECKING:`: a circle of types is still a circle a reader must untangle)."""
     names: list[str] = []
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.orelse:
-                visit(child)
-            return
         if isinstance(node, ast.Import):
             names.extend(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

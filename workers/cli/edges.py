@@ -148,11 +148,12 @@ def dlq_list(show_all: bool, limit: int, as_json: bool) -> None:
 def dlq_retry(letter_id: int) -> None:
     """Replay dead letter ID through its endpoint's parsing with today's configuration."""
     from adapters.dead_letters import SqlDeadLetterStore  # noqa: PLC0415
+    from adapters.ingress import replay_dead_letter  # noqa: PLC0415
 
     store = SqlDeadLetterStore(_engine(_settings()))
     if store.get(letter_id) is None:
         raise click.ClickException(f"no dead letter {letter_id}")
-    outcome = store.retry(letter_id, _acceptor())
+    outcome = replay_dead_letter(store, letter_id, _acceptor())
     counts: dict[str, int] = {}
     for r in outcome.results:
         counts[r.status] = counts.get(r.status, 0) + 1
