@@ -92,3 +92,21 @@ def test_dlq_list_and_retry_from_the_command_line(pg_engine, cli_env, unique):
     assert fixed.exit_code == 0, fixed.output
     assert json.loads(fixed.output) == {"id": letter.id, "status": "retried", "reason": None, "items": {"accepted": 1}}
     assert [e["event_id"] for e in cli_env.events()] == [f"ev-{unique}"]
+
+
+def test_dlq_overflow_lists_the_unauthenticated_refusals_counted_but_not_kept(pg_engine, cli_env, unique):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    client = TestClient(create_app(cli_env, SqlDeadLetterStore(pg_engine), IngressSettings(webhook_secrets=("s",)), lambda: {}))
+    for n in range(30):  # unsigned: anyone could send these; 20 a minute per source are kept
+        assert client.post("/events", content=f'{{"junk": "{unique}-{n}"}}'.encode()).status_code == 401
+
+    listed = CliRunner().invoke(cli_edges.dlq, ["overflow", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    mine = [r for r in rows if r["endpoint"] == "/events" and r["client"] == "testclient"]
+    assert mine and mine[0]["not_kept"] >= 10 and mine[0]["refused"] == mine[0]["kept"] + mine[0]["not_kept"]

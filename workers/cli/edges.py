@@ -143,6 +143,27 @@ def dlq_list(show_all: bool, limit: int, as_json: bool) -> None:
         click.echo(f"{d.id:>6}  {d.received_at:%Y-%m-%d %H:%M:%S}  {d.status:<8} {d.endpoint:<20} {len(d.body):>7} B  {d.reason}")
 
 
+@dlq.command("overflow")
+@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True)
+def dlq_overflow(limit: int, as_json: bool) -> None:
+    """Unauthenticated refusals counted but not kept (beyond the cap per source and minute)."""
+    from adapters.dead_letters import SqlDeadLetterStore  # noqa: PLC0415
+
+    rows = SqlDeadLetterStore(_engine(_settings())).overflow(limit=limit)
+    if as_json:
+        for o in rows:
+            click.echo(json.dumps({"endpoint": o.endpoint, "client": o.client, "minute": o.minute.isoformat(), "refused": o.refused,
+                                   "kept": o.kept, "not_kept": o.not_kept, "bytes_not_kept": o.bytes_not_kept}, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no refusals beyond the cap")
+        return
+    for o in rows:
+        click.echo(f"{o.minute:%Y-%m-%d %H:%M}  {o.endpoint:<20} {o.client:<40} refused {o.refused:>6}  kept {o.kept:>4}  "
+                   f"not kept {o.not_kept:>6} ({o.bytes_not_kept} B)")
+
+
 @dlq.command("retry")
 @click.argument("letter_id", type=int)
 def dlq_retry(letter_id: int) -> None:
