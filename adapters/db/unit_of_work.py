@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 
 import sqlalchemy as sa
 
@@ -26,19 +27,49 @@ from app.stores import Progress
 
 
 class SqlUnitOfWork:
+    """The stores are built when first used: a transaction touches a few of them."""
+
     def __init__(self, conn: sa.Connection, clock: str):
         self.conn = conn
+        self.clock = clock
         # The bulk writes of the stores, sent together just before the commit (WriteSet).
-        self.writes = writes = WriteSet(conn)
-        self.sequencer = SqlSequencer(conn, clock, writes)
-        self.inputs = SqlInputs(conn, writes)
-        self.partitions = SqlPartitions(conn, writes)
-        self.orders = SqlOrders(conn, writes)
-        self.deadlines = SqlDeadlines(conn)
-        self.actions = SqlActions(conn, writes)
-        self.outbox = SqlOutbox(conn, writes)
-        self.sources = SqlSources(conn)
-        self.sweeps = SqlSweeps(conn)
+        self.writes = WriteSet(conn)
+
+    @cached_property
+    def sequencer(self) -> SqlSequencer:
+        return SqlSequencer(self.conn, self.clock, self.writes)
+
+    @cached_property
+    def inputs(self) -> SqlInputs:
+        return SqlInputs(self.conn, self.writes)
+
+    @cached_property
+    def partitions(self) -> SqlPartitions:
+        return SqlPartitions(self.conn, self.writes)
+
+    @cached_property
+    def orders(self) -> SqlOrders:
+        return SqlOrders(self.conn, self.writes)
+
+    @cached_property
+    def deadlines(self) -> SqlDeadlines:
+        return SqlDeadlines(self.conn)
+
+    @cached_property
+    def actions(self) -> SqlActions:
+        return SqlActions(self.conn, self.writes)
+
+    @cached_property
+    def outbox(self) -> SqlOutbox:
+        return SqlOutbox(self.conn, self.writes)
+
+    @cached_property
+    def sources(self) -> SqlSources:
+        return SqlSources(self.conn)
+
+    @cached_property
+    def sweeps(self) -> SqlSweeps:
+        return SqlSweeps(self.conn)
 
 
 class SqlDatabase:
