@@ -232,20 +232,24 @@ class Pipeline:
             if rows:
                 self.publisher.publish(r["envelope"] for r in rows)
                 uow.outbox.mark_relayed([r["event_id"] for r in rows], self.now())
+                uow.sweeps.record(SweepReport(self.now(), relayed=len(rows)))
         return len(rows)
 
     # -- sweeping ------------------------------------------------------------------------
     def sweep(self, grace: timedelta = timedelta(seconds=10)) -> SweepReport:
         """What beat runs: everything a lost message or a crash could have left behind, once it
-        is older than `grace` (younger work is still in someone's hands). What it re-drove is
-        logged in the database (`sweeps`)."""
+        is older than `grace` (younger work is still in someone's hands). Each step is logged
+        in the database (`sweeps`) as it begins, in the transaction that finds the work, so
+        whoever sees the work done also sees who re-drove it."""
         now = self.now()
         report = SweepReport(now)
         report.relayed = self._relay_stale(now - grace)
         with self.db.transaction() as uow:
             refunds, intercepts = uow.actions.stale(now - grace)
+            if refunds or intercepts:
+                report.actions = len(refunds) + len(intercepts)
+                uow.sweeps.record(SweepReport(now, actions=report.actions))
         if refunds or intercepts:
-            report.actions = len(refunds) + len(intercepts)
             self.act(refunds, intercepts)
         if self.clock == "stream":
             with self.db.transaction() as uow:
@@ -256,14 +260,19 @@ class Pipeline:
         self._redrive_streams(now - self.redrive_after, report)
         with self.db.transaction() as uow:
             pending = uow.partitions.with_work(sequenced_before=now - grace)
+            stranded = uow.partitions.count_unapplied(pending, sequenced_before=now - grace) if pending else 0
+            if stranded:
+                uow.sweeps.record(SweepReport(now, inputs=stranded))
         if pending:
-            report.inputs = self.drain(pending)
+            self.drain(pending)
+        report.inputs = stranded
         if self.clock == "wall":
             report.deadlines = self._fire_wall_deadlines(now)
+        if report.deadlines or report.problems:
+            with self.db.transaction() as uow:
+                uow.sweeps.record(SweepReport(now, deadlines=report.deadlines, problems=report.problems))
         if report.redrove_anything:
             log.warning("the sweep re-drove what was left behind: %s", report)
-            with self.db.transaction() as uow:
-                uow.sweeps.record(report)
         return report
 
     def _redrive_streams(self, quiet_since: datetime, report: SweepReport) -> None:
@@ -284,6 +293,9 @@ class Pipeline:
             found = sum(len(m.items) for m in messages)
             if found < len(missing):
                 report.problems.append(f"{source.name}: {len(missing) - found} of its inputs are no longer in {source.locator}")
+            if found:
+                with self.db.transaction() as uow:
+                    uow.sweeps.record(SweepReport(self.now(), lines=found))
             for message in messages:
                 self.process(source.name, message.first_offset, message.items, first_line=message.first_line)
             report.lines += found

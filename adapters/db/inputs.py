@@ -125,6 +125,12 @@ class SqlPartitions:
         query = sa.select(p.c.key).where(among(p.c.key, keys, self.conn), sa.or_(_has_unapplied(), p.c.pending_through > p.c.applied_position))
         return {r[0] for r in self.conn.execute(query)}
 
+    def count_unapplied(self, keys: list[str], sequenced_before: datetime) -> int:
+        i = t.inbox
+        query = (sa.select(sa.func.count()).select_from(_unapplied())
+                 .where(among(i.c.partition_key, keys, self.conn), i.c.received_at <= sequenced_before))
+        return self.conn.execute(query).scalar_one()
+
     def log_apply(self, at: datetime, through: int, keys: list[str]) -> None:
         if keys:
             self.writes.insert(t.applies, [{"at": at, "through_position": through, "partitions": keys}])
