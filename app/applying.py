@@ -209,13 +209,12 @@ def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy, *,
     carrier client makes no call (its answers are in the stream). `tick`: a clock.tick this
     process just committed; the partitions with deadlines due by it are flagged (and so
     claimed) first, in this transaction (Deadlines.flag_due)."""
-    committed = uow.inputs.sequenced_through()
-    through = committed if through is None else min(through, committed)
     if tick is not None:
         candidates = set(candidates) | set(uow.deadlines.flag_due(*tick))
-    claimed = uow.partitions.claim(candidates)
+    claimed, committed = uow.partitions.claim_for_apply(candidates)
     if not claimed:
         return ApplyResult()
+    through = committed if through is None else min(through, committed)
     keys = [p.key for p in claimed]
     inputs = uow.inputs.pending(keys, through, max_inputs, known=parsed.positions() if parsed else ()) if max_inputs else []
     events = parsed.take(i.position for i in inputs if i.payload is None) if parsed else {}
@@ -229,9 +228,8 @@ def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy, *,
         ticks = uow.deadlines.ticks_between(min(p.applied_position for p in claimed), through)
     batch = _Batch(policy, now, intercept_state)
     order_ids = {i.order_id for i in inputs if i.order_id}
-    if ticks:
-        order_ids.update(uow.deadlines.due_orders(keys, max(tick_now for _, tick_now in ticks)))
-    batch.load_states(uow.orders.load(order_ids).values())
+    due_by = max(tick_now for _, tick_now in ticks) if ticks else None
+    batch.load_states(uow.orders.load(order_ids, due_in=keys if ticks else None, due_by=due_by).values())
 
     by_partition: dict[str, list[PendingInput]] = {k: [] for k in keys}
     for i in inputs:
@@ -257,13 +255,18 @@ def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy, *,
     return result
 
 
-def late_deadlines(uow: UnitOfWork, result: ApplyResult) -> list[str]:
-    """After an apply's commit: a tick sequenced while it ran may not have flagged the
-    partitions it held (the other half of Deadlines.flag_due). Returns the partitions flagged."""
-    latest = uow.deadlines.latest_tick_after(result.applied_through) if result.partitions else None
-    if latest is None:
-        return []
-    return uow.deadlines.flag_due(*latest, result.partitions)
+def more_work(uow: UnitOfWork, result: ApplyResult, clock: str) -> set[str]:
+    """After an apply's commit, the partitions it applied that have work again: inputs
+    sequenced for them while they were held (by a worker that found them locked and left
+    them to us), a tick flagged for them, or, on the stream clock, deadlines due by a tick
+    sequenced while the apply ran, which could not flag the partitions it held (the other
+    half of Deadlines.flag_due)."""
+    if not result.partitions:
+        return set()
+    pending, latest = uow.partitions.check_after_apply(result.partitions, result.applied_through)
+    if clock == "stream" and latest is not None:
+        pending |= set(uow.deadlines.flag_due(*latest, result.partitions))
+    return pending
 
 
 def fire_wall_deadlines(uow: UnitOfWork, policy: Policy, now: datetime, limit: int = 500,

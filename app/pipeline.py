@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 from app.actions import ActionOutcomes, call_intercepts, call_refunds
-from app.applying import ApplyResult, apply_pending, fire_wall_deadlines, late_deadlines
+from app.applying import ApplyResult, apply_pending, fire_wall_deadlines, more_work
 from app.isolation import Isolator, describe_error
 from app.parsed import ParsedEvents
 from app.stores import Database, SequencingReport, SweepReport
@@ -187,10 +187,7 @@ class Pipeline:
         with self.db.transaction() as uow:
             done.write(uow, now)
             uow.outbox.mark_relayed([r["event_id"] for r in result.outbox], now)
-            if result.partitions:
-                if self.clock == "stream":
-                    late_deadlines(uow, result)
-                pending = uow.partitions.still_pending(result.partitions)
+            pending = more_work(uow, result, self.clock)
         return pending | self._record_feedback(done)
 
     # -- acting --------------------------------------------------------------------------

@@ -46,23 +46,17 @@ class SqlDeadlines:
         flagged.
         """
         conn = self.conn
-        o = t.orders
-        query = sa.select(o.c.merchant_id).where(o.c.next_due_at <= now).distinct()
+        o, p = t.orders, t.partitions
+        due = sa.select(o.c.merchant_id).where(o.c.next_due_at <= now)
         if among_keys is not None:
-            query = query.where(among(o.c.merchant_id, list(among_keys), conn))
-        due = sorted(r[0] for r in conn.execute(query))
-        greatest = sa.func.greatest if conn.dialect.name == "postgresql" else sa.func.max
-        p = t.partitions
-        flagged: list[str] = []
-        for start in range(0, len(due), 5000):
-            chunk = due[start : start + 5000]
-            locked = [r[0] for r in conn.execute(
-                sa.select(p.c.key).where(among(p.c.key, chunk, conn)).order_by(p.c.key).with_for_update(skip_locked=True)
-            )]
-            if locked:
-                conn.execute(p.update().where(among(p.c.key, locked, conn)).values(pending_through=greatest(p.c.pending_through, through_position)))
-                flagged += locked
-        return flagged
+            due = due.where(among(o.c.merchant_id, list(among_keys), conn))
+        locked = [r[0] for r in conn.execute(
+            sa.select(p.c.key).where(p.c.key.in_(due)).order_by(p.c.key).with_for_update(skip_locked=True)
+        )]
+        if locked:
+            greatest = sa.func.greatest if conn.dialect.name == "postgresql" else sa.func.max
+            conn.execute(p.update().where(among(p.c.key, locked, conn)).values(pending_through=greatest(p.c.pending_through, through_position)))
+        return locked
 
     def due_orders(self, partitions: list[str], now: datetime) -> list[str]:
         o = t.orders

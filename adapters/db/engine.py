@@ -17,9 +17,6 @@ from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
-# Advisory lock key (PostgreSQL): one sequencer at a time.
-SEQUENCER_LOCK = 7_310_001
-
 
 def _json_dumps(value) -> str:
     return orjson.dumps(value).decode()
@@ -59,13 +56,6 @@ def make_engine(url: str) -> sa.Engine:
 
 def is_postgres(conn: sa.Connection) -> bool:
     return conn.dialect.name == "postgresql"
-
-
-def advisory_lock(conn: sa.Connection, key: int, *, shared: bool = False) -> None:
-    """Transaction-scoped lock on PostgreSQL; SQLite already serialises writers."""
-    if is_postgres(conn):
-        fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-        conn.execute(sa.text(f"SELECT {fn}(:k)"), {"k": key})
 
 
 def migrate(engine: sa.Engine, revision: str = "head") -> None:

@@ -7,7 +7,7 @@ sequenced inputs in position order and marks each applied or kept aside.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Container, Iterable
 
 import sqlalchemy as sa
@@ -115,15 +115,39 @@ class SqlPartitions:
         rows = self.conn.execute(sa.select(p.c.key).where(sa.or_(waiting, p.c.pending_through > p.c.applied_position)).limit(limit))
         return sorted(r[0] for r in rows)
 
-    def still_pending(self, keys: list[str]) -> set[str]:
-        """Which of these partitions, just applied and committed, have work again: inputs
-        sequenced meanwhile (by a worker that found them locked and left them to us) or a tick
-        flagged for them. Reads only; an empty answer ends the drain without claiming anything."""
+    def claim_for_apply(self, keys: Iterable[str]) -> tuple[list[ClaimedPartition], int]:
+        p, sq = t.partitions, t.sequencer
+        keys = sorted(set(keys))
         if not keys:
-            return set()
-        p = t.partitions
-        query = sa.select(p.c.key).where(among(p.c.key, keys, self.conn), sa.or_(_has_unapplied(), p.c.pending_through > p.c.applied_position))
-        return {r[0] for r in self.conn.execute(query)}
+            return [], 0
+        committed = sa.select(sq.c.next_position - 1).where(sq.c.id == 1).scalar_subquery()
+        rows = self.conn.execute(
+            sa.select(p.c.key, p.c.applied_position, p.c.pending_through, p.c.state, committed)
+            .where(among(p.c.key, keys, self.conn))
+            .order_by(p.c.key)
+            .with_for_update(of=p, skip_locked=True)
+        ).all()
+        return [ClaimedPartition(*r[:4]) for r in rows], (rows[0][4] or 0) if rows else 0
+
+    def check_after_apply(self, keys: list[str], applied_through: int) -> tuple[set[str], tuple[int, datetime] | None]:
+        p, tk = t.partitions, t.ticks
+        later = tk.c.position > applied_through
+        latest_position = sa.select(sa.func.max(tk.c.position)).where(later).scalar_subquery()
+        latest_now = sa.select(sa.func.max(tk.c.now)).where(later).scalar_subquery()
+        has_work = sa.or_(_has_unapplied(), p.c.pending_through > p.c.applied_position)
+        # One row always (the tick), with each partition that has work: a LEFT JOIN of the
+        # partitions with work onto a one-row select.
+        work = sa.select(p.c.key).where(among(p.c.key, keys, self.conn), has_work).subquery()
+        rows = self.conn.execute(
+            sa.select(latest_position.label("tick"), latest_now.label("tick_now"), work.c.key)
+            .select_from(sa.select(sa.literal(1).label("one")).subquery().outerjoin(work, sa.true()))
+        ).all()
+        pending = {r.key for r in rows if r.key is not None}
+        tick = rows[0].tick
+        tick_now = rows[0].tick_now
+        if tick_now is not None and tick_now.tzinfo is None:
+            tick_now = tick_now.replace(tzinfo=timezone.utc)
+        return pending, (None if tick is None else (tick, tick_now))
 
     def count_unapplied(self, keys: list[str], sequenced_before: datetime) -> int:
         i = t.inbox

@@ -22,8 +22,7 @@ import orjson
 import sqlalchemy as sa
 
 from adapters.db import schema as t
-from adapters.db.engine import SEQUENCER_LOCK, advisory_lock
-from adapters.db.bulk import WriteSet, among
+from adapters.db.bulk import WriteSet, among, insert_ignore
 from adapters.db.errors import storable
 from app.stores import ItemResult, SequencingReport
 from domain.events import InboundEvent, InvalidEvent, decode_event, parse_event, stored_raw
@@ -105,7 +104,6 @@ class SqlSequencer:
         parsed = [parse_input(raw, allow_internal) for raw in items]
         for index, reason in (refused or {}).items():
             parsed[index] = _Parsed(error=InvalidEvent("", reason))
-        advisory_lock(self.conn, SEQUENCER_LOCK)
         run = _Run(self.clock, self.conn, self.writes, source, received_at, allow_internal)
         report = run.sequence(first_offset, items, parsed, first_offset if first_line is None else first_line)
         if self._owns_writes:
@@ -124,18 +122,24 @@ class _Run:
         self.received_at = received_at
         self.allow_internal = allow_internal
         self.report = SequencingReport()
-        row = conn.execute(sa.select(t.sequencer.c.next_position, t.sequencer.c.stream_now).where(t.sequencer.c.id == 1)).first()
+        # One sequencer at a time: its row is locked until this transaction ends (inputs were
+        # parsed before, outside the lock). Whatever else this transaction reads is read by
+        # later statements: in READ COMMITTED a statement that waited for the lock still
+        # holds the snapshot it began with, except for the locked row itself.
+        row = self._lock_sequencer()
         if row is None:
-            conn.execute(t.sequencer.insert().values(id=1, next_position=1, stream_now=None))
-            self.next_position, self.stream_now = 1, None
-        else:
-            self.next_position, self.stream_now = row
+            insert_ignore(conn, t.sequencer, [{"id": 1, "next_position": 1, "stream_now": None}], ["id"])
+            row = self._lock_sequencer()
+        self.next_position, self.stream_now = row
         self.order_routes: dict[str, str | None] = {}
         self.waybill_routes: dict[str, tuple[str, str] | None] = {}  # key -> (order_id, merchant)
         self.package_routes: dict[str, tuple[str, str] | None] = {}
         self.seen: dict[str, str | None] = {}
+        self.seen_checked: set[str] = set()  # ids looked up (seen or not)
         self.parked: dict[str, list[_Item]] = defaultdict(list)
         self.parked_loaded: set[str] = set()
+        self.known_partitions: set[str] = set()  # merchants whose partition row exists
+        self.merchants_checked: set[str] = set()
         self.new_rows: list[_Item] = []
         self.updated_rows: list[_Item] = []
         self.new_seen: list[dict[str, Any]] = []
@@ -150,8 +154,10 @@ class _Run:
             self._sequence(items)
             self.report.results = [it.result for it in items]
         else:
-            src_next = self._source_watermark()
-            existing = self._existing_offsets(first_offset, first_offset + len(raw_items) - 1)
+            # The lookups of every line's event come with the source's watermark and the offsets
+            # at and after it (one query): most lines are fresh and next in line.
+            src_next, existing, received = self._prefetch_events([q.event for q in parsed if q.event is not None],
+                                                                 offsets_to=first_offset + len(raw_items) - 1)
             fresh = []
             for i, r in enumerate(raw_items):
                 off = first_offset + i
@@ -159,7 +165,7 @@ class _Run:
                     fresh.append(_Item(raw=r, offset=off, parsed=parsed[i], label=f"line {first_line + i + 1}"))
             if fresh and fresh[0].offset == src_next:
                 # This batch is next in line: sequence it and whatever waited behind the gap.
-                candidates = sorted(fresh + self._received_from(src_next), key=lambda i: i.offset)
+                candidates = sorted(fresh + received, key=lambda i: i.offset)
                 run, nxt = [], src_next
                 for it in candidates:
                     if it.offset != nxt:
@@ -180,28 +186,9 @@ class _Run:
         return self.report
 
     # -- sources -----------------------------------------------------------------------
-    def _source_watermark(self) -> int:
-        row = self.conn.execute(sa.select(t.sources.c.next_offset).where(t.sources.c.name == self.source)).first()
-        if row is None:
-            self.conn.execute(t.sources.insert().values(name=self.source, next_offset=0, progressed_at=self.received_at))
-            return 0
-        return row[0]
-
-    def _existing_offsets(self, lo: int, hi: int) -> set[int]:
-        rows = self.conn.execute(
-            sa.select(t.inbox.c.source_offset).where(
-                t.inbox.c.source == self.source, t.inbox.c.source_offset.between(lo, hi)
-            )
-        )
-        return {r[0] for r in rows}
-
-    def _received_from(self, offset: int) -> list[_Item]:
-        rows = self.conn.execute(
-            sa.select(t.inbox.c.id, t.inbox.c.source_offset, t.inbox.c.raw, t.inbox.c.reason)
-            .where(t.inbox.c.source == self.source, t.inbox.c.state == "received", t.inbox.c.source_offset >= offset)
-            .order_by(t.inbox.c.source_offset)
-        ).all()
-        return [_Item(raw=raw, offset=off, row_id=rid, refused=reason) for rid, off, raw, reason in rows]
+    def _lock_sequencer(self):
+        s = t.sequencer
+        return self.conn.execute(sa.select(s.c.next_position, s.c.stream_now).where(s.c.id == 1).with_for_update()).first()
 
     def _park_received(self, it: _Item) -> None:
         """Kept until the gap before it is filled; a line that will be refused says why now,
@@ -234,29 +221,107 @@ class _Run:
         it.event, it.canonical, it.hash = p.event, p.canonical, p.hash
 
     def _prefetch(self, items: list[_Item]) -> None:
-        events = [it.event for it in items if it.event is not None and it.result is None]
-        ids = {e.event_id for e in events} - self.seen.keys()
-        if ids:
-            for eid, h in self.conn.execute(
-                sa.select(t.seen_events.c.event_id, t.seen_events.c.content_hash).where(among(t.seen_events.c.event_id, ids, self.conn))
-            ):
-                self.seen[eid] = h
-        keys = set()
-        registers = set()
+        self._prefetch_events([it.event for it in items if it.event is not None and it.result is None])
+
+    def _prefetch_events(self, events: list[InboundEvent], offsets_to: int | None = None) -> tuple[int, set[int], list[_Item]]:
+        """Everything the batch's routing will ask, in one query: the events' ids already seen,
+        the routes of the orders, waybills and packages they name, the inputs parked for what
+        they register, which of the merchants they name have a partition already, and with
+        `offsets_to` the source's watermark, the offsets from it to `offsets_to` already in the
+        inbox and the lines received ahead of the gap at it. Returns (watermark, existing
+        offsets, received lines); a source seen for the first time is registered."""
+        ids = {e.event_id for e in events} - self.seen_checked
+        self.seen_checked |= ids
+        keys: set[str] = set()
+        registers: set[str] = set()
+        merchants: set[str] = set()
         for e in events:
             lk = lookup_for(e)
             if lk.key:
                 keys.add(lk.key)
+            if lk.merchant_id is not None:
+                merchants.add(lk.merchant_id)
             if e.type == "order.placed":
                 registers.add(order_key(e.order_id))
             elif e.type == "order.shipped":
                 registers.add(waybill_key(e.data.carrier, e.data.tracking_no))
                 registers.add(package_key(e.data.package_id))
         # Shipments look up their own waybill and package too (conflict check).
-        self._load_routes(keys | {k for k in registers if not k.startswith("order:")})
-        self._load_parked(registers)
+        orders_, waybills, packages = self._unknown_routes(keys | {k for k in registers if not k.startswith("order:")})
+        parked = registers - self.parked_loaded
+        merchants -= self.known_partitions
+        c, text = self.conn, sa.String()
 
-    def _load_routes(self, keys: Iterable[str]) -> None:
+        def row(kind: str, *cols) -> list:
+            """One shape for every kind of row (a kind and five texts), so one UNION ALL holds them."""
+            texts = [sa.cast(col, text) for col in cols] + [sa.null().cast(text)] * (5 - len(cols))
+            return [sa.literal(kind, text).label("kind"), *(col.label(f"c{n}") for n, col in enumerate(texts))]
+
+        parts = []
+        if ids:
+            se = t.seen_events
+            parts.append(sa.select(*row("seen", se.c.event_id, se.c.content_hash)).where(among(se.c.event_id, ids, c)))
+        if orders_:
+            o = t.order_routes
+            parts.append(sa.select(*row("order", o.c.order_id, o.c.merchant_id)).where(among(o.c.order_id, orders_, c)))
+        if waybills or packages:
+            pk = t.package_routes
+            # By tracking number alone (one indexed array lookup); the carrier is matched after.
+            conds = ([among(pk.c.tracking_no, {k.split(":", 2)[2] for k in waybills}, c)] if waybills else []) + (
+                [among(pk.c.package_id, packages, c)] if packages else [])
+            parts.append(sa.select(*row("package", pk.c.carrier, pk.c.tracking_no, pk.c.package_id, pk.c.order_id, pk.c.merchant_id))
+                         .where(sa.or_(*conds)))
+        if parked:
+            i = t.inbox
+            parts.append(sa.select(*row("parked", i.c.id, i.c.waits_for, i.c.payload, i.c.source_offset))
+                         .where(i.c.state == "parked", among(i.c.waits_for, parked, c)))
+        if merchants:
+            pt = t.partitions
+            parts.append(sa.select(*row("partition", pt.c.key)).where(among(pt.c.key, merchants, c)))
+        if offsets_to is not None:
+            i, src = t.inbox, t.sources
+            watermark = sa.select(src.c.next_offset).where(src.c.name == self.source)
+            parts.append(sa.select(*row("watermark", src.c.next_offset)).where(src.c.name == self.source))
+            parts.append(sa.select(*row("offset", i.c.id, i.c.source_offset, i.c.state, i.c.raw, i.c.reason))
+                         .where(i.c.source == self.source, i.c.source_offset >= sa.func.coalesce(watermark.scalar_subquery(), 0),
+                                sa.or_(i.c.source_offset <= offsets_to, i.c.state == "received")))
+        found = c.execute(sa.union_all(*parts)).all() if len(parts) > 1 else (c.execute(parts[0]).all() if parts else [])
+        route_rows, parked_rows, offset_rows = [], [], []
+        watermark_found = None
+        for kind, a, b, cc, d, e in found:
+            if kind == "seen":
+                self.seen[a] = b
+            elif kind == "order":
+                self.order_routes[a] = b
+            elif kind == "package":
+                route_rows.append((a, b, cc, d, e))
+            elif kind == "parked":
+                parked_rows.append((int(a), b, orjson.loads(cc), None if d is None else int(d)))
+            elif kind == "offset":
+                offset_rows.append((int(a), int(b), cc, d, e))
+            elif kind == "watermark":
+                watermark_found = int(a)
+            else:
+                self.known_partitions.add(a)
+        for o in orders_:
+            self.order_routes.setdefault(o, None)
+        self._take_package_routes(route_rows, waybills, packages)
+        self.parked_loaded |= parked
+        self._take_parked(sorted(parked_rows, key=lambda r: r[0]))
+        self.merchants_checked |= merchants
+        if offsets_to is None:
+            return 0, set(), []
+        if watermark_found is None:
+            self.conn.execute(t.sources.insert().values(name=self.source, next_offset=0, progressed_at=self.received_at))
+            watermark_found = 0
+        offset_rows.sort(key=lambda r: r[1])
+        existing = {off for _, off, _, _, _ in offset_rows if off <= offsets_to}
+        received = [_Item(raw=raw, offset=off, row_id=rid, refused=reason) for rid, off, state, raw, reason in offset_rows
+                    if state == "received"]
+        return watermark_found, existing, received
+
+    def _unknown_routes(self, keys: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
+        """The order ids, waybill keys and package ids among `keys` not looked up yet."""
         orders_, waybills, packages = [], [], []
         for k in keys:
             kind, _, rest = k.partition(":")
@@ -266,6 +331,20 @@ class _Run:
                 waybills.append(k)
             elif kind == "package" and rest not in self.package_routes:
                 packages.append(rest)
+        return orders_, waybills, packages
+
+    def _take_package_routes(self, rows, waybills: list[str], packages: list[str]) -> None:
+        for carrier, tracking, package_id, order_id, merchant in rows:
+            self.waybill_routes[waybill_key(carrier, tracking)] = (order_id, merchant)
+            self.package_routes[package_id] = (order_id, merchant)
+        for k in waybills:
+            self.waybill_routes.setdefault(k, None)
+        for p in packages:
+            self.package_routes.setdefault(p, None)
+
+    def _load_routes(self, keys: Iterable[str]) -> None:
+        """Routes not prefetched (a key an unparked input names)."""
+        orders_, waybills, packages = self._unknown_routes(keys)
         c = self.conn
         if orders_:
             found = dict(c.execute(sa.select(t.order_routes.c.order_id, t.order_routes.c.merchant_id).where(among(t.order_routes.c.order_id, orders_, c))).all())
@@ -273,21 +352,10 @@ class _Run:
                 self.order_routes[o] = found.get(o)
         if waybills or packages:
             pk = t.package_routes
-            conds = []
-            if waybills:
-                # By tracking number alone (one indexed array lookup); the carrier is matched below.
-                conds.append(among(pk.c.tracking_no, {k.split(":", 2)[2] for k in waybills}, c))
-            if packages:
-                conds.append(among(pk.c.package_id, packages, c))
-            for carrier, tracking, package_id, order_id, merchant in c.execute(
-                sa.select(pk.c.carrier, pk.c.tracking_no, pk.c.package_id, pk.c.order_id, pk.c.merchant_id).where(sa.or_(*conds))
-            ):
-                self.waybill_routes[waybill_key(carrier, tracking)] = (order_id, merchant)
-                self.package_routes[package_id] = (order_id, merchant)
-            for k in waybills:
-                self.waybill_routes.setdefault(k, None)
-            for p in packages:
-                self.package_routes.setdefault(p, None)
+            conds = ([among(pk.c.tracking_no, {k.split(":", 2)[2] for k in waybills}, c)] if waybills else []) + (
+                [among(pk.c.package_id, packages, c)] if packages else [])
+            rows = c.execute(sa.select(pk.c.carrier, pk.c.tracking_no, pk.c.package_id, pk.c.order_id, pk.c.merchant_id).where(sa.or_(*conds))).all()
+            self._take_package_routes(rows, waybills, packages)
 
     def _resolve(self, key: str) -> tuple[str | None, str | None] | None:
         """(order_id, merchant) for a key, or None when not known yet."""
@@ -310,6 +378,9 @@ class _Run:
             .where(t.inbox.c.state == "parked", among(t.inbox.c.waits_for, keys, self.conn))
             .order_by(t.inbox.c.id)
         ).all()
+        self._take_parked(rows)
+
+    def _take_parked(self, rows) -> None:
         for rid, key, payload, off in rows:
             it = _Item(raw=payload, offset=off, row_id=rid, label=f"line {off + 1}" if off is not None else "")
             it.canonical = payload
@@ -454,7 +525,7 @@ class _Run:
         (self.new_rows if it.row_id is None else self.updated_rows).append(it)
 
     def _flush(self) -> None:
-        c, w = self.conn, self.writes
+        w = self.writes
         w.insert(t.seen_events, self.new_seen)
         w.insert(t.order_routes, self.new_order_routes)
         w.insert(t.package_routes, self.new_package_routes)
@@ -469,11 +540,12 @@ class _Run:
         if self.report.partitions:
             # Only the partitions that do not exist yet: an INSERT ... ON CONFLICT meeting a
             # row an applier has updated waits for that applier's commit, and would hold the
-            # sequencer lock, and so every other worker's sequencing, while it waits.
-            keys = sorted(self.report.partitions)
-            p = t.partitions
-            known = {r[0] for r in c.execute(sa.select(p.c.key).where(among(p.c.key, keys, c)))}
-            w.insert_ignore(p, [{"key": k, "applied_position": 0, "pending_through": 0} for k in keys if k not in known], ["key"])
+            # sequencer lock, and so every other worker's sequencing, while it waits. A new
+            # merchant can only come named by its event (order.placed, merchant.configured:
+            # checked by the prefetch); one reached through a route has had its partition since
+            # the order.placed that made the route.
+            new = sorted(k for k in self.report.partitions & self.merchants_checked if k not in self.known_partitions)
+            w.insert_ignore(t.partitions, [{"key": k, "applied_position": 0, "pending_through": 0} for k in new], ["key"])
         if self.new_ticks:
             w.insert(t.ticks, self.new_ticks)
             last = self.new_ticks[-1]

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from adapters.db import schema as t
+from adapters.db.engine import make_engine, migrate
 from adapters.db.sequencer import SqlSequencer
 
 NOW = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
@@ -155,3 +156,29 @@ def test_hostile_lines_are_kept_aside_with_their_reason_while_the_rest_of_the_ba
     # What PostgreSQL would refuse is kept escaped: a raw NUL, a raw lone surrogate, a byte not UTF-8.
     assert "h-\\x00" in by_offset[12]["raw"] and "x\\udc80" in by_offset[7]["raw"] and "not\\xffwanted" in by_offset[8]["raw"]
     assert by_offset[len(lines) - 1]["position"] == by_offset[0]["position"] + 1
+
+
+def test_a_sequencer_that_waited_for_the_lock_reads_the_watermark_the_holder_left(pg_url):
+    """Two messages of one stream sequenced at once: the second waits for the first's lock and
+    must then see the watermark the first moved, or its lines would wait for a gap that is
+    already filled (a READ COMMITTED statement keeps the snapshot it began with)."""
+    import threading
+    import time
+
+    engine = make_engine(pg_url)
+    migrate(engine)
+    second = {}
+
+    def second_message():
+        second["report"] = ingest(engine, "s", 2, [placed(2), placed(3)])
+
+    with engine.begin() as conn:
+        SqlSequencer(conn, "stream").sequence("s", 0, [placed(0), placed(1)], NOW)
+        waiting = threading.Thread(target=second_message)
+        waiting.start()
+        time.sleep(0.5)  # the second message is now waiting for the sequencer's lock
+        assert waiting.is_alive()
+    waiting.join(timeout=10)
+    assert [r.status for r in second["report"].results] == ["sequenced", "sequenced"]
+    assert [r["state"] for r in rows(engine)] == ["sequenced"] * 4
+    engine.dispose()

@@ -1,7 +1,7 @@
 """A clock.tick sequenced while an applier writes a deadline must still fire that deadline.
 
 Sequencing and applying take no lock against each other: each reads after its own commit
-(Deadlines.flag_due after the tick's commit, applying.late_deadlines). Here the tick commits in the middle
+(Deadlines.flag_due after the tick's commit, applying.more_work after the apply's). Here the tick commits in the middle
 of the apply transaction that writes the deadline, the interleaving neither side's first
 read can see.
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
 from app import pipeline as pipeline_module
-from app.applying import apply_pending, late_deadlines
+from app.applying import apply_pending, more_work
 from domain.policy import DEFAULT_POLICY
 from tests.fakes import WALL, in_process_pipeline
 from tests.helpers import event
@@ -47,8 +47,8 @@ def test_a_tick_committed_during_the_apply_that_writes_a_deadline_still_fires_it
     assert outcomes(engine, "intercept.failed") == []
 
     with pipeline.db.transaction() as uow:
-        late = late_deadlines(uow, result)
-    assert late == ["m1"]
+        late = more_work(uow, result, "stream")
+    assert late == {"m1"}
     pipeline.drain(late)
     failed = outcomes(engine, "intercept.failed")
     assert [f["data"]["reason"] for f in failed] == ["timeout"]
