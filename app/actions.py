@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ActionOutcomes:
     outbox: list[dict[str, Any]] = field(default_factory=list)  # rows written, to relay
-    feedback: list[dict[str, Any]] = field(default_factory=list)  # inputs to record (SPEC §7: actions feed back)
+    feedback: list[dict[str, Any]] = field(default_factory=list)  # inputs to record (actions feed back: docs/domain.md §7)
 
 
 def _attempt(kind: str, key: str, at: datetime, status: str, duration_ms: float, error: str | None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Inbound events: the wire format of SPEC §3, validated into typed, immutable values.
+"""Inbound events: the wire format of docs/domain.md §3, validated into typed, immutable values.
 
 `parse_event` is the one gate every input passes. It never raises anything but
 `InvalidEvent`, whose message names the field and the reason, so a bad line is kept
@@ -38,7 +38,7 @@ def _printable_id(value: str) -> str:
     return value
 
 
-# SPEC §2: identifiers are opaque strings of 1-128 printable characters.
+# docs/domain.md §2: identifiers are opaque strings of 1-128 printable characters.
 Identifier = Annotated[str, Field(min_length=1, max_length=128, strict=True), AfterValidator(_printable_id)]
 Fen = Annotated[StrictInt, Field(ge=0)]
 PositiveFen = Annotated[StrictInt, Field(gt=0)]
@@ -140,7 +140,7 @@ class ClockTick(_Data):
 
 
 class RefundProviderFailed(_Data):
-    """Internal input: the refund provider refused a refund for good (SPEC §5)."""
+    """Internal input: the refund provider refused a refund for good (docs/domain.md §5)."""
 
     refund_id: Identifier
     reason: str
@@ -166,7 +166,7 @@ INTERNAL_DATA_MODELS: dict[str, type[_Data]] = {
     "refund.provider_failed": RefundProviderFailed,
 }
 
-# SPEC §3: these belong to no single order and carry no order_id.
+# docs/domain.md §3: these belong to no single order and carry no order_id.
 ORDERLESS_TYPES = frozenset(
     {"merchant.configured", "clock.tick", "claim.resolved", "logistics.scanned", "carrier.intercept_reported"}
 )
@@ -218,7 +218,7 @@ def _first_error(exc: ValidationError, prefix: str = "") -> InvalidEvent:
 
 
 def parse_event(raw: Any, *, allow_internal: bool = False) -> InboundEvent:
-    """Validate one decoded JSON value as an inbound event (SPEC §3)."""
+    """Validate one decoded JSON value as an inbound event (docs/domain.md §3)."""
     if not isinstance(raw, dict):
         raise InvalidEvent("event", f"must be a JSON object, got {type(raw).__name__}")
     try:

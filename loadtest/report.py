@@ -91,7 +91,7 @@ def outcome_digest(envelopes: Iterable[Mapping[str, Any]]) -> str:
     """sha256 over the sorted canonical JSON of the outbound events: equal outcomes, equal digest.
 
     Sorting makes it independent of publication order (workers finish in any order); since
-    outbound ids derive from their causes (SPEC §7), a replay must give the same digest."""
+    outbound ids derive from their causes (docs/domain.md §7), a replay must give the same digest."""
     lines = sorted(canonical_json(dict(env)) for env in envelopes)
     h = hashlib.sha256()
     for line in lines:

@@ -1,8 +1,8 @@
-"""A refund provider on loopback (SPEC §7 "an HTTP simulator"), the API HttpRefundClient speaks.
+"""A refund provider on loopback (docs/domain.md §7 "an HTTP simulator"), the API HttpRefundClient speaks.
 
 Stripe-like keys: the first POST under a key pays once and its answer is stored; later POSTs
 under that key get the stored answer; a key reused with other parameters is refused (409).
-Refusals are drawn per key from the seed (`refuse_rate`, default 0: SPEC gives no figure).
+Refusals are drawn per key from the seed (`refuse_rate`, default 0: docs/domain.md gives no figure).
 Effects (money actually moved) are counted per key at GET /_sim/effects; faults as for the
 carrier simulator (adapters/simulators/common.py).
 """

@@ -83,7 +83,7 @@ def serve(host: str, port: int) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Outcomes are drawn per key from this seed.")
 @click.option("--kind", type=click.Choice(["carrier", "refund", "both"]), default="both", show_default=True,
               help="both: carrier API under /carrier, refund provider under /refund.")
-@click.option("--accept-rate", default=0.673, show_default=True, type=float, help="Carrier intercepts held (SPEC §1).")
+@click.option("--accept-rate", default=0.673, show_default=True, type=float, help="Carrier intercepts held (docs/domain.md §1).")
 @click.option("--refuse-rate", default=0.0, show_default=True, type=float, help="Refunds refused for good.")
 @click.option("--answer-delay", default=0.05, show_default=True, type=float, help="Seconds before the carrier answers.")
 @click.option("--callback-url", default=None, help="Where carrier answers go (the ingress's /events); signed with the first INTERCEPT_WEBHOOK_SECRETS.")
