@@ -28,21 +28,40 @@ def run(stream, out, workers, no_workers, batch, timeout, fresh) -> None:
     sys.exit(run_stream(settings, stream, out, workers, no_workers, batch, timeout, fresh))
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+_HELP = ("-h", "--help")
+
+
+def _celery_help(ctx: click.Context) -> bool:
+    """`--help` of a pass-through command: ours, then Celery's own for the subcommand."""
+    if not any(a in _HELP for a in ctx.args):
+        return False
+    click.echo(f"{ctx.command_path}: {' '.join((ctx.command.help or '').split())}\n\nEvery option below is Celery's, passed through:\n")
+    return True
+
+
+@click.command(context_settings=_PASS_THROUGH, add_help_option=False)
 @click.pass_context
 def worker(ctx) -> None:
-    """Run a production worker (arguments are passed to `celery worker`)."""
+    """Run a production worker (arguments are passed to `celery worker`; --help lists them)."""
     from workers.app import app  # noqa: PLC0415
 
+    if _celery_help(ctx):
+        app.worker_main(["worker", "--help"])
+        return
     app.worker_main(["worker", "-Q", INGEST_QUEUES, *ctx.args])
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.command(context_settings=_PASS_THROUGH, add_help_option=False)
 @click.pass_context
 def beat(ctx) -> None:
-    """Run the periodic sweep (deadlines on the wall clock, stale actions, unrelayed outcomes)."""
+    """Run the periodic sweep (deadlines on the wall clock, stale actions, unrelayed outcomes);
+    arguments are passed to `celery beat` (--help lists them)."""
     from workers.app import app  # noqa: PLC0415
 
+    if _celery_help(ctx):
+        app.start(["beat", "--help"])
+        return
     app.start(["beat", *ctx.args])
 
 
