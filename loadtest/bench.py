@@ -27,7 +27,7 @@ from loadtest.generate import dump_line, generate_stream
 from loadtest.namespace import fresh_namespace
 from loadtest.replay import measurements
 from loadtest.report import latency_stats
-from workers import bootstrap, processes, streams
+from workers import bootstrap, processes, reachability, streams
 from workers.settings import Settings, configure
 
 console = Console(stderr=True)
@@ -81,6 +81,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
     logging.basicConfig(level=logging.WARNING)
     if settings.embedded_broker or not settings.broker_url.startswith("redis"):
         raise SystemExit("bench needs a Redis broker and a database: set INTERCEPT_BROKER_URL and INTERCEPT_DATABASE_URL")
+    reachability.check(settings)
     settings = fresh_namespace(settings, "bench")
     configure(settings)
     from workers.app import app  # noqa: PLC0415

@@ -22,7 +22,7 @@ from adapters.db.reporting import outcomes_in_order
 from adapters.stream_file import chunk_lines, numbered_lines
 from loadtest.namespace import fresh_namespace
 from loadtest.report import Measurement, write_report
-from workers import bootstrap, processes, streams
+from workers import bootstrap, processes, reachability, streams
 from workers.settings import Settings, configure
 
 console = Console(stderr=True)
@@ -54,6 +54,7 @@ def measurements(engine: sa.Engine, source: str, published: streams.Published) -
 def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out_dir: Path, compare: Path | None,
            workers: int | None, no_workers: bool, timeout: float) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    reachability.check(settings)
     settings = fresh_namespace(settings, "replay")
     configure(settings)
     from workers.app import app  # noqa: PLC0415
@@ -103,7 +104,9 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
             try:
                 ok = streams.wait_settled(db, source, expected, timeout, on_progress=on_progress)
             except PublishFailed as failed:
-                console.print(f"[red]publishing stopped after {published.lines} events: {failed.args[0]}[/red]", highlight=False)
+                cause = failed.args[0]
+                why = reachability.unreachable(cause, settings.database_url, settings.broker_url) or cause
+                console.print(f"[red]publishing stopped after {published.lines} events: {why}[/red]", highlight=False)
                 return 1
             publisher.join()
         if not ok:

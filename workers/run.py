@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from adapters.stream_file import chunk_lines, numbered_lines
-from workers import bootstrap, processes, streams
+from workers import bootstrap, processes, reachability, streams
 from workers.settings import Settings, configure
 
 console = Console(stderr=True)
@@ -44,6 +44,7 @@ def _sweep_periodically(app, stop: threading.Event, every_s: float) -> threading
 def run_stream(settings: Settings, stream, out, workers, no_workers, batch, timeout, fresh) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stream_path = Path(stream) if stream else sample_stream()
+    reachability.check(settings)
     if fresh is None:
         fresh = settings.database_url.startswith("sqlite") and "INTERCEPT_DATABASE_URL" not in os.environ
     if fresh and settings.database_url.startswith("sqlite"):

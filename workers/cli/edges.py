@@ -8,18 +8,7 @@ import sys
 import click
 
 from adapters.simulators.common import Faults
-
-
-def _settings():
-    from workers import settings as settings_mod  # noqa: PLC0415
-
-    return settings_mod.load()
-
-
-def _engine(settings):
-    from adapters.db.engine import make_engine  # noqa: PLC0415
-
-    return make_engine(settings.database_url)
+from workers.cli.common import engine as _engine, settings as _settings
 
 
 def _acceptor():
@@ -68,7 +57,11 @@ def serve(host: str, port: int) -> None:
     from adapters.dead_letters import SqlDeadLetterStore  # noqa: PLC0415
     from adapters.ingress import IngressSettings, create_app  # noqa: PLC0415
 
+    from workers.reachability import check  # noqa: PLC0415
+
     settings = _settings()
+    # Up front: an ingress that answers 202 must have recorded the input and nudged a worker.
+    check(settings)
     ingress_settings = IngressSettings.from_env()
     if not ingress_settings.webhook_secrets:
         click.echo("warning: INTERCEPT_WEBHOOK_SECRETS is empty: every POST /events will be refused", err=True)
