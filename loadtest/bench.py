@@ -14,13 +14,12 @@ import json
 import logging
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from rich.console import Console
-
 from adapters.db import schema as t
 from adapters.stream_file import chunk_lines, numbered_lines
 from loadtest.generate import dump_line, generate_stream
@@ -30,7 +29,6 @@ from loadtest.report import latency_stats
 from workers import bootstrap, processes, reachability, streams
 from workers.settings import Settings, configure
 
-console = Console(stderr=True)
 NOOP_COUNTER = "intercept:bench:noop"
 
 
@@ -145,10 +143,12 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
             "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         },
     }
-    console.print(
+    # The figures are the result: in words on stdout, or as JSON there (the words then go to stderr).
+    print(
         f"pipeline {result['events_per_s']} events/s vs bare Celery no-op {result['baseline_tasks_per_s']} tasks/s "
         f"(ratio {result['ratio']}); latency p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms; peak worker RSS {result['peak_rss_mb']} MB; "
-        f"{n_events} events ({ticks} clock ticks), {n_workers} workers, batch {batch}; {persistence}; synchronous_commit={sync_commit}"
+        f"{n_events} events ({ticks} clock ticks), {n_workers} workers, batch {batch}; {persistence}; synchronous_commit={sync_commit}",
+        file=sys.stderr if as_json else sys.stdout,
     )
     if as_json:
         print(json.dumps(result))

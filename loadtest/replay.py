@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adapters.db import schema as t
 from adapters.db.reporting import outcomes_in_order
@@ -23,9 +21,10 @@ from adapters.stream_file import chunk_lines, numbered_lines
 from loadtest.namespace import fresh_namespace
 from loadtest.report import Measurement, write_report
 from workers import bootstrap, processes, reachability, streams
+from workers.console import logs, progress_bar
 from workers.settings import Settings, configure
 
-console = Console(stderr=True)
+console = logs()
 
 
 class PublishFailed(Exception):
@@ -75,7 +74,7 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
         processes.wait_workers_ready(app, procs)
     started = time.time()
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        with progress_bar(console) as bar:
             sent_task = bar.add_task("published", total=expected)
             done_task = bar.add_task("committed", total=expected)
             # Publish from a thread and watch commits meanwhile: at a steady rate the worker
@@ -130,7 +129,7 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
             inbound_counts=counts,
             compare_with=compare,
         )
-        console.print((out_dir / "report.md").read_text(encoding="utf-8"), markup=False, highlight=False)
+        print((out_dir / "report.md").read_text(encoding="utf-8"))
         if compare is not None and not report.get("compare", {}).get("digest_match", True):
             console.print("[red]outcomes differ from the earlier report[/red]")
             return 1

@@ -17,3 +17,15 @@ def engine(s=None):
     db = make_engine((s or settings()).database_url)
     migrate(db)
     return db
+
+
+def uvicorn_log_config() -> dict:
+    """uvicorn's logging with its access log on stderr too (it writes it to stdout): a server's
+    lines are logs, and stdout is for results."""
+    import copy  # noqa: PLC0415
+
+    from uvicorn.config import LOGGING_CONFIG  # noqa: PLC0415
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config

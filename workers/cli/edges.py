@@ -8,7 +8,7 @@ import sys
 import click
 
 from adapters.simulators.common import Faults
-from workers.cli.common import engine as _engine, settings as _settings
+from workers.cli.common import engine as _engine, settings as _settings, uvicorn_log_config
 
 
 def _acceptor():
@@ -67,7 +67,7 @@ def serve(host: str, port: int) -> None:
         click.echo("warning: INTERCEPT_WEBHOOK_SECRETS is empty: every POST /events will be refused", err=True)
     engine = _engine(settings)
     app = create_app(_acceptor(), SqlDeadLetterStore(engine), ingress_settings, readiness(engine, settings.broker_url))
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=uvicorn_log_config())
 
 
 @click.command()
@@ -105,7 +105,7 @@ def sim(host, port, seed, kind, accept_rate, refuse_rate, answer_delay, callback
         callback_url=callback_url, callback_secret=secrets[0] if secrets else None,
     )
     click.echo(f"simulator ({kind}) on http://{host}:{port} seed={seed} faults={json.dumps(faults.as_dict())}", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", log_config=uvicorn_log_config())
 
 
 @click.group()
