@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from workers.cli import edges, load, runtime
+from workers.cli import admin, edges, load, runtime
 
 
 class InterceptGroup(click.Group):
@@ -44,5 +44,5 @@ def main() -> None:
     """
 
 
-for command in (*runtime.commands, *edges.commands, *load.commands):
+for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands):
     main.add_command(command)
