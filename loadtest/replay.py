@@ -122,7 +122,9 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
             run={
                 "stream": str(stream), "events": expected, "rate": rate or "max", "batch": batch,
                 "workers": len(procs) or 1, "broker": settings.broker_url.split("@")[-1], "database": settings.database_url.split("@")[-1],
-                "elapsed_s": round(elapsed, 3), "peak_worker_rss_mb": round(peak, 1),
+                "elapsed_s": round(elapsed, 3),
+                # The embedded default's worker is a thread of this process: none was measured.
+                "peak_worker_rss_mb": round(peak, 1) if procs else "not measured (worker in this process)",
                 # Worker memory along the replay: flat means no state kept per event or order.
                 "worker_rss_mb_by_progress": rss_samples,
             },

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import pstats
 
-from tests.helpers import intercept
+from tests.helpers import ROOT, intercept
 
 
 def test_generate_replay_twice_and_compare(tmp_path, pg_url, redis_url):
@@ -71,3 +71,12 @@ def test_a_replay_whose_broker_is_unreachable_says_so_and_fails(tmp_path, pg_url
     # Found before anything is published or created (tests/e2e/test_unreachable_services.py: every command).
     assert run.stderr.startswith("Error: cannot reach the broker at redis://127.0.0.1:1/0 (Connection refused): start Redis")
     assert "Traceback" not in run.stderr, run.stderr[-2000:]
+
+
+def test_a_replay_on_the_embedded_default_says_its_worker_memory_was_not_measured(tmp_path):
+    sample = str(ROOT / "workers" / "samples" / "sample.jsonl")
+    result = intercept("replay", sample, "--out-dir", str(tmp_path / "r"), env={"INTERCEPT_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["run"]["peak_worker_rss_mb"] == "not measured (worker in this process)"
+    assert "| peak_worker_rss_mb | not measured (worker in this process) |" in result.stdout
