@@ -30,6 +30,8 @@ from workers import bootstrap, processes, reachability, streams
 from workers.settings import Settings, configure
 
 NOOP_COUNTER = "intercept:bench:noop"
+# The bench's baseline task, in a module only the bench's own workers import.
+NOOP_TASK, NOOP_MODULE = "intercept.noop", "loadtest.bench_tasks"
 
 
 class RedisDurability:
@@ -65,7 +67,7 @@ def _bench_noop(app, redis_url: str, n: int, timeout: float) -> float:
     started = time.monotonic()
     with app.producer_or_acquire() as producer:
         for _ in range(n):
-            app.send_task("intercept.noop", args=(NOOP_COUNTER,), queue="ingest", producer=producer)
+            app.send_task(NOOP_TASK, args=(NOOP_COUNTER,), queue="ingest", producer=producer)
     deadline = time.monotonic() + timeout
     while int(client.get(NOOP_COUNTER) or 0) < n:
         if time.monotonic() > deadline:
@@ -102,7 +104,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
     try:
         with durability:
             persistence = durability.describe()
-            procs = processes.start_worker_processes(settings, n_workers, name="bench")
+            procs = processes.start_worker_processes(settings, n_workers, name="bench", include=(NOOP_MODULE,))
             processes.wait_workers_ready(app, procs)
             # Workers up and consuming before the clock starts: one no-op round trip each.
             _bench_noop(app, settings.broker_url, n_workers * 2, timeout)

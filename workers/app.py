@@ -58,7 +58,6 @@ app.conf.update(
         "intercept.apply": {"queue": "ingest", "routing_key": "ingest"},
         "intercept.actions": {"queue": "actions", "routing_key": "actions"},
         "intercept.sweep": {"queue": "maintenance", "routing_key": "maintenance"},
-        "intercept.noop": {"queue": "ingest", "routing_key": "ingest"},
     },
     beat_schedule={
         "sweep": {
