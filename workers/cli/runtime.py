@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -52,6 +53,16 @@ def worker(ctx) -> None:
     app.worker_main(["worker", "-Q", INGEST_QUEUES, *ctx.args])
 
 
+def _beat_schedule_args(args: list[str]) -> list[str]:
+    """Beat keeps its schedule in a file; by default in INTERCEPT_HOME, not the working directory,
+    which a container's unprivileged user cannot write."""
+    if any(a == "--schedule" or a.startswith(("--schedule=", "-s")) for a in args):
+        return []
+    home = Path(os.environ.get("INTERCEPT_HOME", "var")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return ["--schedule", str(home / "celerybeat-schedule")]
+
+
 @click.command(context_settings=_PASS_THROUGH, add_help_option=False)
 @click.pass_context
 def beat(ctx) -> None:
@@ -62,7 +73,7 @@ def beat(ctx) -> None:
     if _celery_help(ctx):
         app.start(["beat", "--help"])
         return
-    app.start(["beat", *ctx.args])
+    app.start(["beat", *_beat_schedule_args(ctx.args), *ctx.args])
 
 
 commands = [run, worker, beat]
