@@ -110,7 +110,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
             _bench_noop(app, settings.broker_url, n_workers * 2, timeout)
             baseline = _bench_noop(app, settings.broker_url, min(n_events, 100_000), timeout)
             source = "bench:" + stream.name
-            started_wall = time.time()
+            started_wall, cpu_before = time.time(), processes.cpu_seconds(procs)
             published = streams.publish(app, source, chunk_lines(numbered_lines(stream), batch))
             if not streams.wait_settled(db, source, n_events, timeout):
                 raise SystemExit("bench: the pipeline did not settle")
@@ -122,6 +122,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
             rate = n_events / (finished - started_wall)
             lat = latency_stats(m.latency_s for m in measurements(engine, source, published))
             peak = processes.peak_rss_mb(procs)
+            worker_cpu_s = processes.cpu_seconds(procs) - cpu_before
     finally:
         processes.stop_worker_processes(procs)
         stream.unlink(missing_ok=True)
@@ -135,6 +136,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
         "p99_ms": lat["p99_ms"],
         "max_ms": lat["max_ms"],
         "peak_rss_mb": round(peak, 1),
+        "worker_cpu_ms_per_event": round(worker_cpu_s * 1000 / n_events, 3),
         "workers": n_workers,
         "batch": batch,
         "ticks": ticks,

@@ -101,6 +101,20 @@ def peak_rss_mb(procs: list[subprocess.Popen]) -> float:
     return rss_mb(procs, "VmHWM")
 
 
+def cpu_seconds(procs: list[subprocess.Popen]) -> float:
+    """CPU time (user + system) the worker processes have used so far (Linux): unlike a rate,
+    it hardly moves when other work shares the machine."""
+    total = 0
+    for p in procs:
+        try:
+            stat = Path(f"/proc/{p.pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def start_thread_worker(app, stop: threading.Event) -> threading.Thread:
     """A real Celery worker consuming real messages from the in-process broker, in a thread."""
     from celery.worker import WorkController  # noqa: PLC0415

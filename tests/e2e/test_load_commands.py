@@ -39,7 +39,7 @@ def test_bench_prints_both_rates_and_a_json_summary(tmp_path, pg_url, redis_url)
     (line,) = result.stdout.splitlines()  # --json: the JSON alone on stdout, the same figures in words on stderr
     figures = json.loads(line)
     assert f"pipeline {figures['events_per_s']} events/s" in result.stderr
-    for key in ("events_per_s", "baseline_tasks_per_s", "ratio", "p99_ms", "peak_rss_mb", "events"):
+    for key in ("events_per_s", "baseline_tasks_per_s", "ratio", "p99_ms", "peak_rss_mb", "worker_cpu_ms_per_event", "events"):
         assert figures[key] > 0, key
     assert figures["events"] == 3000
     assert figures["settings"]["acks_late"] is True
