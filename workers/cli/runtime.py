@@ -50,6 +50,11 @@ def worker(ctx) -> None:
     if _celery_help(ctx):
         app.worker_main(["worker", "--help"])
         return
+    from workers.reachability import check_database  # noqa: PLC0415
+
+    # The database first: a worker migrates it before consuming, and Celery would only log that
+    # failure and go on. An unreachable broker Celery itself reports and waits for.
+    check_database(settings_mod.current().database_url)
     app.worker_main(["worker", "-Q", INGEST_QUEUES, *ctx.args])
 
 
