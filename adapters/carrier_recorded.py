@@ -1,5 +1,5 @@
 """The recorded carrier adapter: the carrier's answers are the carrier.intercept_reported
-events already in the stream (SPEC §7), so nothing outside the stream decides an outcome."""
+events already in the stream (docs/domain.md §7), so nothing outside the stream decides an outcome."""
 
 from __future__ import annotations
 

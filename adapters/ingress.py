@@ -1,4 +1,4 @@
-"""The HTTP ingress: signed SPEC §3 events and the real senders' webhooks, into the inbox.
+"""The HTTP ingress: signed docs/domain.md §3 events and the real senders' webhooks, into the inbox.
 
 Each request is verified over its raw bytes, translated, checked with `decode_event`, and
 handed to the Acceptor, which records it durably (inbox) and notifies the workers; only then
@@ -109,7 +109,7 @@ class Refused(Exception):
 
 @dataclass
 class Parsed:
-    """A verified request: the SPEC §3 items to record, and what was not."""
+    """A verified request: the docs/domain.md §3 items to record, and what was not."""
 
     endpoint: str
     items: list[dict[str, Any]] = field(default_factory=list)

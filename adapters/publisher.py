@@ -1,4 +1,4 @@
-"""Publishing outbound events to the `intercept.outcomes` topic exchange (SPEC §7)."""
+"""Publishing outbound events to the `intercept.outcomes` topic exchange (docs/domain.md §7)."""
 
 from __future__ import annotations
 

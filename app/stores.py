@@ -222,7 +222,7 @@ class UnitOfWork(Protocol):
 
 
 class Database(Protocol):
-    clock: str  # wall | stream (SPEC §9): how time moves in this deployment
+    clock: str  # wall | stream (docs/domain.md §9): how time moves in this deployment
 
     def transaction(self) -> AbstractContextManager[UnitOfWork]: ...
     def is_transient(self, error: BaseException) -> bool:

@@ -1,6 +1,6 @@
 """The deciders: (state, event, policy) -> Decision. One entry per way time moves a case.
 
-`apply_event` first fires the order's deadlines at or before the event's occurred_at (SPEC §9,
+`apply_event` first fires the order's deadlines at or before the event's occurred_at (docs/domain.md §9,
 so a late report never beats a deadline already passed in the story), then applies the event.
 An event kept aside leaves the state as the deadlines left it, with `aside` saying why.
 """
@@ -111,7 +111,7 @@ def _place(event: InboundEvent) -> OrderState:
 
 
 def _configure(m: MerchantState, data: MerchantConfigured) -> MerchantState:
-    """SPEC §3: a field left out keeps its value."""
+    """docs/domain.md §3: a field left out keeps its value."""
     if data.free_intercepts_per_month is not None:
         m = replace(m, free_intercepts_per_month=data.free_intercepts_per_month)
     if data.auto_refund is not None:

@@ -1,4 +1,4 @@
-"""Inbound events: the wire format of SPEC §3, validated into typed, immutable values.
+"""Inbound events: the wire format of docs/domain.md §3, validated into typed, immutable values.
 
 `decode_event` is the one gate every input passes: a stream line or a request body's item,
 as text or as an already-decoded JSON value. It never raises anything but `InvalidEvent`,
@@ -264,7 +264,7 @@ class ClockTick(_Data):
 
 
 class RefundProviderFailed(_Data):
-    """Internal input: the refund provider refused a refund for good (SPEC §5)."""
+    """Internal input: the refund provider refused a refund for good (docs/domain.md §5)."""
 
     refund_id: Identifier
     reason: Annotated[Text, BeforeValidator(_provider_text)]
@@ -290,7 +290,7 @@ INTERNAL_DATA_MODELS: dict[str, type[_Data]] = {
     "refund.provider_failed": RefundProviderFailed,
 }
 
-# SPEC §3: these belong to no single order and carry no order_id.
+# docs/domain.md §3: these belong to no single order and carry no order_id.
 ORDERLESS_TYPES = frozenset(
     {"merchant.configured", "clock.tick", "claim.resolved", "logistics.scanned", "carrier.intercept_reported"}
 )

@@ -1,4 +1,4 @@
-"""Outbound events (SPEC §7) and the actions some of them ask for.
+"""Outbound events (docs/domain.md §7) and the actions some of them ask for.
 
 Outbound ids are digests of what caused them, so replaying a stream reproduces them.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 
 def derived_id(prefix: str, *parts: object) -> str:
-    """A fixed-length id (SPEC §2) derived from its parts: same parts, same id."""
+    """A fixed-length id (docs/domain.md §2) derived from its parts: same parts, same id."""
     text = "\x1f".join("" if p is None else str(p) for p in parts)
     return f"{prefix}-" + hashlib.sha256(text.encode()).hexdigest()[:32]
 

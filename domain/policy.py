@@ -1,4 +1,4 @@
-"""Global policy (SPEC §3 last paragraph, §5, §6): configuration with the spec's defaults.
+"""Global policy (docs/domain.md §5, §6, §9): configuration, with the defaults that document gives.
 
 Every decision records `Policy.version` beside it in the database, so a change of policy is
 visible in the record without changing any event id.
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from datetime import timedelta, timezone
 
-# SPEC §2: calendar days and months are counted in China Standard Time.
+# docs/domain.md §2: calendar days and months are counted in China Standard Time.
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
 

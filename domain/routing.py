@@ -1,7 +1,7 @@
 """Which partition (merchant) and order an inbound event belongs to, and what it waits for.
 
 Per-merchant budgets (free quota, daily auto-refund cap) make the merchant the natural
-partition (SPEC §8.3). Orders are found by order_id, packages by (carrier, tracking_no) or
+partition (docs/domain.md §8.3). Orders are found by order_id, packages by (carrier, tracking_no) or
 package_id; an event whose order or package is not known yet is parked under a key and
 sequenced when that key becomes known.
 """
@@ -40,7 +40,7 @@ def lookup_for(event: InboundEvent) -> Lookup:
     if event.type in ("logistics.scanned", "carrier.intercept_reported"):
         return Lookup(key=waybill_key(data.carrier, data.tracking_no))
     if event.type in ("claim.resolved", "merchant.intercept_reported", "return.received"):
-        # Named by package: like a scan before its order.shipped (SPEC §3), a warehouse's or a
+        # Named by package: like a scan before its order.shipped (docs/domain.md §3), a warehouse's or a
         # buyer's report on a package we have not heard of yet waits for it instead of being
         # set aside as unknown (its order_id, when given, is the package's order anyway).
         return Lookup(key=package_key(data.package_id))

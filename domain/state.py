@@ -2,7 +2,7 @@
 
 Everything is a frozen dataclass holding tuples, so a decision builds new values and the
 engine can keep using the old ones if a later step fails. Stages are derived from facts
-(SPEC §4), never stored as a flag that can drift.
+(docs/domain.md §4), never stored as a flag that can drift.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def add_carrier_success(m: MerchantState, month: str) -> MerchantState:
 
 # ------------------------------------------------------------------------------------- order
 
-# SPEC §4: scan statuses grouped into the stage they put a package in.
+# docs/domain.md §4: scan statuses grouped into the stage they put a package in.
 IN_TRANSIT_SCANS = frozenset({"picked_up", "in_transit", "arrived_destination_city", "exception"})
 RETURNING_SCANS = frozenset({"rejected", "returning", "returned"})
 
@@ -96,7 +96,7 @@ class Package:
     delivered_at: datetime | None = None
     returned: bool = False  # a `returned` scan or a return.received
     # Pursuit: somebody wants this parcel back.
-    auto_refund_id: str | None = None  # refunded while unshipped, shipped anyway (SPEC §5)
+    auto_refund_id: str | None = None  # refunded while unshipped, shipped anyway (docs/domain.md §5)
     stopped_route: str | None = None  # set once the package counts as stopped
     stop_seq: int = 0  # order of stops within the order: "route of the last one stopped"
     stalled: bool = False
@@ -158,7 +158,7 @@ class Refund:
 
     @property
     def decided(self) -> bool:
-        """The refund decision was taken (SPEC §5: the point of no return)."""
+        """The refund decision was taken (docs/domain.md §5: the point of no return)."""
         return self.route is not None
 
     @property
@@ -177,7 +177,7 @@ class Timer:
     kind: str  # review | merchant_deadline | carrier_deadline | return_window | stall | not_returned
     key: str  # refund_id or package_id
     due_at: datetime
-    caused_by: str  # the event that set the deadline (SPEC §7)
+    caused_by: str  # the event that set the deadline (docs/domain.md §7)
 
 
 @dataclass(frozen=True)

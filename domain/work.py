@@ -95,7 +95,7 @@ class Work:
         self.order = without_timer(self.order, kind, key)
 
     def stop(self, p: Package, route: str) -> Package:
-        """Count a package as stopped (SPEC §5); the first stop's route stays."""
+        """Count a package as stopped (docs/domain.md §5); the first stop's route stays."""
         if p.stopped:
             return p
         seq = self.order.stop_counter + 1

@@ -14,24 +14,24 @@ import json
 import logging
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from rich.console import Console
-
 from adapters.db import schema as t
 from adapters.stream_file import chunk_lines, numbered_lines
 from loadtest.generate import dump_line, generate_stream
 from loadtest.namespace import fresh_namespace
 from loadtest.replay import measurements
 from loadtest.report import latency_stats
-from workers import bootstrap, processes, streams
+from workers import bootstrap, processes, reachability, streams
 from workers.settings import Settings, configure
 
-console = Console(stderr=True)
 NOOP_COUNTER = "intercept:bench:noop"
+# The bench's baseline task, in a module only the bench's own workers import.
+NOOP_TASK, NOOP_MODULE = "intercept.noop", "loadtest.bench_tasks"
 
 
 class RedisDurability:
@@ -67,7 +67,7 @@ def _bench_noop(app, redis_url: str, n: int, timeout: float) -> float:
     started = time.monotonic()
     with app.producer_or_acquire() as producer:
         for _ in range(n):
-            app.send_task("intercept.noop", args=(NOOP_COUNTER,), queue="ingest", producer=producer)
+            app.send_task(NOOP_TASK, args=(NOOP_COUNTER,), queue="ingest", producer=producer)
     deadline = time.monotonic() + timeout
     while int(client.get(NOOP_COUNTER) or 0) < n:
         if time.monotonic() > deadline:
@@ -81,6 +81,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
     logging.basicConfig(level=logging.WARNING)
     if settings.embedded_broker or not settings.broker_url.startswith("redis"):
         raise SystemExit("bench needs a Redis broker and a database: set INTERCEPT_BROKER_URL and INTERCEPT_DATABASE_URL")
+    reachability.check(settings)
     settings = fresh_namespace(settings, "bench")
     configure(settings)
     from workers.app import app  # noqa: PLC0415
@@ -103,13 +104,13 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
     try:
         with durability:
             persistence = durability.describe()
-            procs = processes.start_worker_processes(settings, n_workers, name="bench")
+            procs = processes.start_worker_processes(settings, n_workers, name="bench", include=(NOOP_MODULE,))
             processes.wait_workers_ready(app, procs)
             # Workers up and consuming before the clock starts: one no-op round trip each.
             _bench_noop(app, settings.broker_url, n_workers * 2, timeout)
             baseline = _bench_noop(app, settings.broker_url, min(n_events, 100_000), timeout)
             source = "bench:" + stream.name
-            started_wall = time.time()
+            started_wall, cpu_before = time.time(), processes.cpu_seconds(procs)
             published = streams.publish(app, source, chunk_lines(numbered_lines(stream), batch))
             if not streams.wait_settled(db, source, n_events, timeout):
                 raise SystemExit("bench: the pipeline did not settle")
@@ -121,6 +122,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
             rate = n_events / (finished - started_wall)
             lat = latency_stats(m.latency_s for m in measurements(engine, source, published))
             peak = processes.peak_rss_mb(procs)
+            worker_cpu_s = processes.cpu_seconds(procs) - cpu_before
     finally:
         processes.stop_worker_processes(procs)
         stream.unlink(missing_ok=True)
@@ -134,6 +136,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
         "p99_ms": lat["p99_ms"],
         "max_ms": lat["max_ms"],
         "peak_rss_mb": round(peak, 1),
+        "worker_cpu_ms_per_event": round(worker_cpu_s * 1000 / n_events, 3),
         "workers": n_workers,
         "batch": batch,
         "ticks": ticks,
@@ -144,10 +147,12 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
             "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         },
     }
-    console.print(
+    # The figures are the result: in words on stdout, or as JSON there (the words then go to stderr).
+    print(
         f"pipeline {result['events_per_s']} events/s vs bare Celery no-op {result['baseline_tasks_per_s']} tasks/s "
         f"(ratio {result['ratio']}); latency p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms; peak worker RSS {result['peak_rss_mb']} MB; "
-        f"{n_events} events ({ticks} clock ticks), {n_workers} workers, batch {batch}; {persistence}; synchronous_commit={sync_commit}"
+        f"{n_events} events ({ticks} clock ticks), {n_workers} workers, batch {batch}; {persistence}; synchronous_commit={sync_commit}",
+        file=sys.stderr if as_json else sys.stdout,
     )
     if as_json:
         print(json.dumps(result))

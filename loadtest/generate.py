@@ -1,4 +1,4 @@
-"""A realistic synthetic inbound stream (SPEC §3) for load tests, reproducible from its seed.
+"""A realistic synthetic inbound stream (docs/domain.md §3) for load tests, reproducible from its seed.
 
 Every random choice comes from one `random.Random(seed)`, drawn in a fixed order, so the same
 (cases, seed, shares, options) give byte-identical output (`dump_line` fixes the encoding).
@@ -11,7 +11,7 @@ Shape of the stream:
   story: placed, shipped (one or several packages over zto/yto/yunda/sf/jd), carrier scans with a
   shrinking distance to the destination, and usually a refund request at a chosen stage of the
   package (unshipped / shipped-unscanned / in transit / out for delivery / delivered);
-- the answers of the world are IN the stream (the recorded carrier adapter, SPEC §7): the
+- the answers of the world are IN the stream (the recorded carrier adapter, docs/domain.md §7): the
   merchant's `merchant.intercept_reported` (held 92.5%, after ~113 min on average, inside the
   2 h deadline but for ~2% late reports) and the carrier's `carrier.intercept_reported`
   (accepted 67.3%, 24-48 h later, or before the courier's round when the parcel would be
@@ -21,11 +21,11 @@ Shape of the stream:
   while unshipped;
 - refusals (the buyer refuses ~77.3% of failed intercepts, 22.7% get delivered anyway), returns,
   stalls (no scan for 80-120 h), lost and damaged parcels, claims and `claim.resolved`;
-- disorder: ~35.4% of scans reach the stream later than their `occurred_at` order (SPEC §1),
+- disorder: ~35.4% of scans reach the stream later than their `occurred_at` order (docs/domain.md §1),
   some `order.shipped` arrive after the package's first scan, some `order.placed` after the
   order's next events, ~1% of events are delivered twice (same event_id, same content);
 - `clock.tick` events every `tick_every_minutes` of stream time and/or every
-  `tick_every_events` events. Under the stream clock (SPEC §9) a tick is applied only after
+  `tick_every_events` events. Under the stream clock (docs/domain.md §9) a tick is applied only after
   everything before it in the stream has been processed, so each tick drains the pipeline:
   more frequent ticks mean more deadlines fired on time and less pipelining. The stream ends
   with one tick 16 days after its last event, past every timer (the 15-day not-returned claim).
@@ -62,7 +62,7 @@ STAGES = ("unshipped", "shipped_unscanned", "in_transit", "out_for_delivery", "d
 
 @dataclass(frozen=True)
 class StreamShares:
-    """Shares (probabilities 0-1) and rates of the synthetic stream. Defaults follow SPEC §1."""
+    """Shares (probabilities 0-1) and rates of the synthetic stream. Defaults follow docs/domain.md §1."""
 
     # Stage of the (first) package when the refund is requested; weights, normalised.
     unshipped: float = 0.22
@@ -85,10 +85,10 @@ class StreamShares:
     carrier_yunda: float = 0.20
     carrier_sf: float = 0.15
     carrier_jd: float = 0.15
-    # The world's answers (SPEC §1).
+    # The world's answers (docs/domain.md §1).
     merchant_holds: float = 0.925
     merchant_answer_mean_minutes: float = 113.0
-    merchant_late: float = 0.02  # merchant reports after the 2 h deadline (kept aside, SPEC §5)
+    merchant_late: float = 0.02  # merchant reports after the 2 h deadline (kept aside, docs/domain.md §5)
     carrier_accepts: float = 0.673
     carrier_silent: float = 0.03  # no answer before the 48 h deadline
     carrier_late: float = 0.05  # of parcels delivered before the carrier acted: a (rejecting) answer after delivery
@@ -107,7 +107,7 @@ class StreamShares:
     damaged_on_way_back: float = 0.02
     not_returned: float = 0.03
     claim_resolved: float = 0.9
-    # Disorder (SPEC §1: logistics updates arrive late in about 35.4% of cases).
+    # Disorder (docs/domain.md §1: logistics updates arrive late in about 35.4% of cases).
     late_scans: float = 0.354
     shipped_late: float = 0.02
     placed_late: float = 0.005
@@ -357,7 +357,7 @@ class StreamGenerator:
             # Paid at once: nothing left to withdraw (a buyer's app offers no withdrawal then).
             return "anyway" if rng.random() < sh.ships_anyway else False
         # Under review until the merchant answers, the buyer withdraws, or the order ships
-        # (which ends the review, SPEC §5): a merchant who answers does so before shipping.
+        # (which ends the review, docs/domain.md §5): a merchant who answers does so before shipping.
         room = max(2 * MIN, ship_at - refund_at - MIN)
         if rng.random() < sh.withdrawn:
             add("refund.withdrawn", refund_at + rng.randint(MIN, min(3 * HOUR, room)), {"refund_id": refund_id})
@@ -453,7 +453,7 @@ class StreamGenerator:
         scans = pkg.scans
         known = [s for s in scans if s[0] <= x]
         if not known:  # shipped, unscanned: the merchant is asked to pull the parcel
-            # SPEC §1: merchants act in 1-2 h (mean 113 min), inside the 2 h deadline; the 92.5%
+            # docs/domain.md §1: merchants act in 1-2 h (mean 113 min), inside the 2 h deadline; the 92.5%
             # success rate is of intercepts answered in time. A few answer late (kept aside).
             deadline = int(self.policy.merchant_intercept_deadline.total_seconds())
             if rng.random() < sh.merchant_late:

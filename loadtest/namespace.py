@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
 import sqlalchemy as sa
 
+from adapters.db import namespaces
 from workers.settings import Settings
 
 
 def fresh_namespace(settings: Settings, prefix: str) -> Settings:
     """A database of one's own for a replay or bench: a new PostgreSQL schema (the URL carries
-    its search_path, so worker processes use it too) or a new SQLite file."""
-    tag = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    its search_path, so worker processes use it too) or a new SQLite file. Named so that
+    `intercept cleanup` finds it (adapters.db.namespaces)."""
+    tag = namespaces.new_name(prefix)
     if settings.postgres:
         engine = sa.create_engine(settings.database_url)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{tag}"'))
-        engine.dispose()
+        try:
+            namespaces.create_schema(engine, tag, datetime.now(timezone.utc))
+        finally:
+            engine.dispose()
         sep = "&" if "?" in settings.database_url else "?"
         return replace(settings, database_url=f"{settings.database_url}{sep}options={quote(f'-csearch_path={tag}')}")
     home = Path(os.environ.get("INTERCEPT_HOME", "var")).resolve()

@@ -14,18 +14,17 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adapters.db import schema as t
 from adapters.db.reporting import commit_times, outcomes_in_order
 from adapters.stream_file import chunk_lines, numbered_lines
 from loadtest.namespace import fresh_namespace
 from loadtest.report import Measurement, write_report
-from workers import bootstrap, processes, streams
+from workers import bootstrap, processes, reachability, streams
+from workers.console import logs, progress_bar
 from workers.settings import Settings, configure
 
-console = Console(stderr=True)
+console = logs()
 
 
 class PublishFailed(Exception):
@@ -48,6 +47,7 @@ def measurements(engine: sa.Engine, source: str, published: streams.Published) -
 def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out_dir: Path, compare: Path | None,
            workers: int | None, no_workers: bool, timeout: float) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    reachability.check(settings)
     settings = fresh_namespace(settings, "replay")
     configure(settings)
     from workers.app import app  # noqa: PLC0415
@@ -68,7 +68,7 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
         processes.wait_workers_ready(app, procs)
     started = time.time()
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        with progress_bar(console) as bar:
             sent_task = bar.add_task("published", total=expected)
             done_task = bar.add_task("committed", total=expected)
             # Publish from a thread and watch commits meanwhile: at a steady rate the worker
@@ -97,7 +97,9 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
             try:
                 ok = streams.wait_settled(db, source, expected, timeout, on_progress=on_progress)
             except PublishFailed as failed:
-                console.print(f"[red]publishing stopped after {published.lines} events: {failed.args[0]}[/red]", highlight=False)
+                cause = failed.args[0]
+                why = reachability.unreachable(cause, settings.database_url, settings.broker_url) or cause
+                console.print(f"[red]publishing stopped after {published.lines} events: {why}[/red]", highlight=False)
                 return 1
             publisher.join()
         if not ok:
@@ -115,14 +117,16 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
             run={
                 "stream": str(stream), "events": expected, "rate": rate or "max", "batch": batch,
                 "workers": len(procs) or 1, "broker": settings.broker_url.split("@")[-1], "database": settings.database_url.split("@")[-1],
-                "elapsed_s": round(elapsed, 3), "peak_worker_rss_mb": round(peak, 1),
+                "elapsed_s": round(elapsed, 3),
+                # The embedded default's worker is a thread of this process: none was measured.
+                "peak_worker_rss_mb": round(peak, 1) if procs else "not measured (worker in this process)",
                 # Worker memory along the replay: flat means no state kept per event or order.
                 "worker_rss_mb_by_progress": rss_samples,
             },
             inbound_counts=counts,
             compare_with=compare,
         )
-        console.print((out_dir / "report.md").read_text(encoding="utf-8"), markup=False, highlight=False)
+        print((out_dir / "report.md").read_text(encoding="utf-8"))
         if compare is not None and not report.get("compare", {}).get("digest_match", True):
             console.print("[red]outcomes differ from the earlier report[/red]")
             return 1

@@ -91,7 +91,7 @@ def outcome_digest(envelopes: Iterable[Mapping[str, Any]]) -> str:
     """sha256 over the sorted canonical JSON of the outbound events: equal outcomes, equal digest.
 
     Sorting makes it independent of publication order (workers finish in any order); since
-    outbound ids derive from their causes (SPEC §7), a replay must give the same digest."""
+    outbound ids derive from their causes (docs/domain.md §7), a replay must give the same digest."""
     lines = sorted(canonical_json(dict(env)) for env in envelopes)
     h = hashlib.sha256()
     for line in lines:
@@ -264,43 +264,106 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _plots(measurements: Sequence[Measurement], out_dir: Path, bucket_s: float) -> list[Path]:
-    import matplotlib
+# Fewer seconds than this and a per-second curve is a few dots that say nothing.
+MIN_SERIES_S = 5.0
+LABELLED_PERCENTILES = {50: "tab:green", 95: "tab:orange", 99: "tab:red"}
+
+
+def _pyplot():
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    paths = []
-    series = throughput_series(measurements, bucket_s)
+    return plt
+
+
+def throughput_figure(measurements: Sequence[Measurement], bucket_s: float = 1.0, target_rate: float | None = None):
+    """Commits per second along the run, with the rate the replay aimed at; a run too short
+    for a curve says so instead of drawing one."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.5))
-    ax.plot([t for t, _ in series], [c / bucket_s for _, c in series], linewidth=1)
-    ax.set_xlabel("seconds since first publish")
-    ax.set_ylabel("committed events / s")
     ax.set_title("Throughput")
-    ax.grid(alpha=0.3)
+    series = throughput_series(measurements, bucket_s)
+    span = 0.0
+    if measurements:
+        span = max(m.committed_at for m in measurements) - min(m.published_at for m in measurements)
+    if span < MIN_SERIES_S:
+        overall = f", {len(measurements) / span:,.0f} events/s overall" if span > 0 else ""
+        ax.text(0.5, 0.5, f"The run lasted {span:.1f} s: too short for a throughput curve.\n"
+                          f"{len(measurements)} events committed{overall}.", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    else:
+        ax.plot([t for t, _ in series], [c / bucket_s for _, c in series], linewidth=1, label="committed events/s")
+        if target_rate:
+            ax.axhline(target_rate, linestyle="--", color="tab:red", linewidth=1, label=f"target {target_rate:g} events/s")
+        ax.set_xlabel("seconds since first publish")
+        ax.set_ylabel("committed events / s")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
     fig.tight_layout()
-    paths.append(out_dir / "throughput.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    return fig
 
-    lat = sorted(m.latency_s * 1000 for m in measurements)
-    fig, (h, c) = plt.subplots(1, 2, figsize=(10, 3.5))
-    h.hist(lat or [0], bins=60)
-    h.set_xlabel("latency (ms)")
-    h.set_ylabel("events")
+
+def latency_figure(latencies_ms: Sequence[float]):
+    """Histogram and CDF of latencies on a log axis (the body of the distribution and its tail
+    both visible), the percentiles marked and labelled on both."""
+    plt = _pyplot()
+    lat = sorted(latencies_ms)
+    fig, (h, c) = plt.subplots(1, 2, figsize=(11, 3.8))
     h.set_title("Latency distribution")
-    if lat:
-        c.plot(lat, [(i + 1) / len(lat) for i in range(len(lat))], linewidth=1)
-        for q in (50, 95, 99):
-            c.axvline(percentile(lat, q), linestyle="--", linewidth=0.8, color="grey")
-    c.set_xlabel("latency (ms)")
+    c.set_title("Latency CDF")
+    h.set_ylabel("events")
     c.set_ylabel("fraction ≤ x")
-    c.set_title("Latency CDF (p50, p95, p99 dashed)")
-    c.grid(alpha=0.3)
+    positive = [v for v in lat if v > 0]
+    if not positive:
+        for ax in (h, c):
+            ax.text(0.5, 0.5, "no latency measured", ha="center", va="center", transform=ax.transAxes)
+        fig.tight_layout()
+        return fig
+    low, high = positive[0], positive[-1]
+    if high / low > 10:
+        bins = [low * (high / low) ** (i / 60) for i in range(61)]
+        for ax in (h, c):
+            ax.set_xscale("log")
+    else:
+        bins = 60
+    h.hist(positive, bins=bins)
+    c.plot(positive, [(i + 1) / len(positive) for i in range(len(positive))], linewidth=1)
+    for n, (q, colour) in enumerate(LABELLED_PERCENTILES.items()):
+        value = percentile(lat, q)
+        label = f"p{q} {value:,.0f} ms" if value >= 10 else f"p{q} {value:.2g} ms"
+        for ax in (h, c):
+            ax.axvline(value, linestyle="--", linewidth=1, color=colour)
+            # Beside its line, on whichever side has room, one row per percentile, over what is behind.
+            right_half = _axis_fraction(ax, value) > 0.6
+            ax.annotate(label, (value, 1), xycoords=("data", "axes fraction"), xytext=(-4 if right_half else 4, -4 - 13 * n),
+                        textcoords="offset points", va="top", ha="right" if right_half else "left", fontsize=8, color=colour,
+                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+    for ax in (h, c):
+        ax.set_xlabel("latency (ms, publish → commit)" + (", log scale" if ax.get_xscale() == "log" else ""))
+        ax.grid(alpha=0.3)
     fig.tight_layout()
-    paths.append(out_dir / "latency.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def _axis_fraction(ax, x: float) -> float:
+    """Where x falls across the axis, 0 (left) to 1 (right), on a linear or a log scale."""
+    lo, hi = ax.get_xlim()
+    if ax.get_xscale() == "log":
+        lo, hi, x = math.log(lo), math.log(hi), math.log(x)
+    return (x - lo) / (hi - lo) if hi > lo else 0.5
+
+
+def _plots(measurements: Sequence[Measurement], out_dir: Path, bucket_s: float, target_rate: float | None) -> list[Path]:
+    plt = _pyplot()
+    paths = []
+    for name, fig in (("throughput.png", throughput_figure(measurements, bucket_s, target_rate)),
+                      ("latency.png", latency_figure([m.latency_s * 1000 for m in measurements]))):
+        paths.append(out_dir / name)
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
     return paths
 
 
@@ -325,5 +388,6 @@ def write_report(
         report["compare"] = compare_reports(report, earlier)
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    _plots(measurements, out, bucket_s)
+    rate = (run or {}).get("rate")
+    _plots(measurements, out, bucket_s, rate if isinstance(rate, (int, float)) else None)
     return report

@@ -1,7 +1,7 @@
 """The sample stream shipped with the project (the default input of `intercept run`).
 
 Each scenario is a small named function that tells one order's story; its decorator says
-which route of SPEC §5 it shows and what the system is expected to emit. The stream is the
+which route of docs/domain.md §5 it shows and what the system is expected to emit. The stream is the
 merge of every story by arrival position (usually `occurred_at`; a few events are placed
 later on purpose, to show parking and late logistics), with `clock.tick` events so the
 stream clock fires deadlines, plus a few malformed lines that must be kept aside.
@@ -82,7 +82,7 @@ class Builder:
         copy["data"].update(changes)
         self._push(arrive, _dump(copy))
 
-    # -- one helper per inbound type (SPEC §3) --------------------------------------------
+    # -- one helper per inbound type (docs/domain.md §3) --------------------------------------------
     def merchant(self, when: datetime, merchant_id: str, **settings: Any) -> dict[str, Any]:
         return self.emit("merchant.configured", when, {"merchant_id": merchant_id, **settings})
 
@@ -194,7 +194,7 @@ def closed(resolution: str, at: datetime | None = None) -> Out:
 
 
 def unshipped_approved(route: str, amount: int, at: datetime | None = None, **data: Any) -> list[Out]:
-    """SPEC §5 unshipped approval: approved, hold (no package), issued, then nothing left open."""
+    """docs/domain.md §5 unshipped approval: approved, hold (no package), issued, then nothing left open."""
     return [out("refund.approved", at, route=route, **data), out("shipment.hold_requested", at, package_id=ABSENT, **data),
             out("refund.issued", at, route=route, amount_fen=amount, **data),
             out("case.closed", at, resolution="refunded", **data)]
@@ -270,7 +270,7 @@ def merchants(b: Builder) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Unshipped orders (SPEC §5 "Unshipped → instant refund").
+# Unshipped orders (docs/domain.md §5 "Unshipped: refund at once, or let the merchant decide").
 
 
 @scenario("instant", "refund.approved(instant), shipment.hold_requested (no package), refund.issued(instant), "
@@ -404,7 +404,7 @@ def refunded_unshipped_ships_anyway(b: Builder) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Shipped, not yet scanned (SPEC §5 "Shipped, unscanned → merchant intercept").
+# Shipped, not yet scanned (docs/domain.md §5 "Shipped, not scanned: the merchant pulls it back").
 
 
 @scenario("merchant_intercept", "order.shipped arrives before its order.placed (parked, then applied); hold + "
@@ -494,7 +494,7 @@ def scan_beats_merchant(b: Builder) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# In transit (SPEC §5 "In transit → carrier intercept, with retries").
+# In transit (docs/domain.md §5 "In transit: the carrier intercepts it").
 
 
 @scenario("carrier_intercept", "two packages, one refund covering both: P1 (ZTO, scanned) gets a carrier intercept, P2 "
@@ -671,7 +671,7 @@ def not_eligible_within_50km(b: Builder) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Delivered (SPEC §5 "Delivered → return window").
+# Delivered (docs/domain.md §5 "Delivered: the return window").
 
 
 @scenario("after_return", "delivered the day before: return.window_opened (closes 11-08 18:00); return.received intact: "
@@ -759,7 +759,7 @@ def lost_in_transit(b: Builder) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# After a successful carrier intercept: fees and claims (SPEC §6).
+# After a successful carrier intercept: fees and claims (docs/domain.md §6).
 
 
 @scenario("carrier_intercept + claim damaged", "ZTO accepted: fee.charged 300 fen waived (m-beta's 1st free), "
@@ -944,7 +944,7 @@ def docs_markdown() -> str:
         out.append(f"| `{sc.name}` | {sc.merchant or '-'} | {sc.route} | {sc.expect} |")
     out += [
         "",
-        "Fees (SPEC §6) in stream order of the carriers' acceptances: m-alpha — `merchant_missed_then_carrier`",
+        "Fees (docs/domain.md §6) in stream order of the carriers' acceptances: m-alpha — `merchant_missed_then_carrier`",
         "waived, `refunded_unshipped_ships_anyway` charged; m-beta — `claim_damaged`, `multi_package`,",
         "`scan_beats_merchant` waived, `claim_lost_after_intercept` and `claim_not_returned` charged;",
         "m-gamma — `withdrawn_during_intercept` waived.",

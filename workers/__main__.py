@@ -1,3 +1,3 @@
 from workers.cli import main
 
-main()
+main(prog_name="intercept")

@@ -46,7 +46,10 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_cancel_long_running_tasks_on_connection_loss=True,
     worker_soft_shutdown_timeout=20.0,
-    worker_send_task_events=False,
+    # Task events (received, started, succeeded, and sent by the publisher) are what Flower and
+    # `celery events` show; a few per message of hundreds of events (measured: docs/performance.md).
+    worker_send_task_events=settings.task_events,
+    task_send_sent_event=settings.task_events,
     task_default_queue="ingest",
     task_queues=(
         Queue("ingest", _direct, routing_key="ingest", durable=True),
@@ -58,7 +61,6 @@ app.conf.update(
         "intercept.apply": {"queue": "ingest", "routing_key": "ingest"},
         "intercept.actions": {"queue": "actions", "routing_key": "actions"},
         "intercept.sweep": {"queue": "maintenance", "routing_key": "maintenance"},
-        "intercept.noop": {"queue": "ingest", "routing_key": "ingest"},
     },
     beat_schedule={
         "sweep": {

@@ -36,8 +36,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def start_worker_processes(settings: Settings, n: int, name: str = "run") -> list[subprocess.Popen]:
-    """N single-process Celery workers (pool solo): one per core is what two cores carry best."""
+def start_worker_processes(settings: Settings, n: int, name: str = "run", include: tuple[str, ...] = ()) -> list[subprocess.Popen]:
+    """N single-process Celery workers (pool solo): one per core is what two cores carry best.
+    `include`: modules of extra tasks these workers register (Celery's --include)."""
     env = worker_env(settings)
     log_dir = Path(os.environ.get("INTERCEPT_HOME", "var")).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,7 @@ def start_worker_processes(settings: Settings, n: int, name: str = "run") -> lis
                     sys.executable, "-m", "celery", "-A", "workers.app", "worker",
                     "-P", "solo", "-Q", INGEST_QUEUES, "-n", f"{name}{i}-{os.getpid()}@%h",
                     "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "WARNING",
+                    *(["--include", ",".join(include)] if include else []),
                 ],
                 env=env,
                 stdout=log,
@@ -97,6 +99,20 @@ def rss_mb(procs: list[subprocess.Popen], field: str = "VmRSS") -> float:
 
 def peak_rss_mb(procs: list[subprocess.Popen]) -> float:
     return rss_mb(procs, "VmHWM")
+
+
+def cpu_seconds(procs: list[subprocess.Popen]) -> float:
+    """CPU time (user + system) the worker processes have used so far (Linux): unlike a rate,
+    it hardly moves when other work shares the machine."""
+    total = 0
+    for p in procs:
+        try:
+            stat = Path(f"/proc/{p.pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def start_thread_worker(app, stop: threading.Event) -> threading.Thread:

@@ -9,13 +9,12 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from rich.console import Console
-
 from adapters.stream_file import chunk_lines, numbered_lines
-from workers import bootstrap, processes, streams
+from workers import bootstrap, processes, reachability, streams
+from workers.console import logs, progress_bar
 from workers.settings import Settings, configure
 
-console = Console(stderr=True)
+console = logs()
 
 
 def sample_stream() -> Path:
@@ -44,6 +43,7 @@ def _sweep_periodically(app, stop: threading.Event, every_s: float) -> threading
 def run_stream(settings: Settings, stream, out, workers, no_workers, batch, timeout, fresh) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stream_path = Path(stream) if stream else sample_stream()
+    reachability.check(settings)
     if fresh is None:
         fresh = settings.database_url.startswith("sqlite") and "INTERCEPT_DATABASE_URL" not in os.environ
     if fresh and settings.database_url.startswith("sqlite"):
@@ -68,8 +68,12 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
     started = time.monotonic()
     started_at = streams.register(db, source, stream_path, expected)
     try:
-        streams.publish(app, source, chunk_lines(numbered_lines(stream_path), batch))
-        settled = streams.wait_settled(db, source, expected, timeout)
+        with progress_bar(console) as bar:
+            sent, recorded = bar.add_task("published", total=expected), bar.add_task("recorded", total=expected)
+            streams.publish(app, source, chunk_lines(numbered_lines(stream_path), batch),
+                            on_message=lambda n: bar.advance(sent, n))
+            settled = streams.wait_settled(db, source, expected, timeout,
+                                           on_progress=lambda n: bar.update(recorded, completed=n))
         redriven = streams.redriven_since(db, started_at)
         if not settled:
             console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")

@@ -35,6 +35,7 @@ class Settings:
     redis_url: str | None = None  # for the token buckets; default: the broker when it is Redis
     malloc_trim: bool = True  # workers return freed heap pages after each task (workers.memory)
     redrive_after_s: float = 20.0  # the sweep re-drives a stream that has not moved for this long
+    task_events: bool = True  # workers and publishers send Celery task events (Flower sees the tasks)
 
     @property
     def embedded_broker(self) -> bool:
@@ -113,6 +114,7 @@ def load(default_clock: str = "wall") -> Settings:
         redis_url=env.get("INTERCEPT_REDIS_URL") or None,
         malloc_trim=env.get("INTERCEPT_MALLOC_TRIM", "1") != "0",
         redrive_after_s=float(env.get("INTERCEPT_REDRIVE_AFTER_S", "20")),
+        task_events=env.get("INTERCEPT_TASK_EVENTS", "1") != "0",
     )
     problem = settings.problem()
     if problem:

@@ -58,17 +58,3 @@ def actions(self, refund_ids: list[str], intercept_ids: list[str]) -> None:
 def sweep() -> None:
     pipeline(app).sweep()
 
-
-_redis = None
-
-
-@app.task(name="intercept.noop")
-def noop(counter_key: str) -> None:
-    """The bench's baseline: what one Celery task costs on this broker with these settings.
-    Its only effect is one Redis INCR, so the bench can tell when the last one ran."""
-    global _redis
-    if _redis is None:
-        import redis  # noqa: PLC0415
-
-        _redis = redis.Redis.from_url(app.conf.broker_url)
-    _redis.incr(counter_key)

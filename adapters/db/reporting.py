@@ -1,8 +1,11 @@
-"""What the reports read: outbound events in their export order and the figures of a run's summary."""
+"""What the reports read: outbound events in their export order, the figures of a run's summary,
+and the inputs kept aside."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -90,3 +93,36 @@ def commit_times(engine: sa.Engine, source: str):
                 if k < len(throughs):
                     at = ats[k]
             yield offset, event_id, at
+
+
+@dataclass(frozen=True)
+class AsideInput:
+    """An input kept aside: where it came from and why it was not applied."""
+
+    id: int
+    source: str
+    offset: int | None  # its place among its stream's inputs (None for HTTP and incidents)
+    event_id: str | None  # None when the line could not be read as an event
+    event_type: str | None
+    reason: str
+    recorded_at: datetime
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "source": self.source, "offset": self.offset, "event_id": self.event_id,
+                "type": self.event_type, "reason": self.reason, "recorded_at": self.recorded_at.isoformat()}
+
+
+def kept_aside(engine: sa.Engine, limit: int = 50, source: str | None = None) -> list[AsideInput]:
+    """Inputs kept aside, newest first (by when they were set aside, then by arrival)."""
+    i = t.inbox
+    recorded_at = sa.func.coalesce(i.c.applied_at, i.c.received_at)
+    query = (
+        sa.select(i.c.id, i.c.source, i.c.source_offset, i.c.event_id, i.c.event_type, i.c.reason, recorded_at)
+        .where(i.c.state == "aside")
+        .order_by(recorded_at.desc(), i.c.id.desc())
+        .limit(limit)
+    )
+    if source is not None:
+        query = query.where(i.c.source == source)
+    with engine.connect() as conn:
+        return [AsideInput(*row[:5], reason=row[5] or "", recorded_at=row[6]) for row in conn.execute(query)]

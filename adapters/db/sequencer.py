@@ -1,6 +1,6 @@
 """Accepting inputs: record, deduplicate, route and put in order, in one transaction.
 
-Why the database and not the broker decides the order (SPEC §8.3): Celery on Redis
+Why the database and not the broker decides the order (docs/domain.md §8.3): Celery on Redis
 redelivers a batch after a crash at the head or the tail of the queue, and two worker
 processes finish in any order. So every input gets a global `position`, assigned here
 under one advisory lock and committed in that order; each merchant's partition applies

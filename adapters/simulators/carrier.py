@@ -1,8 +1,8 @@
-"""A carrier intercept API on loopback, for live and load tests (SPEC §7 "simulator").
+"""A carrier intercept API on loopback, for live and load tests (docs/domain.md §7 "simulator").
 
 Serves the API HttpCarrierClient speaks (adapters/http/carrier.py) and behaves like a real
 one: an intercept request is taken at once and answered later, by a signed callback to the
-ingress (`carrier.intercept_reported`), after `answer_delay_s`; SPEC §1's rate decides the
+ingress (`carrier.intercept_reported`), after `answer_delay_s`; docs/domain.md §1's rate decides the
 answer (the carrier holds 67.3% of in-transit parcels). Outcomes are drawn per key from the
 seed, so a run is reproducible whatever the order of calls. Effects (intercepts actually
 created) are counted per idempotency key and shown at GET /_sim/effects; faults are switched
@@ -31,7 +31,7 @@ from adapters.webhooks.signing import sign_headers
 
 log = logging.getLogger("intercept.sim.carrier")
 
-# SPEC §1: in transit, the carrier's intercept API succeeds in 67.3% of cases.
+# docs/domain.md §1: in transit, the carrier's intercept API succeeds in 67.3% of cases.
 CARRIER_ACCEPT_RATE = 0.673
 CST = timezone(timedelta(hours=8))
 REJECT_REASONS = ("already_out_for_delivery", "parcel_not_found_in_network", "recipient_area_not_supported")

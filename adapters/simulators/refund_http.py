@@ -1,4 +1,4 @@
-"""A refund provider on loopback (SPEC §7 "an HTTP simulator"), the API HttpRefundClient speaks.
+"""A refund provider on loopback (docs/domain.md §7 "an HTTP simulator"), the API HttpRefundClient speaks.
 
 Stripe-like keys: the first POST under a key pays once and its answer is stored; later POSTs
 under that key get the stored answer; a key reused with other parameters is refused (409).

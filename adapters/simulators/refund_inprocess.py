@@ -1,4 +1,4 @@
-"""An in-process refund provider behind the RefundGateway port (SPEC §7: the default gateway of `run`).
+"""An in-process refund provider behind the RefundGateway port (docs/domain.md §7: the default gateway of `run`).
 
 No HTTP is being tested where this is used (the embedded run, the engine's tests), so an
 in-process object is enough (CONVENTIONS, habit 10). It behaves like a provider that honours

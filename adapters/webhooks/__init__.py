@@ -1,4 +1,4 @@
-"""Translators from real senders' payloads to SPEC §3 events.
+"""Translators from real senders' payloads to docs/domain.md §3 events.
 
 Each sender module is pure (no I/O, no clock): bytes and headers in, events and "ignored"
 records out. Verification of the sender's signature is a separate function so the ingress
@@ -55,7 +55,7 @@ class Translation:
 
 
 def digest_id(prefix: str, *parts: object) -> str:
-    """A fixed-length event id derived from what identifies the fact (SPEC §2), so a re-push
+    """A fixed-length event id derived from what identifies the fact (docs/domain.md §2), so a re-push
     of the same fact gets the same id and the inbox sees it as a duplicate."""
     text = "\x1f".join("" if p is None else str(p) for p in parts)
     return f"{prefix}-" + hashlib.sha256(text.encode()).hexdigest()[:32]

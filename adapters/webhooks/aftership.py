@@ -29,7 +29,7 @@ SUCCESS_REPLY = {"ok": True}
 # ---- the one mapping table ----------------------------------------------------------------
 # Slugs: formats.md does not list AfterShip's slugs for Chinese carriers; these are the slugs
 # AfterShip's courier list uses as far as we know [UNCONFIRMED — check the account's courier
-# list]. A slug not listed is kept as given (SPEC §3).
+# list]. A slug not listed is kept as given (docs/domain.md §3).
 CARRIER_SLUGS = {
     "zto-express": "zto",
     "yto": "yto",
@@ -39,7 +39,7 @@ CARRIER_SLUGS = {
     "jd": "jd",
 }
 
-# Checkpoint tag -> SPEC §3 status; None = not a carrier scan. Source: formats.md §5 (tag
+# Checkpoint tag -> docs/domain.md §3 status; None = not a carrier scan. Source: formats.md §5 (tag
 # enum) and §9 (normalisation table: Pending/InfoReceived = not scanned; AvailableForPickup
 # sits with Kuaidi100's 501 locker state; Expired = tracking ended without a result).
 TAGS: dict[str, str | None] = {
@@ -117,7 +117,7 @@ def translate(body: bytes) -> Translation:
         tag = str(cp.get("tag") or "")
         subtag = str(cp.get("subtag") or "")
         if tag not in TAGS:
-            out.ignored.append(Ignored(subtag or tag or "?", f"tag {tag!r} has no SPEC status", ref))
+            out.ignored.append(Ignored(subtag or tag or "?", f"tag {tag!r} has no scan status of ours", ref))
             continue
         status = SUBTAGS.get(subtag) or TAGS[tag]
         if status is None:

@@ -15,7 +15,7 @@ modification, 215 cancels an *arbitration*, not the after-sale. 207 RefundClosed
 aftersale_status 28) is the only message saying an after-sale ended without a refund, which
 is what the buyer's cancellation (撤销) produces. It also fires when the after-sale closes
 for other reasons (e.g. a buyer who never returns the goods); for the refund case the effect
-SPEC §5 gives a withdrawal is the right one in every such case: before the decision the case
+docs/domain.md §5 gives a withdrawal is the right one in every such case: before the decision the case
 closes and its timers stop; after it the withdrawal is kept aside (`already_refunded`).
 So 207 on a refund-type after-sale -> `refund.withdrawn`.
 """
@@ -40,7 +40,7 @@ SUCCESS_REPLY = {"code": 0, "msg": "success"}
 FAILURE_REPLY = {"code": 1, "msg": "fail"}
 
 # ---- the one mapping table ----------------------------------------------------------------
-# tag -> SPEC §3 event type. Source: formats.md §2.2 (zsmhub/doudian-sdk, doc link per tag)
+# tag -> docs/domain.md §3 event type. Source: formats.md §2.2 (zsmhub/doudian-sdk, doc link per tag)
 # and §2.3 (fields). Every other tag (trade 1xx, 201-206, 208+, the "0" verification
 # message) is recorded as ignored.
 TAGS: dict[str, str] = {
@@ -104,7 +104,7 @@ def _int(value: Any) -> int | None:
 
 
 def _event_id(msg_id: str) -> str:
-    # msg_id is Douyin's dedupe key (§2.1); kept readable when it fits SPEC §2's 128 chars.
+    # msg_id is Douyin's dedupe key (§2.1); kept readable when it fits docs/domain.md §2's 128 chars.
     candidate = f"douyin-{msg_id}"
     return candidate if len(candidate) <= 128 and candidate.isprintable() else digest_id("douyin", msg_id)
 

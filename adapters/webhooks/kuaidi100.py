@@ -33,8 +33,8 @@ def failure_reply(message: str) -> dict[str, Any]:
 
 
 # ---- the one mapping table ----------------------------------------------------------------
-# Carrier codes: SPEC §3 ("Kuaidi100 writes zhongtong, yuantong, yunda, shunfeng, jd").
-# A code not listed is kept as given (SPEC §3: a carrier without an intercept API).
+# Carrier codes: docs/domain.md §3 ("Kuaidi100 writes zhongtong, yuantong, yunda, shunfeng, jd").
+# A code not listed is kept as given (docs/domain.md §3: a carrier without an intercept API).
 CARRIER_CODES = {
     "zhongtong": "zto",
     "yuantong": "yto",
@@ -43,7 +43,7 @@ CARRIER_CODES = {
     "jd": "jd",
 }
 
-# statusCode of a history entry (resultv2) -> SPEC §3 scan status; None = not a scan.
+# statusCode of a history entry (resultv2) -> docs/domain.md §3 scan status; None = not a scan.
 # Source: formats.md §1.3 (primary states and the advanced sub-state table, official
 # api-8562559; 201-210 from the [3p] enum that matches it) and §9 (normalisation table).
 STATUS_CODES: dict[str, str | None] = {
@@ -87,7 +87,7 @@ STATUS_CODES: dict[str, str | None] = {
     "207": "exception",  # 超区
     "208": "exception",  # 滞留
     "209": "damaged",  # 破损
-    # 401 已销单 and 210 销单 (waybill cancelled) have no SPEC status: recorded as ignored.
+    # 401 已销单 and 210 销单 (waybill cancelled) have no scan status of ours: recorded as ignored.
 }
 
 
@@ -171,7 +171,7 @@ def translate(param: str) -> Translation:
             out.problems.append(Problem(ref, f"lastResult.data[{index}].statusCode", "is required (subscribe with resultv2)"))
             continue
         if code not in STATUS_CODES:
-            out.ignored.append(Ignored(code, f"statusCode {code} ({entry.get('status', '')}) has no SPEC status", ref))
+            out.ignored.append(Ignored(code, f"statusCode {code} ({entry.get('status', '')}) has no scan status of ours", ref))
             continue
         status = STATUS_CODES[code]
         if status is None:

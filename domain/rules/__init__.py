@@ -1,1 +1,1 @@
-"""The rules of SPEC §5-§6, one module per part of the domain."""
+"""The rules of docs/domain.md §5-§6, one module per part of the domain."""

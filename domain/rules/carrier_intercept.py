@@ -1,4 +1,4 @@
-"""SPEC §5 in transit: the carrier intercepts through its API; only its answer, the deadline or a
+"""docs/domain.md §5 in transit: the carrier intercepts through its API; only its answer, the deadline or a
 `delivered` scan end an intercept."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ CHANNEL = "carrier"
 
 def ineligibility(carrier: str, category: str, value_fen: int, out_for_delivery: bool, distance_km: float | None,
                   policy) -> str | None:
-    """The first reason, in SPEC §5's order, that the carrier cannot be asked to intercept."""
+    """The first reason, in docs/domain.md §5's order, that the carrier cannot be asked to intercept."""
     if carrier not in policy.carriers_with_intercept_api:
         return "carrier_has_no_api"
     if category in policy.non_interceptable_categories:
@@ -54,7 +54,7 @@ def consider(w: Work, p: Package) -> None:
         )
         request_refusal(w, w.pkg(p.package_id))
         return
-    deadline = w.at + w.policy.carrier_answer_deadline  # SPEC §1: carriers act in 24-48 h
+    deadline = w.at + w.policy.carrier_answer_deadline  # docs/domain.md §1: carriers act in 24-48 h
     icp = Intercept(derived_id("icp", p.package_id, CHANNEL), p.package_id, CHANNEL, w.at, deadline, w.cause)
     w.put_intercept(icp)
     w.set_timer("carrier_deadline", p.package_id, deadline)
@@ -89,7 +89,7 @@ def fail(w: Work, p: Package, reason: str, evidence: str | None = None) -> None:
     w.put_intercept(replace(icp, status="failed"))
     w.cancel_timer("carrier_deadline", p.package_id)
     data = {"package_id": p.package_id, "channel": CHANNEL, "reason": reason}
-    if p.stalled:  # SPEC §5: kept for the platform's appeal of a stalled parcel
+    if p.stalled:  # docs/domain.md §5: kept for the platform's appeal of a stalled parcel
         data["evidence_ref"] = evidence or reason
     w.emit("intercept.failed", data, refund_for(w.order, p.package_id), disc=f"{p.package_id}:{CHANNEL}")
     if reason != "delivered":

@@ -1,4 +1,4 @@
-"""A refund case's decision and closing: SPEC §5 "issued once every package is stopped", §7 case.closed."""
+"""A refund case's decision and closing: docs/domain.md §5 "Issuing the refund", §7 case.closed."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _last_route(order: OrderState, r: Refund) -> str:
 
 
 def _left_open(order: OrderState, r: Refund) -> bool:
-    """SPEC §7 `refunded`: closed once no intercept is pending, no return awaited, no claim open."""
+    """docs/domain.md §7 `refunded`: closed once no intercept is pending, no return awaited, no claim open."""
     for pid in r.packages:
         p = order.package(pid)
         if p is None:
@@ -57,7 +57,7 @@ def _left_open(order: OrderState, r: Refund) -> bool:
             return True
         icp = order.intercept(pid, "carrier")
         watched = icp is not None and icp.status == "succeeded" and not p.returned and claim is None
-        if watched:  # a carrier-intercepted parcel is watched on its way back (SPEC §5, §6)
+        if watched:  # a carrier-intercepted parcel is watched on its way back (docs/domain.md §5, §6)
             return True
     return False
 

@@ -1,4 +1,4 @@
-"""SPEC §6 claims: one per package, for min(declared value, the cap)."""
+"""docs/domain.md §6 claims: one per package, for min(declared value, the cap)."""
 
 from __future__ import annotations
 

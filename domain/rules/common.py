@@ -11,12 +11,12 @@ def pursuing_refunds(order: OrderState, package_id: str) -> tuple[Refund, ...]:
 
 def pursued(order: OrderState, p: Package) -> bool:
     """Somebody still wants this parcel back: an unclosed case covering it, an auto-intercept,
-    or a stall (refunded already, yet still to be brought back: SPEC §5 stalled)."""
+    or a stall (refunded already, yet still to be brought back: docs/domain.md §5 stalled)."""
     return p.auto_refund_id is not None or p.stalled or bool(pursuing_refunds(order, p.package_id))
 
 
 def refund_for(order: OrderState, package_id: str) -> str | None:
-    """The refund a package-level outcome is published under (SPEC §7: "where there is one")."""
+    """The refund a package-level outcome is published under (docs/domain.md §7: "where there is one")."""
     live = pursuing_refunds(order, package_id)
     if live:
         return live[0].refund_id

@@ -1,4 +1,4 @@
-"""SPEC §6 intercept fees: charged per successful carrier intercept, first N of a CST month waived."""
+"""docs/domain.md §6 intercept fees: charged per successful carrier intercept, first N of a CST month waived."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from domain.rules.common import refund_for
 
 
 def free_quota(w: Work) -> int:
-    # SPEC §3: merchant setting, else the policy default (3, Kuaishou's figure).
+    # docs/domain.md §3: merchant setting, else the policy default (3, Kuaishou's figure).
     n = w.merchant.free_intercepts_per_month
     return w.policy.default_free_intercepts_per_month if n is None else n
 

@@ -1,4 +1,4 @@
-"""SPEC §5 shipped, unscanned: the merchant or warehouse pulls the parcel before pickup."""
+"""docs/domain.md §5 shipped, unscanned: the merchant or warehouse pulls the parcel before pickup."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ CHANNEL = "merchant"
 
 
 def request(w: Work, p: Package) -> None:
-    # SPEC §1: merchants pull a parcel in 1-2 h (mean 113 min), hence the 2 h deadline (policy).
+    # docs/domain.md §1: merchants pull a parcel in 1-2 h (mean 113 min), hence the 2 h deadline (policy).
     deadline = w.at + w.policy.merchant_intercept_deadline
     icp = Intercept(derived_id("icp", p.package_id, CHANNEL), p.package_id, CHANNEL, w.at, deadline, w.cause)
     w.put_intercept(icp)

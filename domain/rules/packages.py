@@ -1,4 +1,4 @@
-"""A package's stage drives what is tried next (SPEC §4, §5). `advance` is idempotent: it is
+"""A package's stage drives what is tried next (docs/domain.md §4, §5). `advance` is idempotent: it is
 called after anything that may have changed a package and only does what is still due."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from domain.rules import carrier_intercept, claims, merchant_intercept, stalled
 from domain.rules.common import pursued
 from domain.rules.refusal_return import open_window
 
-# The routes of SPEC §5 "Unshipped": a refund decided before anything shipped.
+# The routes of docs/domain.md §5 "Unshipped": a refund decided before anything shipped.
 UNSHIPPED_ROUTES = frozenset({"instant", "auto_strategy", "merchant_approved", "review_timeout"})
 
 
@@ -29,7 +29,7 @@ def advance(w: Work, package_id: str) -> None:
     if stage != "shipped_unscanned" and merchant_intercept.pending(w, p):
         merchant_intercept.fail(w, p, "missed")  # the carrier scanned it first
         p = w.pkg(package_id)
-    # A stalled package counts as stopped yet is still brought back (SPEC §5 stalled).
+    # A stalled package counts as stopped yet is still brought back (docs/domain.md §5 stalled).
     active = not p.stopped or p.stalled
     if stage == "shipped_unscanned":
         if active and w.order.intercept(package_id, "merchant") is None:
@@ -46,7 +46,7 @@ def advance(w: Work, package_id: str) -> None:
         if not p.stopped and not carrier_intercept.pending(w, p):
             w.stop(p, "after_refusal")
     elif stage in ("lost", "damaged"):
-        if not p.stopped:  # SPEC §5 lost on the way out (damaged treated alike)
+        if not p.stopped:  # docs/domain.md §5 lost on the way out (damaged treated alike)
             w.stop(p, "lost_in_transit")
             claims.open_claim(w, w.pkg(package_id), stage)
 
@@ -61,9 +61,9 @@ def _whole_order_refund_decided(r) -> bool:
     """A refund of every package of the order (none named) already decided when another package
     of the order becomes known.
 
-    SPEC §5 says what to do with an order refunded while unshipped that ships anyway (intercept it
-    on our own, at the merchant's cost), and that a package shipping while a refund is open joins
-    it; it is silent on a package that becomes known once the whole-order refund was decided (the
+    The original brief says what to do with an order refunded while unshipped that ships anyway
+    (intercept it on our own, at the merchant's cost), and that a package shipping while a refund
+    is open joins it; it is silent (docs/domain.md §10) on a package that becomes known once the whole-order refund was decided (the
     merchant ships it late, or its `order.shipped` reaches us after the refund was issued). The
     buyer has been paid for it already, so an after-sales team wants that parcel back exactly
     like one shipped after an unshipped refund: it is pursued on the merchant's behalf (merchant
@@ -86,7 +86,7 @@ def on_shipped(w: Work, data: OrderShipped) -> str | None:
         Package(pid, data.carrier, data.tracking_no, data.value_fen, w.at, w.cause, auto_refund_id=auto)
     )
     for r in w.order.refunds:
-        if r.status == "under_review":  # SPEC §5: leaves review, follows its packages
+        if r.status == "under_review":  # docs/domain.md §5: leaves review, follows its packages
             w.cancel_timer("review", r.refund_id)
             r = w.put_refund(replace(r, status="open"))
         if r.status == "open" and r.would_cover(pid):  # ships while the refund is open: joins it

@@ -1,4 +1,4 @@
-"""Refund requests, withdrawals, merchant decisions and the provider's refusals (SPEC §5)."""
+"""Refund requests, withdrawals, merchant decisions and the provider's refusals (docs/domain.md §5)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def on_merchant_decided(w: Work, data: MerchantRefundDecided) -> str | None:
         return None
     if r.status == "awaiting_merchant":  # after the provider refused for good
         if data.approve:
-            # Retried under the same key: the refund id (SPEC §5).
+            # Retried under the same key: the refund id (docs/domain.md §5).
             w.put_refund(replace(r, status="open", route=None))
             w.order = replace(w.order, issued_fen=w.order.issued_fen - r.amount_fen)
             cases.issue(w, w.order.refund(r.refund_id) or r, r.route or "merchant_approved")

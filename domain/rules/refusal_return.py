@@ -1,11 +1,12 @@
-"""SPEC §5: the buyer refuses delivery, or sends the parcel back within the return window.
+"""docs/domain.md §5: the buyer refuses delivery, or sends the parcel back within the return window.
 
 `return_shipping_paid_by: "buyer"` is set only when the buyer had been asked to refuse the
 parcel (`buyer.refusal_requested`) and took it all the same ("delivered anyway"). A carrier
 intercept that ends because the parcel was delivered first (`intercept.failed` reason
 `delivered`) asks for no refusal — there is nothing left to refuse — so its return window
 carries no such field: the buyer did nothing against the platform's advice, and an after-sales
-team would not charge them the return shipping (SPEC is silent on this exact case).
+team would not charge them the return shipping (the original brief is silent on this exact
+case: docs/domain.md §10).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def open_window(w: Work, p: Package) -> None:
         return
     waiting = awaiting_decision(w.order, p.package_id)
     if not waiting:
-        return  # SPEC §5: an issued refund gets no return window
+        return  # docs/domain.md §5: an issued refund gets no return window
     closes_at = p.delivered_at + w.policy.return_window
     w.put_package(replace(p, window_closes_at=closes_at, window_buyer_pays=p.refusal_requested))
     data = {"package_id": p.package_id, "closes_at": iso(closes_at)}

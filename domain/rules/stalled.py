@@ -1,4 +1,4 @@
-"""SPEC §5 stalled logistics: no scan for 72 h on a package of an open, undecided case."""
+"""docs/domain.md §5 stalled logistics: no scan for 72 h on a package of an open, undecided case."""
 
 from __future__ import annotations
 

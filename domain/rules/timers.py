@@ -1,4 +1,4 @@
-"""Deadlines (SPEC §9): fired in time order, each as a decision of its own whose outcomes carry
+"""Deadlines (docs/domain.md §9): fired in time order, each as a decision of its own whose outcomes carry
 the deadline as occurred_at and the event that set it as caused_by."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC §5 unshipped: instant refund, the merchant's auto-refund strategy, or the merchant's review."""
+"""docs/domain.md §5 unshipped: instant refund, the merchant's auto-refund strategy, or the merchant's review."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from domain.rules import cases
 
 def _instant(w: Work) -> bool:
     o = w.order
-    # SPEC §5: instant-refund tag, paid under 300 CNY (policy), not a virtual good.
+    # docs/domain.md §5: instant-refund tag, paid under 300 CNY (policy), not a virtual good.
     return o.instant_refund_tag and o.paid_fen < w.policy.instant_refund_limit_fen and o.category != "virtual"
 
 

@@ -1,4 +1,4 @@
-"""Outbound events reach subscribers through the `intercept.outcomes` topic exchange (SPEC §7):
+"""Outbound events reach subscribers through the `intercept.outcomes` topic exchange (docs/domain.md §7):
 routing key = event type, message id = event id, body = the envelope kept in the outbox.
 
 A real `intercept worker` on Redis and PostgreSQL; the subscriber is a kombu queue bound to the

@@ -1,5 +1,5 @@
 """A worker killed between the refund provider's answer and the commit that records it: the
-sweep repeats the call under the same key, and the provider pays once (SPEC §7, README "Actions").
+sweep repeats the call under the same key, and the provider pays once (docs/domain.md §7, README "Actions").
 
 Real processes (`intercept worker`, `intercept beat`) on PostgreSQL and Redis, the refund
 provider simulator on loopback HTTP in this test process.

@@ -30,6 +30,9 @@ def test_sample_run_on_the_embedded_default_takes_every_route(tmp_path):
     assert len(issued) == len(set(issued)), "a refund was issued twice"
     assert "settled" in result.stdout
     assert "Inputs by state" in result.stdout and "aside" in result.stdout
+    # The summary is the result (stdout); what was written where is a log line (stderr), and no
+    # progress bar is drawn on a stderr that is not a terminal.
+    assert result.stderr.splitlines() == [f"wrote {len(outcomes)} outbound events to {out}"]
 
 
 def test_same_stream_same_outcomes_on_embedded_and_on_redis_postgres_with_two_workers(tmp_path, pg_url, redis_url):

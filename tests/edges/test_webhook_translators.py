@@ -1,4 +1,4 @@
-"""The senders' translators, pure: documented examples in, SPEC §3 events out."""
+"""The senders' translators, pure: documented examples in, docs/domain.md §3 events out."""
 
 import json
 

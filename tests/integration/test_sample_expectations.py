@@ -96,7 +96,7 @@ def test_story_inputs_kept_aside_or_duplicate(run, sc):
 
 def test_every_other_input_is_applied(run):
     lines, _, inbox = run
-    assert len(inbox) == len(lines), "every line is recorded (SPEC §8.2)"
+    assert len(inbox) == len(lines), "every line is recorded (docs/domain.md §8.2)"
     declared = {_line_of(lines, sc, k) for sc in SCENARIOS for k in sc.kept}
     others = {n: (r.event_id, r.state, r.reason) for n, r in inbox.items() if n not in declared and r.state != "applied"}
     assert others == {}

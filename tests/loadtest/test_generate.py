@@ -244,7 +244,7 @@ def test_the_world_answers_in_time_as_a_real_stream_would(stream_2000):
     carrier never accepts to intercept a parcel already delivered, only a few of its refusals
     come after delivery; merchants answer intercept requests within the 2 h deadline but for a
     few late reports; a merchant's review decision comes before the order ships (shipping ends
-    the review, SPEC §5); an instantly paid refund is not withdrawn."""
+    the review, docs/domain.md §5); an instantly paid refund is not withdrawn."""
     delivered: dict[tuple[str, str], datetime] = {}
     shipped_at: dict[str, datetime] = {}
     for ev in stream_2000:

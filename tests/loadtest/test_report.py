@@ -9,9 +9,11 @@ from click.testing import CliRunner
 from workers.cli.load import load_report
 from loadtest.report import (
     Measurement,
+    latency_figure,
     outcome_digest,
     outcome_summary,
     percentile,
+    throughput_figure,
     write_report,
 )
 
@@ -112,3 +114,42 @@ def test_outcome_summary_counts_failures_and_closures():
     assert summary["intercept_failed_by_reason"] == {"carrier:not_eligible:category": 1, "merchant:missed": 1}
     assert summary["case_closed_by_resolution"] == {"withdrawn": 1}
     assert summary["total"] == 3
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_latency_plots_use_a_log_axis_when_the_tail_is_long_and_label_the_percentiles():
+    body = [10 + i % 40 for i in range(9_800)]  # 10-49 ms
+    tail = [2_000 + 25 * i for i in range(200)]  # the slowest 2%: 2-7 s
+    fig = latency_figure(body + tail)
+    assert [ax.get_xscale() for ax in fig.axes] == ["log", "log"]
+    assert [percentile(sorted(body + tail), q) for q in (50, 95, 99)] == [30, 48, 4_475]
+    assert _texts(fig) == ["p50 30 ms", "p95 48 ms", "p99 4,475 ms"] * 2  # on the histogram, then on the CDF
+    (hist, _cdf) = fig.axes
+    # Log-spaced bins: the body spreads over many bars instead of sitting in the first one.
+    assert sum(1 for bar in hist.patches if bar.get_height() > 0 and bar.get_x() < 50) >= 10
+
+
+def test_latency_plots_stay_linear_for_a_narrow_distribution():
+    fig = latency_figure([20 + i % 10 for i in range(1000)])
+    assert [ax.get_xscale() for ax in fig.axes] == ["linear", "linear"]
+    assert "p99 29 ms" in _texts(fig)
+
+
+def test_throughput_plot_draws_the_rate_the_replay_aimed_at():
+    steady = [Measurement(f"e-{i}", 1000 + i / 100, 1000 + i / 100 + 0.05) for i in range(3000)]  # 30 s at 100/s
+    fig = throughput_figure(steady, target_rate=100.0)
+    (ax,) = fig.axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"committed events/s", "target 100 events/s"}
+    assert set(lines["target 100 events/s"].get_ydata()) == {100.0}
+    assert "target" not in {line.get_label() for line in throughput_figure(steady).axes[0].get_lines()}
+
+
+def test_a_run_too_short_for_a_throughput_curve_says_so_instead_of_drawing_one():
+    fig = throughput_figure(_measurements(), target_rate=100.0)  # 1.1 s
+    (ax,) = fig.axes
+    assert ax.get_lines() == []
+    assert _texts(fig) == ["The run lasted 1.1 s: too short for a throughput curve.\n100 events committed, 92 events/s overall."]

@@ -76,7 +76,7 @@ class Story:
             return None
         oid = self._order_for(e)
         if e.type not in ("order.placed", "merchant.configured") and (oid is None or oid not in self.orders):
-            self.parked.append(e)  # SPEC §3: parked until its order or package is known
+            self.parked.append(e)  # docs/domain.md §3: parked until its order or package is known
             return None
         mid = self._merchant_of(e, oid)
         merchant = self.merchants.get(mid) or new_merchant(mid)

@@ -57,7 +57,7 @@ def test_merchant_deadline_fails_with_timeout():
 def test_merchant_report_after_intercept_ended_is_kept_aside():
     s = shipped_story()
     s.request(when=at(1))
-    d = s.merchant_report(True, at(5))  # the 2 h deadline fires first (SPEC §9)
+    d = s.merchant_report(True, at(5))  # the 2 h deadline fires first (docs/domain.md §9)
     assert d.aside and "after the intercept ended" in d.aside
     assert [o.data["reason"] for o in d.outcomes] == ["timeout"]
 

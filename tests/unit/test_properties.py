@@ -1,4 +1,4 @@
-"""Property tests: random streams of every SPEC §3 event type against SPEC §8 invariants 1, 4, 5,
+"""Property tests: random streams of every docs/domain.md §3 event type against docs/domain.md §8 invariants 1, 4, 5,
 checked with a model of refunds and fees written here, independently of the domain."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ PACKAGES = [f"p-{n}" for n in range(4)]  # package p-n ships at most once, on an
 REFUNDS = [f"r-{n}" for n in range(5)]
 SCANS = ["picked_up", "in_transit", "arrived_destination_city", "exception", "out_for_delivery", "delivered",
          "rejected", "returning", "returned", "lost", "damaged"]
-MODEL_FEES = {"zto": 300, "yunda": 300, "yto": 400}  # SPEC §6, written out again on purpose
+MODEL_FEES = {"zto": 300, "yunda": 300, "yto": 400}  # docs/domain.md §6, written out again on purpose
 MODEL_DEFAULT_FREE = 3
 
 
@@ -140,7 +140,7 @@ def placed(oid, paid_fen, tag, when):
 
 
 class FeeModel:
-    """SPEC §6, independently: each success costs its carrier's fee; the first N of a CST month are waived."""
+    """docs/domain.md §6, independently: each success costs its carrier's fee; the first N of a CST month are waived."""
 
     def __init__(self):
         self.free: dict[str, int] = {}

@@ -132,8 +132,9 @@ def test_refund_asking_more_than_left_is_rejected_amount_exceeds_paid():
 
 
 def test_package_known_after_the_whole_order_refund_was_issued_is_pursued_without_a_second_refund():
-    """SPEC is silent (see packages._whole_order_refund_decided): the buyer was paid for every
-    package, so one shipped (or reported) afterwards is intercepted on the merchant's behalf."""
+    """The original brief is silent (docs/domain.md §10, packages._whole_order_refund_decided): the
+    buyer was paid for every package, so one shipped (or reported) afterwards is intercepted on the
+    merchant's behalf."""
     s = Story()
     s.place(paid_fen=20_000, tag=False)
     s.ship("p-1", when=at(1))

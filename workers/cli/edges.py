@@ -8,18 +8,7 @@ import sys
 import click
 
 from adapters.simulators.common import Faults
-
-
-def _settings():
-    from workers import settings as settings_mod  # noqa: PLC0415
-
-    return settings_mod.load()
-
-
-def _engine(settings):
-    from adapters.db.engine import make_engine  # noqa: PLC0415
-
-    return make_engine(settings.database_url)
+from workers.cli.common import engine as _engine, settings as _settings, uvicorn_log_config
 
 
 def _acceptor():
@@ -68,13 +57,17 @@ def serve(host: str, port: int) -> None:
     from adapters.dead_letters import SqlDeadLetterStore  # noqa: PLC0415
     from adapters.ingress import IngressSettings, create_app  # noqa: PLC0415
 
+    from workers.reachability import check  # noqa: PLC0415
+
     settings = _settings()
+    # Up front: an ingress that answers 202 must have recorded the input and nudged a worker.
+    check(settings)
     ingress_settings = IngressSettings.from_env()
     if not ingress_settings.webhook_secrets:
         click.echo("warning: INTERCEPT_WEBHOOK_SECRETS is empty: every POST /events will be refused", err=True)
     engine = _engine(settings)
     app = create_app(_acceptor(), SqlDeadLetterStore(engine), ingress_settings, readiness(engine, settings.broker_url))
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=uvicorn_log_config())
 
 
 @click.command()
@@ -83,7 +76,7 @@ def serve(host: str, port: int) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Outcomes are drawn per key from this seed.")
 @click.option("--kind", type=click.Choice(["carrier", "refund", "both"]), default="both", show_default=True,
               help="both: carrier API under /carrier, refund provider under /refund.")
-@click.option("--accept-rate", default=0.673, show_default=True, type=float, help="Carrier intercepts held (SPEC §1).")
+@click.option("--accept-rate", default=0.673, show_default=True, type=float, help="Carrier intercepts held (docs/domain.md §1).")
 @click.option("--refuse-rate", default=0.0, show_default=True, type=float, help="Refunds refused for good.")
 @click.option("--answer-delay", default=0.05, show_default=True, type=float, help="Seconds before the carrier answers.")
 @click.option("--callback-url", default=None, help="Where carrier answers go (the ingress's /events); signed with the first INTERCEPT_WEBHOOK_SECRETS.")
@@ -112,7 +105,7 @@ def sim(host, port, seed, kind, accept_rate, refuse_rate, answer_delay, callback
         callback_url=callback_url, callback_secret=secrets[0] if secrets else None,
     )
     click.echo(f"simulator ({kind}) on http://{host}:{port} seed={seed} faults={json.dumps(faults.as_dict())}", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", log_config=uvicorn_log_config())
 
 
 @click.group()

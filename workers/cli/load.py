@@ -18,6 +18,7 @@ import click
 from loadtest.generate import DEFAULT_START, StreamGenerator, StreamShares, dump_line
 from loadtest.report import measurements_from_records, write_report
 from workers import settings as settings_mod
+from workers.console import logs, progress_bar
 
 _SHARE_FIELDS = [f for f in fields(StreamShares)]
 
@@ -69,10 +70,14 @@ def generate(cases: int, seed: int, out_path: str, orders_per_minute: float, tic
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    with click.open_file(out_path, "w", encoding="utf-8") as out:
+    with click.open_file(out_path, "w", encoding="utf-8") as out, progress_bar(logs()) as bar:
+        orders = bar.add_task("orders", total=cases)
         for event in gen:
             out.write(dump_line(event))
             out.write("\n")
+            if gen.events_emitted % 1000 == 0:
+                bar.update(orders, completed=gen.cases_started)
+        bar.update(orders, completed=gen.cases_started)
     click.echo(f"{gen.events_emitted} events for {cases} orders (seed {seed}) -> {out_path}", err=True)
 
 
@@ -115,11 +120,11 @@ def sample(out_path: Path, docs_path: Path | None) -> None:
     lines = build_lines()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    click.echo(f"wrote {len(lines)} lines to {out_path}")
+    click.echo(f"wrote {len(lines)} lines to {out_path}", err=True)
     if docs_path is not None:
         docs_path.parent.mkdir(parents=True, exist_ok=True)
         docs_path.write_text(docs_markdown(), encoding="utf-8")
-        click.echo(f"wrote {docs_path}")
+        click.echo(f"wrote {docs_path}", err=True)
 
 
 @click.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -28,22 +29,56 @@ def run(stream, out, workers, no_workers, batch, timeout, fresh) -> None:
     sys.exit(run_stream(settings, stream, out, workers, no_workers, batch, timeout, fresh))
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+_HELP = ("-h", "--help")
+
+
+def _celery_help(ctx: click.Context) -> bool:
+    """`--help` of a pass-through command: ours, then Celery's own for the subcommand."""
+    if not any(a in _HELP for a in ctx.args):
+        return False
+    click.echo(f"{ctx.command_path}: {' '.join((ctx.command.help or '').split())}\n\nEvery option below is Celery's, passed through:\n")
+    return True
+
+
+@click.command(context_settings=_PASS_THROUGH, add_help_option=False)
 @click.pass_context
 def worker(ctx) -> None:
-    """Run a production worker (arguments are passed to `celery worker`)."""
+    """Run a production worker (arguments are passed to `celery worker`; --help lists them)."""
     from workers.app import app  # noqa: PLC0415
 
+    if _celery_help(ctx):
+        app.worker_main(["worker", "--help"])
+        return
+    from workers.reachability import check_database  # noqa: PLC0415
+
+    # The database first: a worker migrates it before consuming, and Celery would only log that
+    # failure and go on. An unreachable broker Celery itself reports and waits for.
+    check_database(settings_mod.current().database_url)
     app.worker_main(["worker", "-Q", INGEST_QUEUES, *ctx.args])
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def _beat_schedule_args(args: list[str]) -> list[str]:
+    """Beat keeps its schedule in a file; by default in INTERCEPT_HOME, not the working directory,
+    which a container's unprivileged user cannot write."""
+    if any(a == "--schedule" or a.startswith(("--schedule=", "-s")) for a in args):
+        return []
+    home = Path(os.environ.get("INTERCEPT_HOME", "var")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return ["--schedule", str(home / "celerybeat-schedule")]
+
+
+@click.command(context_settings=_PASS_THROUGH, add_help_option=False)
 @click.pass_context
 def beat(ctx) -> None:
-    """Run the periodic sweep (deadlines on the wall clock, stale actions, unrelayed outcomes)."""
+    """Run the periodic sweep (deadlines on the wall clock, stale actions, unrelayed outcomes);
+    arguments are passed to `celery beat` (--help lists them)."""
     from workers.app import app  # noqa: PLC0415
 
-    app.start(["beat", *ctx.args])
+    if _celery_help(ctx):
+        app.start(["beat", "--help"])
+        return
+    app.start(["beat", *_beat_schedule_args(ctx.args), *ctx.args])
 
 
 commands = [run, worker, beat]
