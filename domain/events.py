@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 # ---- limits -----------------------------------------------------------------------------
-# SPEC §2: identifiers are opaque strings of 1-128 printable characters.
+# docs/domain.md §2: identifiers are opaque strings of 1-128 printable characters.
 MAX_ID_CHARS = 128
 # Every *_fen amount: 10 billion CNY, some 10^4 times the largest single order a shop sells.
 # A merchant's daily or monthly total would need over nine million such amounts to leave a
@@ -134,7 +134,7 @@ def _bounded(lowest: int | float, highest: int | float, unit: str = ""):
 
 
 def _time_text(value: Any) -> Any:
-    # SPEC §2: RFC 3339 text. pydantic would also take unix seconds (a number, or digits in a
+    # docs/domain.md §2: RFC 3339 text. pydantic would also take unix seconds (a number, or digits in a
     # string), which a sender cannot mean and whose range is the calendar's.
     if not isinstance(value, str) or value[4:5] != "-" or not value[:4].isdigit():
         raise ValueError("must be an RFC 3339 time with an offset, such as 2026-11-21T10:15:00+08:00")
@@ -355,7 +355,7 @@ def _first_error(exc: ValidationError, prefix: str = "") -> InvalidEvent:
 
 
 def parse_event(raw: Any, *, allow_internal: bool = False) -> InboundEvent:
-    """Validate one decoded JSON value as an inbound event (SPEC §3): the fields' rules only.
+    """Validate one decoded JSON value as an inbound event (docs/domain.md §3): the fields' rules only.
     An input from outside goes through `decode_event`, which first checks what the value as a
     whole may hold (nesting, integers, Unicode); this is for values the system wrote itself
     (a stored canonical payload)."""
@@ -602,7 +602,7 @@ def _readable_id(value: Any) -> str | None:
 
 def decode_event(raw: Any, *, allow_internal: bool = False) -> InboundEvent:
     """One input, as JSON text (a stream line: str or bytes) or an already-decoded JSON value
-    (an item of a request body), validated as an inbound event (SPEC §3). Raises only
+    (an item of a request body), validated as an inbound event (docs/domain.md §3). Raises only
     InvalidEvent, carrying the input's event_id when that much could be read."""
     value: Any = None
     try:

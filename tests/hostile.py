@@ -1,4 +1,4 @@
-"""Hostile inputs for property tests: one valid event of each SPEC §3 type, and values that a
+"""Hostile inputs for property tests: one valid event of each docs/domain.md §3 type, and values that a
 careless or hostile sender puts in any of its fields, as a value, JSON text or bytes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import timedelta, timezone
 from hypothesis import strategies as st
 
 AT = "2026-11-21T10:15:00+08:00"
-# SPEC §3: one valid event of each type, every optional field present.
+# docs/domain.md §3: one valid event of each type, every optional field present.
 VALID = {
     "order.placed": {"order_id": "o-1", "data": {"merchant_id": "m-1", "paid_fen": 12900, "category": "standard", "instant_refund_tag": True}},
     "order.shipped": {"order_id": "o-1", "data": {"package_id": "p-1", "carrier": "zto", "tracking_no": "T1", "value_fen": 5000}},

@@ -40,6 +40,14 @@ def _sweep_periodically(app, stop: threading.Event, every_s: float) -> threading
     return thread
 
 
+def _workers_used(settings: Settings, procs: list) -> str:
+    if settings.embedded_broker:
+        return "one worker in this process (the embedded broker)"
+    if procs:
+        return f"{len(procs)} worker processes (one per core unless --workers)"
+    return "the running `intercept worker` processes"
+
+
 def run_stream(settings: Settings, stream, out, workers, no_workers, batch, timeout, fresh) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stream_path = Path(stream) if stream else sample_stream()
@@ -86,6 +94,8 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
             n = write_outcomes(db.engine, out)
             console.print(f"wrote {n} outbound events to {out}")
         print_summary(db.engine, elapsed)
+        print(f"run with {_workers_used(settings, procs)}, {batch} stream lines per message, {settings.batch_size} inputs per apply"
+              f" (broker {settings.broker_url.split('@')[-1]}, database {settings.database_url.split('@')[-1].split('?')[0]})")
         print(streams.describe_redrive(redriven))
         return 0
     finally:

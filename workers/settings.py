@@ -8,6 +8,11 @@ from pathlib import Path
 
 EMBEDDED_BROKER = "memory://localhost/"
 
+# Stream lines per broker message for run, replay --max and bench: the size measured fastest
+# on these machines (docs/performance.md, "Defaults"): a message's fixed cost (three commits,
+# about twelve statements) is spread over its lines, and an apply takes them in one batch.
+MESSAGE_LINES = 2000
+
 
 def default_database_url() -> str:
     path = Path(os.environ.get("INTERCEPT_HOME", "var")).resolve() / "intercept.sqlite"

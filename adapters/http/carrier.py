@@ -10,7 +10,7 @@ and UPS Delivery Intercept, formats.md §1.6/§8.1):
     GET  /v1/intercepts/{key}      200 {... same ...} | 404 (no record under that key)
 
 The carrier's answer (held or not) arrives later by callback to the ingress, as a
-`carrier.intercept_reported` event (SPEC §7); nothing here waits for it. Retries, the one
+`carrier.intercept_reported` event (docs/domain.md §7); nothing here waits for it. Retries, the one
 idempotency key per intercept and "unknown" after exhausted attempts: adapters/http/retry.py.
 """
 

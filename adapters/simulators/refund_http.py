@@ -2,7 +2,7 @@
 
 Stripe-like keys: the first POST under a key pays once and its answer is stored; later POSTs
 under that key get the stored answer; a key reused with other parameters is refused (409).
-Refusals are drawn per key from the seed (`refuse_rate`, default 0: SPEC gives no figure).
+Refusals are drawn per key from the seed (`refuse_rate`, default 0: docs/domain.md gives no figure).
 Effects (money actually moved) are counted per key at GET /_sim/effects; faults and the
 sequence a POST meets as for the carrier simulator (adapters/simulators/idempotent_api.py).
 """

@@ -16,7 +16,7 @@ from typing import Any
 
 from domain.events import MAX_TEXT_CHARS, InvalidEvent, load_json
 
-# SPEC §2: calendar logic is in China Standard Time; Chinese senders write local times.
+# docs/domain.md §2: calendar logic is in China Standard Time; Chinese senders write local times.
 CST = timezone(timedelta(hours=8), "CST")
 
 

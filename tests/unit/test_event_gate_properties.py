@@ -1,4 +1,4 @@
-"""Property test of the input gate: a hostile value in any field of any SPEC §3 event type,
+"""Property test of the input gate: a hostile value in any field of any docs/domain.md §3 event type,
 given as a decoded value, as JSON text or as bytes, either decodes to an event that storage
 and arithmetic take (orjson writes its canonical form; no NUL, no lone surrogate, every
 integer a bigint; its times far from the calendar's ends) or is refused with InvalidEvent

@@ -131,7 +131,8 @@ def sample(out_path: Path, docs_path: Path | None) -> None:
 @click.argument("stream", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Events per second to publish (default: as fast as possible).")
 @click.option("--max", "max_rate", is_flag=True, help="Publish as fast as possible (the default).")
-@click.option("--batch", type=int, default=500, show_default=True, help="Events per broker message.")
+@click.option("--batch", type=click.IntRange(min=1), default=settings_mod.MESSAGE_LINES, show_default=True,
+              help="Events per broker message (with --rate: at most rate/20, so a message is not a second's wait).")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("replay-report"), show_default=True)
 @click.option("--compare", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="An earlier report.json to compare outcomes with.")
 @click.option("--workers", type=int, default=None, help="Worker processes to start (default: one per core).")
@@ -150,7 +151,8 @@ def replay(stream, rate, max_rate, batch, out_dir, compare, workers, no_workers,
 
 @click.command()
 @click.option("--events", type=int, default=200_000, show_default=True)
-@click.option("--batch", type=int, default=500, show_default=True, help="Events per broker message.")
+@click.option("--batch", type=click.IntRange(min=1), default=settings_mod.MESSAGE_LINES, show_default=True,
+              help="Events per broker message (the default is the fastest measured).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: one per core).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object of the figures.")

@@ -17,7 +17,8 @@ from workers.processes import INGEST_QUEUES
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Write every outbound event here (JSON Lines).")
 @click.option("--workers", "workers", type=int, default=None, help="Worker processes to start on a real broker (default: one per core).")
 @click.option("--no-workers", is_flag=True, help="Start no workers; `intercept worker` processes do the work.")
-@click.option("--batch", type=int, default=500, show_default=True, help="Stream lines per broker message.")
+@click.option("--batch", type=click.IntRange(min=1), default=settings_mod.MESSAGE_LINES, show_default=True,
+              help="Stream lines per broker message (the default is the fastest measured).")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Give up when nothing progresses for this long (s).")
 @click.option("--fresh/--reuse", default=None, help="Start from an empty database (default: fresh for the embedded SQLite file).")
 def run(stream, out, workers, no_workers, batch, timeout, fresh) -> None:
