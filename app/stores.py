@@ -64,6 +64,7 @@ class Progress:
     ticks_pending: int  # partitions that still owe a tick
     unrelayed: int
     actions_in_flight: int
+    oldest_unapplied_at: datetime | None = None  # when the oldest input not applied yet was recorded
 
     def settled(self, expected_inputs: int) -> bool:
         return (

@@ -31,8 +31,11 @@ class PublishFailed(Exception):
     """The publishing thread stopped on an error (the broker went away, say)."""
 
 
-def measurements(engine: sa.Engine, source: str, published: streams.Published) -> list[Measurement]:
-    """Publish time of each input's message against the time its effects were committed."""
+def measurements(engine: sa.Engine, source: str, published: streams.Published,
+                 schedule: streams.RateSchedule | None = None) -> list[Measurement]:
+    """Publish time of each input's message, and when a relay had the input (its arrival at the
+    scheduled rate: the wait for its message to fill comes on top), against the time its
+    effects were committed."""
     import bisect  # noqa: PLC0415
 
     starts = sorted(zip((m.first_offset for m in published.messages), published.times))
@@ -40,8 +43,29 @@ def measurements(engine: sa.Engine, source: str, published: streams.Published) -
     out = []
     for offset, event_id, committed in commit_times(engine, source):
         k = bisect.bisect_right(firsts, offset) - 1
-        out.append(Measurement(event_id or f"line-{offset + 1}", starts[k][1], committed.timestamp()))
+        sent = starts[k][1]
+        arrived = published.started_at + schedule.due_s(offset) if schedule and published.started_at else sent
+        out.append(Measurement(event_id or f"line-{offset + 1}", sent, committed.timestamp(), min(arrived, sent)))
     return out
+
+
+def _backlog_sample(started: float, published: streams.Published, p) -> tuple[float, int, float]:
+    """(seconds into the replay, inputs published and not applied yet, age in seconds of the
+    oldest of them): inputs still on the broker (published, not recorded) and those recorded
+    but not applied. Sequencing is contiguous per source, so the oldest input still on the
+    broker is in the first message past what is recorded."""
+    now = time.time()
+    done = p.recorded - p.unapplied
+    backlog = max(0, published.lines - done)
+    ages = []
+    if p.oldest_unapplied_at is not None:
+        ages.append(now - p.oldest_unapplied_at.timestamp())
+    on_broker = p.recorded + p.waiting_in_order
+    for message, sent_at in zip(list(published.messages), list(published.times)):
+        if message.first_offset + len(message.items) > on_broker:
+            ages.append(now - sent_at)
+            break
+    return round(now - started, 2), backlog, round(max(ages), 3) if ages and backlog else 0.0
 
 
 def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out_dir: Path, compare: Path | None,
@@ -58,7 +82,7 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
     expected = sum(1 for _ in numbered_lines(stream))
     if rate:
         # Small messages at low rates, so a message is not a second's worth of waiting.
-        batch = max(1, min(batch, int(rate / 20) or 1))
+        batch = max(1, min(batch, int(rate.lowest / 20) or 1))
     stop = threading.Event()
     procs, worker_thread = [], None
     if settings.embedded_broker:
@@ -86,13 +110,17 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
             publisher = threading.Thread(target=publish_all, name="replay-publisher", daemon=True)
             publisher.start()
             rss_samples: list[tuple[int, float]] = []  # (inputs recorded, worker RSS MB)
+            backlog: list[tuple[float, int, float]] = []  # (seconds in, inputs not applied, oldest age s)
 
-            def on_progress(n: int) -> None:
+            def on_progress(p) -> None:
                 if publish_error:
                     raise PublishFailed(publish_error[0])
+                n = p.recorded
                 bar.update(done_task, completed=n)
                 if procs and (not rss_samples or n - rss_samples[-1][0] >= max(1, expected // 20)):
                     rss_samples.append((n, round(processes.rss_mb(procs), 1)))
+                if not backlog or time.time() - started - backlog[-1][0] >= 0.5:
+                    backlog.append(_backlog_sample(started, published, p))
 
             try:
                 ok = streams.wait_settled(db, source, expected, timeout, on_progress=on_progress)
@@ -112,10 +140,11 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
             counts = dict(conn.execute(sa.select(states.c.state, sa.func.count()).where(states.c.source == source).group_by(states.c.state)).all())
         report = write_report(
             out_dir,
-            measurements(engine, source, published),
+            measurements(engine, source, published, rate),
             list(outcomes_in_order(engine)),
             run={
-                "stream": str(stream), "events": expected, "rate": rate or "max", "batch": batch,
+                "stream": str(stream), "events": expected, "rate": (rate.steps[0][0] if len(rate.steps) == 1 else str(rate)) if rate else "max",
+                "batch": batch,
                 "workers": len(procs) or 1, "broker": settings.broker_url.split("@")[-1], "database": settings.database_url.split("@")[-1],
                 "elapsed_s": round(elapsed, 3),
                 # The embedded default's worker is a thread of this process: none was measured.
@@ -123,6 +152,7 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
                 # Worker memory along the replay: flat means no state kept per event or order.
                 "worker_rss_mb_by_progress": rss_samples,
             },
+            backlog=backlog,
             inbound_counts=counts,
             compare_with=compare,
         )

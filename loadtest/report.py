@@ -31,14 +31,22 @@ class Measurement:
     event_id: str
     published_at: float
     committed_at: float
+    # When a relay had the input, before it waited for its message to fill (default: published).
+    arrived_at: float | None = None
 
     @property
     def latency_s(self) -> float:
         return self.committed_at - self.published_at
 
+    @property
+    def storefront_latency_s(self) -> float:
+        """What a storefront sees: the input accepted by a relay -> its effects committed."""
+        return self.committed_at - (self.published_at if self.arrived_at is None else self.arrived_at)
+
 
 def measurements_from_records(records: Iterable[Mapping[str, Any]]) -> list[Measurement]:
-    return [Measurement(str(r["event_id"]), float(r["published_at"]), float(r["committed_at"])) for r in records]
+    return [Measurement(str(r["event_id"]), float(r["published_at"]), float(r["committed_at"]),
+                        float(r["arrived_at"]) if r.get("arrived_at") is not None else None) for r in records]
 
 
 # -- statistics -----------------------------------------------------------------------------
@@ -151,9 +159,11 @@ def build_report(
     *,
     run: Mapping[str, Any] | None = None,
     inbound_counts: Mapping[str, int] | None = None,
+    backlog: Sequence[tuple[float, int, float]] | None = None,
 ) -> dict[str, Any]:
     """The report as JSON-ready data. `run` describes the run (stream, seed, workers, broker);
-    `inbound_counts` is what the database says came in (applied, duplicate, parked, kept aside)."""
+    `inbound_counts` is what the database says came in (applied, duplicate, parked, kept aside);
+    `backlog` is (seconds in, inputs published and not applied, age of the oldest s) over time."""
     if measurements:
         start = min(m.published_at for m in measurements)
         end = max(m.committed_at for m in measurements)
@@ -167,6 +177,12 @@ def build_report(
         "duration_s": round(duration, 3),
         "throughput_eps": round(len(measurements) / duration, 3) if duration else 0.0,
         "latency": latency_stats(m.latency_s for m in measurements),
+        "storefront_latency": latency_stats(m.storefront_latency_s for m in measurements),
+        "backlog": {
+            "max_inputs": max((n for _, n, _ in backlog or ()), default=0),
+            "max_age_s": max((a for _, _, a in backlog or ()), default=0.0),
+            "series": [list(sample) for sample in backlog or ()],
+        },
         "inbound": dict(sorted((inbound_counts or {}).items())),
         "outcomes": outcome_summary(envelopes),
         "outcome_digest": outcome_digest(envelopes),
@@ -216,16 +232,29 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"- throughput: **{report.get('throughput_eps', 0)} events/s**",
         f"- outcome digest: `{report.get('outcome_digest', '')}`",
         "",
-        "## Latency (publish → commit)",
+        "## Latency",
         "",
-        "| p50 | p95 | p99 | max | mean |",
-        "|---|---|---|---|---|",
-        f"| {lat.get('p50_ms', '-')} ms | {lat.get('p95_ms', '-')} ms | {lat.get('p99_ms', '-')} ms "
+        "| | p50 | p95 | p99 | max | mean |",
+        "|---|---|---|---|---|---|",
+        f"| message published → committed | {lat.get('p50_ms', '-')} ms | {lat.get('p95_ms', '-')} ms | {lat.get('p99_ms', '-')} ms "
         f"| {lat.get('max_ms', '-')} ms | {lat.get('mean_ms', '-')} ms |",
+    ]
+    shop = report.get("storefront_latency") or {}
+    if shop:
+        out.append(f"| input accepted by a relay → committed (what a storefront sees: the relay's fill time included) "
+                   f"| {shop.get('p50_ms', '-')} ms | {shop.get('p95_ms', '-')} ms | {shop.get('p99_ms', '-')} ms "
+                   f"| {shop.get('max_ms', '-')} ms | {shop.get('mean_ms', '-')} ms |")
+    backlog = report.get("backlog") or {}
+    out += [
+        "",
+        f"- backlog (inputs published and not applied yet): at most **{backlog.get('max_inputs', 0)}**, "
+        f"the oldest waiting **{backlog.get('max_age_s', 0)} s** at worst",
         "",
         "![throughput](throughput.png)",
         "",
         "![latency](latency.png)",
+        "",
+        "![backlog](backlog.png)",
         "",
     ]
     if report.get("inbound"):
@@ -376,13 +405,14 @@ def write_report(
     inbound_counts: Mapping[str, int] | None = None,
     compare_with: Path | str | None = None,
     bucket_s: float = 1.0,
+    backlog: Sequence[tuple[float, int, float]] | None = None,
 ) -> dict[str, Any]:
     """Build the report, compare it with an earlier `report.json` if given, write every file.
 
     Returns the report (with a `compare` section when compared)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = build_report(measurements, envelopes, run=run, inbound_counts=inbound_counts)
+    report = build_report(measurements, envelopes, run=run, inbound_counts=inbound_counts, backlog=backlog)
     if compare_with is not None:
         earlier = json.loads(Path(compare_with).read_text(encoding="utf-8"))
         report["compare"] = compare_reports(report, earlier)
@@ -390,4 +420,33 @@ def write_report(
     (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
     rate = (run or {}).get("rate")
     _plots(measurements, out, bucket_s, rate if isinstance(rate, (int, float)) else None)
+    plt = _pyplot()
+    fig = backlog_figure(report["backlog"]["series"])
+    fig.savefig(out / "backlog.png", dpi=100)
+    plt.close(fig)
     return report
+
+
+def backlog_figure(series: Sequence[Sequence[float]]):
+    """Inputs published and not applied over the run, with the oldest one's age: a backlog
+    that builds while inputs come faster than the workers apply them, and drains after."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.set_title("backlog: published, not applied yet")
+    ax.set_xlabel("seconds into the run")
+    ax.set_ylabel("inputs")
+    if len(series) < 2:
+        ax.text(0.5, 0.5, "no backlog samples (a run too short to watch)", ha="center", va="center", transform=ax.transAxes)
+        fig.tight_layout()
+        return fig
+    xs = [s[0] for s in series]
+    ax.plot(xs, [s[1] for s in series], color="tab:blue", label="inputs waiting")
+    age = ax.twinx()
+    age.plot(xs, [s[2] for s in series], color="tab:red", linestyle="--", label="oldest waiting (s)")
+    age.set_ylabel("oldest waiting (s)", color="tab:red")
+    lines = ax.get_lines() + age.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper right")
+    ax.set_ylim(bottom=0)
+    age.set_ylim(bottom=0)
+    fig.tight_layout()
+    return fig

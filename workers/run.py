@@ -81,7 +81,7 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
             streams.publish(app, source, chunk_lines(numbered_lines(stream_path), batch),
                             on_message=lambda n: bar.advance(sent, n))
             settled = streams.wait_settled(db, source, expected, timeout,
-                                           on_progress=lambda n: bar.update(recorded, completed=n))
+                                           on_progress=lambda p: bar.update(recorded, completed=p.recorded))
         redriven = streams.redriven_since(db, started_at)
         if not settled:
             console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")

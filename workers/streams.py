@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from adapters.stream_file import Message
-from app.stores import Database, SweepReport
+from app.stores import Database, Progress, SweepReport
 
 
 def source_name(path: Path) -> str:
@@ -28,10 +28,56 @@ class Published:
 
     messages: list[Message] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    started_at: float | None = None  # when publishing began (time.time())
 
     @property
     def lines(self) -> int:
         return sum(len(m.items) for m in self.messages)
+
+
+@dataclass(frozen=True)
+class RateSchedule:
+    """Lines per second over time, as a relay would receive them: `steps` of (rate, seconds),
+    the last step's seconds None (until the stream ends). Written `8000:60,2000`."""
+
+    steps: tuple[tuple[float, float | None], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> RateSchedule:
+        steps = []
+        parts = [p.strip() for p in text.split(",")]
+        for n, part in enumerate(parts):
+            rate_text, _, seconds_text = part.partition(":")
+            try:
+                rate = float(rate_text)
+                seconds = float(seconds_text) if seconds_text else None
+            except ValueError:
+                raise ValueError(f"{part!r}: a step is RATE or RATE:SECONDS, numbers") from None
+            if rate <= 0 or (seconds is not None and seconds <= 0):
+                raise ValueError(f"{part!r}: rates and seconds must be positive")
+            if seconds is None and n != len(parts) - 1:
+                raise ValueError(f"{part!r}: only the last step may go on without SECONDS")
+            steps.append((rate, seconds))
+        if steps[-1][1] is not None:
+            steps[-1] = (steps[-1][0], None)  # the last step runs to the stream's end
+        return cls(tuple(steps))
+
+    @property
+    def lowest(self) -> float:
+        return min(rate for rate, _ in self.steps)
+
+    def due_s(self, lines: int) -> float:
+        """Seconds after the start by which `lines` lines have arrived."""
+        at, left = 0.0, float(lines)
+        for rate, seconds in self.steps:
+            span = rate * seconds if seconds is not None else float("inf")
+            if left <= span:
+                return at + left / rate
+            at, left = at + seconds, left - span
+        return at
+
+    def __str__(self) -> str:
+        return ",".join(f"{rate:g}" + (f":{seconds:g}" if seconds is not None else "") for rate, seconds in self.steps)
 
 
 def publish(
@@ -39,19 +85,22 @@ def publish(
     source: str,
     messages: Iterable[Message],
     *,
-    rate: float | None = None,
+    rate: float | RateSchedule | None = None,
     on_message: Callable[[int], None] | None = None,
     out: Published | None = None,
 ) -> Published:
-    """Send each message as one `intercept.ingest` task, at most `rate` lines per second;
-    `out` (filled as messages go) lets another thread watch while this one publishes."""
+    """Send each message as one `intercept.ingest` task, as a relay would: once its last line
+    has arrived at `rate` (lines per second, or a schedule). `out` (filled as messages go)
+    lets another thread watch while this one publishes."""
     out = Published() if out is None else out
+    schedule = RateSchedule(((rate, None),)) if isinstance(rate, (int, float)) else rate
     started = time.monotonic()
+    out.started_at = time.time()
     sent = 0
     with app.producer_or_acquire() as producer:
         for message in messages:
-            if rate:
-                ahead = sent / rate - (time.monotonic() - started)
+            if schedule:
+                ahead = schedule.due_s(sent + len(message.items) - 1) - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)
             out.times.append(time.time())
@@ -65,7 +114,7 @@ def publish(
 
 
 def wait_settled(db: Database, source: str, expected: int, timeout: float,
-                 on_progress: Callable[[int], None] | None = None) -> bool:
+                 on_progress: Callable[[Progress], None] | None = None) -> bool:
     """Poll the database until every input is recorded and nothing is left in flight; False
     when nothing has moved for `timeout` seconds. Nothing is sent again from here: what a
     lost message or a crash left behind is the sweep's to re-drive."""
@@ -76,7 +125,7 @@ def wait_settled(db: Database, source: str, expected: int, timeout: float,
     while True:
         p = db.progress(source)
         if on_progress:
-            on_progress(p.recorded)
+            on_progress(p)
         if p.settled(expected):
             return True
         if p != last:

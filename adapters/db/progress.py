@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import sqlalchemy as sa
 
 from adapters.db import schema as t
@@ -20,10 +22,27 @@ def progress(engine: sa.Engine, source: str) -> Progress:
         # is kept for this count alone, since every input's state changes once.
         waiting = conn.execute(sa.select(count).select_from(i).where(i.c.source == source, i.c.state == "received")).scalar_one()
         recorded = conn.execute(sa.select(count).select_from(i).where(i.c.source == source)).scalar_one() - waiting
-        unapplied = conn.execute(sa.select(count).select_from(i).join(p, sa.and_(
-            p.c.key == i.c.partition_key, i.c.state == "sequenced", i.c.position > p.c.applied_position))).scalar_one()
+        unapplied, oldest = _unapplied(conn)
         ticks = conn.execute(sa.select(count).select_from(p).where(p.c.pending_through > p.c.applied_position)).scalar_one()
         unrelayed = conn.execute(sa.select(count).select_from(o).where(o.c.relayed_at.is_(None))).scalar_one()
         actions = conn.execute(sa.select(count).select_from(ra).where(ra.c.state.in_(OPEN_STATES))).scalar_one()
         actions += conn.execute(sa.select(count).select_from(ca).where(ca.c.state.in_(OPEN_STATES))).scalar_one()
-    return Progress(recorded, waiting, unapplied, ticks, unrelayed, actions)
+    return Progress(recorded, waiting, unapplied, ticks, unrelayed, actions, oldest)
+
+
+def _unapplied(conn: sa.Connection) -> tuple[int, datetime | None]:
+    """Inputs sequenced and not applied yet, and when the oldest of them was recorded."""
+    i, p = t.inbox, t.partitions
+    unapplied = sa.and_(p.c.key == i.c.partition_key, i.c.state == "sequenced", i.c.position > p.c.applied_position)
+    count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(i.c.received_at)).select_from(i.join(p, unapplied))).one()
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=timezone.utc)
+    return count, oldest
+
+
+def backlog(engine: sa.Engine) -> dict:
+    """What the workers have yet to apply, for /readyz: a count and its age (seconds)."""
+    with engine.connect() as conn:
+        count, oldest = _unapplied(conn)
+    age = None if oldest is None else round((datetime.now(timezone.utc) - oldest).total_seconds(), 3)
+    return {"unapplied_inputs": count, "oldest_unapplied_s": age}

@@ -109,7 +109,9 @@ def test_refund_in_transit_is_intercepted_through_the_ingress_and_refunded_once(
         wait_for(lambda: up(f"{sim}/carrier/_sim/faults"), timeout=60, what="the simulator to listen")
         wait_for(lambda: up(f"{ingress}/healthz"), timeout=60, what="the ingress to listen")
         ready = httpx.get(f"{ingress}/readyz", timeout=10)
-        assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"database": "ok", "broker": "ok",
+                                          "backlog": {"ok": True, "unapplied_inputs": 0, "oldest_unapplied_s": None}}
 
         now = datetime.now(CST).replace(microsecond=0)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from workers.cli.load import load_report
@@ -153,3 +155,26 @@ def test_a_run_too_short_for_a_throughput_curve_says_so_instead_of_drawing_one()
     (ax,) = fig.axes
     assert ax.get_lines() == []
     assert _texts(fig) == ["The run lasted 1.1 s: too short for a throughput curve.\n100 events committed, 92 events/s overall."]
+
+
+def test_a_rate_schedule_says_when_each_line_arrives():
+    from workers.streams import RateSchedule
+
+    schedule = RateSchedule.parse("100:2,10")
+    assert schedule.due_s(0) == 0 and schedule.due_s(100) == 1.0 and schedule.due_s(200) == 2.0
+    assert schedule.due_s(210) == 3.0  # then 10 a second
+    assert schedule.lowest == 10 and str(schedule) == "100:2,10"
+    for bad in ("0", "fast", "10,20:3", "-5:2"):
+        with pytest.raises(ValueError):
+            RateSchedule.parse(bad)
+
+
+def test_the_report_shows_what_a_storefront_sees_and_the_backlog(tmp_path):
+    ms = [Measurement(f"e{i}", published_at=10.0, committed_at=10.1, arrived_at=9.9) for i in range(10)]
+    report = write_report(tmp_path, ms, [], backlog=[(0.0, 0, 0.0), (0.5, 40, 0.4), (1.0, 5, 0.2)])
+    assert report["latency"]["p99_ms"] == pytest.approx(100, abs=1)
+    assert report["storefront_latency"]["p99_ms"] == pytest.approx(200, abs=1)  # the fill time on top
+    assert report["backlog"]["max_inputs"] == 40 and report["backlog"]["max_age_s"] == 0.4
+    markdown = (tmp_path / "report.md").read_text()
+    assert "what a storefront sees" in markdown and "at most **40**" in markdown
+    assert (tmp_path / "backlog.png").stat().st_size > 0

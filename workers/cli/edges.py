@@ -22,14 +22,19 @@ def _acceptor():
 def readiness(engine, broker_url: str):
     """What /readyz reports: the database, and the broker when it is Redis."""
 
-    def check() -> dict[str, str]:
+    def check() -> dict[str, object]:
         import sqlalchemy as sa  # noqa: PLC0415
 
-        out: dict[str, str] = {}
+        from adapters.db.progress import backlog  # noqa: PLC0415
+
+        out: dict[str, object] = {}
         try:
             with engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
             out["database"] = "ok"
+            # The work waiting for the workers: shown, never a reason to refuse inputs (the
+            # ingress only records them; the workers drain the backlog when they catch up).
+            out["backlog"] = {"ok": True, **backlog(engine)}
         except Exception as exc:  # noqa: BLE001
             out["database"] = f"down: {type(exc).__name__}"
         if broker_url.startswith(("redis://", "rediss://")):

@@ -127,9 +127,28 @@ def sample(out_path: Path, docs_path: Path | None) -> None:
         click.echo(f"wrote {docs_path}", err=True)
 
 
+class _RateType(click.ParamType):
+    name = "RATE"
+
+    def convert(self, value, param, ctx):
+        from workers.streams import RateSchedule  # noqa: PLC0415
+
+        if isinstance(value, RateSchedule):
+            return value
+        try:
+            return RateSchedule.parse(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+RATE = _RateType()
+
+
 @click.command()
 @click.argument("stream", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Events per second to publish (default: as fast as possible).")
+@click.option("--rate", type=RATE, default=None,
+              help="Events per second to publish (default: as fast as possible), or a schedule such as 8000:60,2000 "
+                   "(8000/s for 60 s, then 2000/s to the end).")
 @click.option("--max", "max_rate", is_flag=True, help="Publish as fast as possible (the default).")
 @click.option("--batch", type=click.IntRange(min=1), default=settings_mod.MESSAGE_LINES, show_default=True,
               help="Events per broker message (with --rate: at most rate/20, so a message is not a second's wait).")
