@@ -80,8 +80,13 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
             sent, recorded = bar.add_task("published", total=expected), bar.add_task("recorded", total=expected)
             streams.publish(app, source, chunk_lines(numbered_lines(stream_path), batch),
                             on_message=lambda n: bar.advance(sent, n))
-            settled = streams.wait_settled(db, source, expected, timeout,
-                                           on_progress=lambda p: bar.update(recorded, completed=p.recorded))
+            largest = streams.LargestBacklog()
+
+            def on_progress(p) -> None:
+                bar.update(recorded, completed=p.recorded)
+                largest.see(p)
+
+            settled = streams.wait_settled(db, source, expected, timeout, on_progress=on_progress)
         redriven = streams.redriven_since(db, started_at)
         if not settled:
             console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")
@@ -96,6 +101,7 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
         print_summary(db.engine, elapsed)
         print(f"run with {_workers_used(settings, procs)}, {batch} stream lines per message, {settings.batch_size} inputs per apply"
               f" (broker {settings.broker_url.split('@')[-1]}, database {settings.database_url.split('@')[-1].split('?')[0]})")
+        print(largest.describe())
         print(streams.describe_redrive(redriven))
         return 0
     finally:

@@ -135,6 +135,23 @@ def wait_settled(db: Database, source: str, expected: int, timeout: float,
         time.sleep(interval)
 
 
+class LargestBacklog:
+    """The most inputs recorded and not applied yet that a run saw, and the oldest wait."""
+
+    def __init__(self):
+        self.inputs = 0
+        self.oldest_s = 0.0
+
+    def see(self, p: Progress) -> None:
+        self.inputs = max(self.inputs, p.unapplied + p.waiting_in_order)
+        if p.oldest_unapplied_at is not None:
+            self.oldest_s = max(self.oldest_s, (datetime.now(timezone.utc) - p.oldest_unapplied_at).total_seconds())
+
+    def describe(self) -> str:
+        return (f"backlog at its largest: {self.inputs} inputs recorded and not applied yet, "
+                f"the oldest waiting {self.oldest_s:.1f} s")
+
+
 def register(db: Database, source: str, path: Path, inputs: int) -> datetime:
     """Tell the database where the stream's lines are and how many inputs it holds, before
     publishing: the sweep re-drives what the broker loses from there. Returns the time."""
