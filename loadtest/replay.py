@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -83,15 +82,10 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
     if rate:
         # Small messages at low rates, so a message is not a second's worth of waiting.
         batch = max(1, min(batch, int(rate.lowest / 20) or 1))
-    stop = threading.Event()
-    procs, worker_thread = [], None
-    if settings.embedded_broker:
-        worker_thread = processes.start_thread_worker(app, stop)
-    elif not no_workers:
-        procs = processes.start_worker_processes(settings, workers or os.cpu_count() or 1, name="replay")
-        processes.wait_workers_ready(app, procs)
-    started = time.time()
-    try:
+    with processes.run_workers(app, settings, workers, no_workers, name="replay") as running:
+        procs = running.procs
+        started = time.time()
+        streams.register(db, source, stream, expected)  # so the sweep can read lost lines again
         with progress_bar(console) as bar:
             sent_task = bar.add_task("published", total=expected)
             done_task = bar.add_task("committed", total=expected)
@@ -161,8 +155,3 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
             console.print("[red]outcomes differ from the earlier report[/red]")
             return 1
         return 0
-    finally:
-        stop.set()
-        processes.stop_worker_processes(procs)
-        if worker_thread is not None:
-            worker_thread.join(timeout=10)

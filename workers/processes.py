@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
 import os
 import subprocess
 import sys
@@ -138,3 +142,52 @@ def start_thread_worker(app, stop: threading.Event) -> threading.Thread:
 
     threading.Thread(target=watch, daemon=True).start()
     return thread
+
+
+@dataclass
+class RunWorkers:
+    """The workers a run, replay or bench starts for itself, and beat's part for them."""
+
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    in_this_process: bool = False
+
+    def describe(self) -> str:
+        if self.in_this_process:
+            return "one worker in this process (the embedded broker)"
+        if self.procs:
+            return f"{len(self.procs)} worker processes (one per core unless --workers)"
+        return "the running `intercept worker` processes"
+
+
+@contextmanager
+def run_workers(app, settings: Settings, workers: int | None, no_workers: bool, name: str = "run") -> Iterator[RunWorkers]:
+    """On the embedded broker a real Celery worker in a thread of this process; on a real one N
+    worker processes (one per core by default), unless `no_workers` (then `intercept worker`
+    and `intercept beat` processes run elsewhere). The workers it starts get beat's sweep
+    every INTERCEPT_SWEEP_SECONDS, the only recovery of what a lost message or a crash left
+    behind. Stopped on the way out."""
+    stop = threading.Event()
+    started = RunWorkers()
+    thread = None
+    if settings.embedded_broker:
+        thread = start_thread_worker(app, stop)
+        started.in_this_process = True
+    elif not no_workers:
+        started.procs = start_worker_processes(settings, workers or os.cpu_count() or 1, name=name)
+        wait_workers_ready(app, started.procs)
+    if thread is not None or started.procs:
+        every_s = float(os.environ.get("INTERCEPT_SWEEP_SECONDS", "5"))
+        sweeper = threading.Thread(target=_sweep_every, args=(app, stop, every_s), name=f"{name}-sweeper", daemon=True)
+        sweeper.start()
+    try:
+        yield started
+    finally:
+        stop.set()
+        stop_worker_processes(started.procs)
+        if thread is not None:
+            thread.join(timeout=10)
+
+
+def _sweep_every(app, stop: threading.Event, every_s: float) -> None:
+    while not stop.wait(every_s):
+        app.send_task("intercept.sweep", queue="maintenance")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -27,27 +26,6 @@ def _remove_sqlite(url: str) -> None:
         Path(str(path) + suffix).unlink(missing_ok=True)
 
 
-def _sweep_periodically(app, stop: threading.Event, every_s: float) -> threading.Thread:
-    """What beat does for a deployment: the workers this run started get a sweep every period,
-    the only recovery of what a lost message or a crash left behind."""
-
-    def loop() -> None:
-        while not stop.wait(every_s):
-            app.send_task("intercept.sweep", queue="maintenance")
-
-    thread = threading.Thread(target=loop, name="run-sweeper", daemon=True)
-    thread.start()
-    return thread
-
-
-def _workers_used(settings: Settings, procs: list) -> str:
-    if settings.embedded_broker:
-        return "one worker in this process (the embedded broker)"
-    if procs:
-        return f"{len(procs)} worker processes (one per core unless --workers)"
-    return "the running `intercept worker` processes"
-
-
 def run_stream(settings: Settings, stream, out, workers, no_workers, batch, timeout, fresh) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stream_path = Path(stream) if stream else sample_stream()
@@ -62,50 +40,33 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
     db = bootstrap.pipeline(app).db  # builds the engine and migrates the database
     source = streams.source_name(stream_path)
     expected = sum(1 for _ in numbered_lines(stream_path))
-    stop = threading.Event()
-    procs = []
-    worker_thread = None
-    if settings.embedded_broker:
-        worker_thread = processes.start_thread_worker(app, stop)
-    elif not no_workers:
-        procs = processes.start_worker_processes(settings, workers or os.cpu_count() or 1)
-        processes.wait_workers_ready(app, procs)
-    if worker_thread is not None or procs:
-        _sweep_periodically(app, stop, float(os.environ.get("INTERCEPT_SWEEP_SECONDS", "5")))
+    with processes.run_workers(app, settings, workers, no_workers) as running, progress_bar(console) as bar:
+        started = time.monotonic()
+        started_at = streams.register(db, source, stream_path, expected)
+        sent, recorded = bar.add_task("published", total=expected), bar.add_task("recorded", total=expected)
+        streams.publish(app, source, chunk_lines(numbered_lines(stream_path), batch),
+                        on_message=lambda n: bar.advance(sent, n))
+        largest = streams.LargestBacklog()
 
-    started = time.monotonic()
-    started_at = streams.register(db, source, stream_path, expected)
-    try:
-        with progress_bar(console) as bar:
-            sent, recorded = bar.add_task("published", total=expected), bar.add_task("recorded", total=expected)
-            streams.publish(app, source, chunk_lines(numbered_lines(stream_path), batch),
-                            on_message=lambda n: bar.advance(sent, n))
-            largest = streams.LargestBacklog()
+        def on_progress(p) -> None:
+            bar.update(recorded, completed=p.recorded)
+            largest.see(p)
 
-            def on_progress(p) -> None:
-                bar.update(recorded, completed=p.recorded)
-                largest.see(p)
+        settled = streams.wait_settled(db, source, expected, timeout, on_progress=on_progress)
+    redriven = streams.redriven_since(db, started_at)
+    if not settled:
+        console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")
+        console.print(streams.describe_redrive(redriven), highlight=False)
+        return 1
+    elapsed = time.monotonic() - started
+    from workers.summary import print_summary, write_outcomes  # noqa: PLC0415
 
-            settled = streams.wait_settled(db, source, expected, timeout, on_progress=on_progress)
-        redriven = streams.redriven_since(db, started_at)
-        if not settled:
-            console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")
-            console.print(streams.describe_redrive(redriven), highlight=False)
-            return 1
-        elapsed = time.monotonic() - started
-        from workers.summary import print_summary, write_outcomes  # noqa: PLC0415
-
-        if out:
-            n = write_outcomes(db.engine, out)
-            console.print(f"wrote {n} outbound events to {out}")
-        print_summary(db.engine, elapsed)
-        print(f"run with {_workers_used(settings, procs)}, {batch} stream lines per message, {settings.batch_size} inputs per apply"
-              f" (broker {settings.broker_url.split('@')[-1]}, database {settings.database_url.split('@')[-1].split('?')[0]})")
-        print(largest.describe())
-        print(streams.describe_redrive(redriven))
-        return 0
-    finally:
-        stop.set()
-        processes.stop_worker_processes(procs)
-        if worker_thread is not None:
-            worker_thread.join(timeout=10)
+    if out:
+        n = write_outcomes(db.engine, out)
+        console.print(f"wrote {n} outbound events to {out}")
+    print_summary(db.engine, elapsed)
+    print(f"run with {running.describe()}, {batch} stream lines per message, {settings.batch_size} inputs per apply"
+          f" (broker {settings.broker_url.split('@')[-1]}, database {settings.database_url.split('@')[-1].split('?')[0]})")
+    print(largest.describe())
+    print(streams.describe_redrive(redriven))
+    return 0
