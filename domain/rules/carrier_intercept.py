@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from domain.values import replace
 
-from domain.events import CarrierInterceptReported
+from domain.event_structs import CarrierInterceptReported
 from domain.outcomes import RequestCarrierIntercept, derived_id
 from domain.state import Intercept, OrderState, Package
 from domain.work import Work, iso

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from domain.values import replace
 
-from domain.events import MerchantRefundDecided, RefundProviderFailed, RefundRequested, RefundWithdrawn
+from domain.event_structs import MerchantRefundDecided, RefundRequested, RefundWithdrawn
+from domain.events import RefundProviderFailed
 from domain.state import Refund
 from domain.work import Work
 from domain.rules import cases, packages, unshipped

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.values import replace
 
-from domain.events import MerchantRefundDecided
+from domain.event_structs import MerchantRefundDecided
 from domain.state import Refund, add_auto_refund, cst_day
 from domain.work import Work, iso
 from domain.rules import cases
