@@ -35,6 +35,8 @@ class ApplyResult:
     intercept_rows: list[dict[str, Any]] = field(default_factory=list)
     # Ticks through this position were processed.
     applied_through: int = 0
+    # The shard of its partitions (one apply transaction is in one shard).
+    shard: int = 0
 
 
 class _Batch:
@@ -143,6 +145,7 @@ class _Batch:
             outbox=self.outbox,
             refund_rows=self.refund_rows,
             intercept_rows=[r for r in self.carrier_rows if r["state"] == "pending"],
+            shard=uow.shard,
         )
 
     def fire(self, merchant: MerchantState, partition: str, now: datetime, position: int) -> MerchantState:
@@ -216,8 +219,8 @@ def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy, *,
         return ApplyResult()
     through = committed if through is None else min(through, committed)
     keys = [p.key for p in claimed]
-    inputs = uow.inputs.pending(keys, through, max_inputs, known=parsed.positions() if parsed else ()) if max_inputs else []
-    events = parsed.take(i.position for i in inputs if i.payload is None) if parsed else {}
+    inputs = uow.inputs.pending(keys, through, max_inputs, known=parsed.positions(uow.shard) if parsed else ()) if max_inputs else []
+    events = parsed.take((i.position for i in inputs if i.payload is None), uow.shard) if parsed else {}
     # Dropped meanwhile (by another thread, or past the cache's bound): read them.
     uow.inputs.load_payloads([i for i in inputs if i.payload is None and i.position not in events])
     if inputs and len(inputs) == max_inputs:

@@ -19,6 +19,7 @@ from typing import Callable
 from app.applying import ApplyResult, advance_partition, apply_pending, fire_one_order
 from app.stores import Database
 from domain.policy import Policy
+from domain.sharding import shard_of
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Isolator:
         holds the partition (that worker goes through the same steps)."""
         results: list[ApplyResult] = []
         while True:
-            with self.db.transaction() as uow:
+            with self._in(key) as uow:
                 through = uow.inputs.sequenced_through()
                 nxt = uow.inputs.next_pending(key, through)
             ticks_done = self._ticks(key, nxt.position - 1 if nxt else through)
@@ -59,30 +60,34 @@ class Isolator:
             if nxt.attempts >= MAX_APPLY_TRIES:
                 reason = f"could not be applied after {nxt.attempts} tries: {nxt.reason or 'the worker stopped while applying it'}"
                 log.error("input %s (%s) kept aside: %s", nxt.id, nxt.event_type, reason)
-                with self.db.transaction() as uow:
+                with self._in(key) as uow:
                     uow.inputs.keep_aside([{"id": nxt.id, "reason": reason, "applied_at": self.now()}])
                 continue
-            with self.db.transaction() as uow:
+            with self._in(key) as uow:
                 uow.inputs.count_try(nxt.id)
             try:
-                with self.db.transaction() as uow:
+                with self._in(key) as uow:
                     result = apply_pending(uow, {key}, self.policy, clock=self.db.clock, now=self.now(), max_inputs=1,
                                            through=nxt.position, intercept_state=self.intercept_state)
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
                 log.warning("input %s (%s) failed alone (try %d): %s", nxt.id, nxt.event_type, nxt.attempts + 1, describe_error(exc))
-                with self.db.transaction() as uow:
+                with self._in(key) as uow:
                     uow.inputs.note_failure(nxt.id, describe_error(exc))
                 continue
             if not result.partitions:
                 return results  # held by another worker meanwhile
             results.append(result)
 
+    def _in(self, key: str):
+        """A transaction in the partition's shard."""
+        return self.db.transaction(shard_of(key, self.db.shards))
+
     def _ticks(self, key: str, through: int) -> list[ApplyResult] | None:
         """The partition's ticks up to `through`; None when another worker holds it."""
         try:
-            with self.db.transaction() as uow:
+            with self._in(key) as uow:
                 result = apply_pending(uow, {key}, self.policy, clock=self.db.clock, now=self.now(), max_inputs=0, through=through,
                                        intercept_state=self.intercept_state)
         except Exception as exc:
@@ -94,7 +99,7 @@ class Isolator:
 
     def _ticks_order_by_order(self, key: str, through: int) -> list[ApplyResult] | None:
         results: list[ApplyResult] = []
-        with self.db.transaction() as uow:
+        with self._in(key) as uow:
             claimed = uow.partitions.claim([key])
             after = claimed[0].applied_position if claimed else None
             ticks = uow.deadlines.ticks_between(after, through) if claimed else []
@@ -102,7 +107,7 @@ class Isolator:
             return None
         for position, tick_now in ticks:
             results += self.fire_orders(key, tick_now, position)
-            with self.db.transaction() as uow:
+            with self._in(key) as uow:
                 if not advance_partition(uow, key, position, self.policy):
                     return results or None
         return results
@@ -111,17 +116,17 @@ class Isolator:
         """The partition's deadlines due by `now`, one order per transaction; an order that
         still fails alone is quarantined and kept aside as an incident."""
         results = []
-        with self.db.transaction() as uow:
+        with self._in(key) as uow:
             due = uow.deadlines.due_orders([key], now)
         for order_id in sorted(due):
             try:
-                with self.db.transaction() as uow:
+                with self._in(key) as uow:
                     results.append(fire_one_order(uow, key, order_id, self.policy, now, position, self.intercept_state))
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
                 log.error("the deadlines of order %s failed alone: %s; quarantined", order_id, describe_error(exc))
-                with self.db.transaction() as uow:
+                with self._in(key) as uow:
                     uow.orders.quarantine(order_id)
                     uow.inputs.add_incident(key, order_id, "deadline", f"the deadlines of order {order_id} due by "
                                             f"{now.isoformat()} could not be written: {describe_error(exc)}", now)

@@ -19,6 +19,7 @@ from app.parsed import ParsedEvents
 from app.stores import Database, SequencingReport, SweepReport
 from domain.policy import Policy
 from domain.ports import CarrierClient, Clock, RefundGateway, StreamLines
+from domain.sharding import shard_of
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,10 @@ class Pipeline:
             report = self._sequence_one_by_one(source, first_offset, items, allow_internal, first_line)
         if keep_parsed:
             self.parsed.keep(report.sequenced)
-        if flag_ticks and report.latest_tick is not None:
-            with self.db.transaction() as uow:  # after the tick's commit: see Deadlines.flag_due
-                report.partitions.update(uow.deadlines.flag_due(*report.latest_tick))
+        if flag_ticks:
+            for shard, tick in sorted(report.ticks.items()):
+                with self.db.transaction(shard) as uow:  # after the tick's commit: see Deadlines.flag_due
+                    report.partitions.update(uow.deadlines.flag_due(*tick))
         return report
 
     def _sequence(self, source, first_offset, items, allow_internal, first_line, refused=None) -> SequencingReport:
@@ -114,8 +116,9 @@ class Pipeline:
             merged.results += report.results
             merged.partitions |= report.partitions
             merged.sequenced.update(report.sequenced)
-            if report.latest_tick is not None and (merged.latest_tick is None or report.latest_tick > merged.latest_tick):
-                merged.latest_tick = report.latest_tick
+            for shard, tick in report.ticks.items():
+                if shard not in merged.ticks or tick > merged.ticks[shard]:
+                    merged.ticks[shard] = tick
         return merged
 
     def process(self, source: str, first_offset: int | None, items: list[Any], *, first_line: int | None = None,
@@ -123,44 +126,57 @@ class Pipeline:
         """One message of inputs: record it, then apply what it made pending. `careful`: the
         message came back after its worker died (app.isolation)."""
         report = self.record(source, first_offset, items, keep_parsed=True, first_line=first_line, flag_ticks=False)
-        self.drain(report.partitions, careful=careful, tick=report.latest_tick)
+        self.drain(report.partitions, careful=careful, ticks=report.ticks)
         return report
 
     # -- applying ------------------------------------------------------------------------
-    def drain(self, partitions: Iterable[str], *, careful: bool = False, tick: tuple[int, datetime] | None = None) -> int:
+    def drain(self, partitions: Iterable[str], *, careful: bool = False, ticks: dict[int, tuple[int, datetime]] | None = None) -> int:
         """Apply until the given partitions have nothing left; returns inputs applied.
 
         A partition locked by another worker is skipped: that worker re-reads its partitions
         after each commit, so what was sequenced meanwhile is not left behind. A batch that
         fails for good is applied again one partition, one input at a time (app.isolation);
-        `careful` does so from the start, for work that already killed a worker. `tick`: a
-        clock.tick just committed, whose due partitions the first apply flags and takes.
+        `careful` does so from the start, for work that already killed a worker. `ticks`: by
+        shard, a clock.tick just committed, whose due partitions the shard's first apply flags
+        and takes. One apply transaction is in one shard.
         """
         candidates = set(partitions)
+        ticks = dict(ticks or {})
         applied = 0
-        while candidates or tick is not None:
-            results = self._apply_alone(candidates, tick) if careful else self._apply_or_isolate(candidates, tick)
-            tick = None
+        while candidates or ticks:
+            by_shard = self.by_shard(candidates)
+            results = []
+            for shard in sorted(by_shard.keys() | ticks.keys()):
+                keys, tick = by_shard.get(shard, set()), ticks.get(shard)
+                results += self._apply_alone(shard, keys, tick) if careful else self._apply_or_isolate(shard, keys, tick)
+            ticks = {}
             candidates = set()
             for result in results:
                 candidates |= self._finish(result)
                 applied += result.inputs
         return applied
 
-    def _apply_or_isolate(self, candidates: set[str], tick: tuple[int, datetime] | None) -> list[ApplyResult]:
+    def by_shard(self, partitions: Iterable[str]) -> dict[int, set[str]]:
+        shards = self.db.shards
+        groups: dict[int, set[str]] = {}
+        for key in partitions:
+            groups.setdefault(shard_of(key, shards), set()).add(key)
+        return groups
+
+    def _apply_or_isolate(self, shard: int, candidates: set[str], tick: tuple[int, datetime] | None) -> list[ApplyResult]:
         try:
-            with self.db.transaction() as uow:
+            with self.db.transaction(shard) as uow:
                 return [apply_pending(uow, candidates, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size,
                                       parsed=self.parsed, intercept_state=self.intercept_state, tick=tick)]
         except Exception as exc:
             if self.db.is_transient(exc):
                 raise
             log.exception("a batch of %d partitions failed; applying them one at a time", len(candidates))
-            return self._apply_alone(candidates, tick)
+            return self._apply_alone(shard, candidates, tick)
 
-    def _apply_alone(self, candidates: set[str], tick: tuple[int, datetime] | None) -> list[ApplyResult]:
+    def _apply_alone(self, shard: int, candidates: set[str], tick: tuple[int, datetime] | None) -> list[ApplyResult]:
         if tick is not None:
-            with self.db.transaction() as uow:
+            with self.db.transaction(shard) as uow:
                 candidates = candidates | set(uow.deadlines.flag_due(*tick))
         results: list[ApplyResult] = []
         for key in sorted(candidates):
@@ -184,7 +200,7 @@ class Pipeline:
             return set()
         pending: set[str] = set()
         now = self.now()
-        with self.db.transaction() as uow:
+        with self.db.transaction(result.shard) as uow:
             done.write(uow, now)
             uow.outbox.mark_relayed([r["event_id"] for r in result.outbox], now)
             pending = more_work(uow, result, self.clock)
@@ -249,11 +265,12 @@ class Pipeline:
         if refunds or intercepts:
             self.act(refunds, intercepts)
         if self.clock == "stream":
-            with self.db.transaction() as uow:
-                # A worker that died between a tick's commit and flagging its due partitions.
-                latest = uow.deadlines.latest_tick_after(0)
-                if latest is not None:
-                    uow.deadlines.flag_due(*latest)
+            for shard in range(self.db.shards):
+                with self.db.transaction(shard) as uow:
+                    # A worker that died between a tick's commit and flagging its due partitions.
+                    latest = uow.deadlines.latest_tick_after(0)
+                    if latest is not None:
+                        uow.deadlines.flag_due(*latest)
         self._redrive_streams(now - self.redrive_after, report)
         with self.db.transaction() as uow:
             pending = uow.partitions.with_work(sequenced_before=now - grace)
@@ -298,16 +315,19 @@ class Pipeline:
             report.lines += found
 
     def _fire_wall_deadlines(self, now: datetime) -> int:
+        return sum(self._fire_wall_deadlines_in(shard, now) for shard in range(self.db.shards))
+
+    def _fire_wall_deadlines_in(self, shard: int, now: datetime) -> int:
         fired = 0
         for _ in range(100):  # bounded: a deadline that will not move must not spin the sweep
             try:
-                with self.db.transaction() as uow:
+                with self.db.transaction(shard) as uow:
                     results = [fire_wall_deadlines(uow, self.policy, now, intercept_state=self.intercept_state)]
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
                 log.exception("wall-clock deadlines failed together; firing them order by order")
-                with self.db.transaction() as uow:
+                with self.db.transaction(shard) as uow:
                     due, position = uow.deadlines.partitions_due(now), uow.inputs.sequenced_through()
                 results = [r for key in due for r in self.isolator.fire_orders(key, now, position)]
             for result in results:

@@ -50,10 +50,11 @@ class ItemResult:
 class SequencingReport:
     results: list[ItemResult] = field(default_factory=list)
     partitions: set[str] = field(default_factory=set)
-    # (position, now) of the last clock.tick sequenced: after the commit, flag the due partitions.
-    latest_tick: tuple[int, datetime] | None = None
-    # The events sequenced, by position: valid once the transaction has committed.
-    sequenced: dict[int, InboundEvent] = field(default_factory=dict)
+    # By shard, (position, now) of the last clock.tick sequenced: after the commit, flag the
+    # due partitions (a tick takes a position in every shard).
+    ticks: dict[int, tuple[int, datetime]] = field(default_factory=dict)
+    # The events sequenced, by (shard, position): valid once the transaction has committed.
+    sequenced: dict[tuple[int, int], InboundEvent] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -209,8 +210,10 @@ class Sweeps(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One transaction: committed when the `with` block ends normally, rolled back otherwise."""
+    """One transaction: committed when the `with` block ends normally, rolled back otherwise.
+    Positions, ticks and the partitions' work are those of its shard."""
 
+    shard: int
     sequencer: Sequencer
     inputs: Inputs
     partitions: Partitions
@@ -224,8 +227,11 @@ class UnitOfWork(Protocol):
 
 class Database(Protocol):
     clock: str  # wall | stream (docs/domain.md §9): how time moves in this deployment
+    shards: int  # sequencing shards; a merchant's is domain.sharding.shard_of(merchant, shards)
 
-    def transaction(self) -> AbstractContextManager[UnitOfWork]: ...
+    def transaction(self, shard: int = 0) -> AbstractContextManager[UnitOfWork]:
+        """A transaction on the shard's database; recording (the routing step) takes shard 0's."""
+        ...
     def is_transient(self, error: BaseException) -> bool:
         """A failure worth the same work again later (connection lost, serialization failure,
         deadlock, a locked database); anything else is the data's or the code's, and retrying

@@ -94,7 +94,7 @@ def profile(settings: Settings, events: int, batch: int, seed: int, profiler: st
         if len(lines) >= events:
             break
         lines.append(dump_line(ev))
-    pipeline = Pipeline(SqlDatabase(engine, "stream"), DEFAULT_POLICY, InProcessRefundSimulator(), RecordedCarrierClient(),
+    pipeline = Pipeline(SqlDatabase(engine, "stream", settings.shards), DEFAULT_POLICY, InProcessRefundSimulator(), RecordedCarrierClient(),
                         _DiscardingPublisher(), lambda: datetime.now(timezone.utc), batch_size=batch)
     prof = None
     if profiler == "cprofile":

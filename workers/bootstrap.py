@@ -14,6 +14,7 @@ from functools import partial
 
 from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db.engine import make_engine, migrate
+from adapters.db.sequencer import check_shards
 from adapters.db.unit_of_work import SqlDatabase
 from adapters.publisher import KombuPublisher
 from adapters.simulators.refund_inprocess import InProcessRefundSimulator
@@ -100,13 +101,16 @@ def build_carrier(s: Settings, engine=None) -> CarrierClient:
 def build_pipeline(s: Settings, celery_app) -> Pipeline:
     engine = make_engine(s.database_url)
     migrate(engine)
+    problem = check_shards(engine, s.shards)
+    if problem:
+        raise SystemExit(problem)
 
     def enqueue_actions(refunds, intercepts):
         celery_app.send_task("intercept.actions", args=(refunds, intercepts), queue="actions")
 
     in_process = s.refund_gateway == "inprocess" and s.carrier_adapter == "recorded"
     return Pipeline(
-        SqlDatabase(engine, s.clock),
+        SqlDatabase(engine, s.clock, s.shards),
         DEFAULT_POLICY,
         build_gateway(s, engine),
         build_carrier(s, engine),

@@ -24,6 +24,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         INTERCEPT_DATABASE_URL=settings.database_url,
         INTERCEPT_BROKER_URL=settings.broker_url,
         INTERCEPT_CLOCK=settings.clock,
+        INTERCEPT_SHARDS=str(settings.shards),
     )
     return env
 

@@ -66,7 +66,8 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
         console.print(f"wrote {n} outbound events to {out}")
     print_summary(db.engine, elapsed)
     print(f"run with {running.describe()}, {batch} stream lines per message, {settings.batch_size} inputs per apply"
-          f" (broker {settings.broker_url.split('@')[-1]}, database {settings.database_url.split('@')[-1].split('?')[0]})")
+          f" (broker {settings.broker_url.split('@')[-1]}, database {settings.database_url.split('@')[-1].split('?')[0]})"
+          + (f", {settings.shards} sequencing shards" if settings.shards > 1 else ""))
     print(largest.describe())
     print(streams.describe_redrive(redriven))
     return 0

@@ -41,6 +41,7 @@ class Settings:
     malloc_trim: bool = True  # workers return freed heap pages after each task (workers.memory)
     redrive_after_s: float = 20.0  # the sweep re-drives a stream that has not moved for this long
     task_events: bool = True  # workers and publishers send Celery task events (Flower sees the tasks)
+    shards: int = 1  # sequencing shards: merchants hash to this many position counters (INTERCEPT_SHARDS)
 
     @property
     def embedded_broker(self) -> bool:
@@ -120,8 +121,19 @@ def load(default_clock: str = "wall") -> Settings:
         malloc_trim=env.get("INTERCEPT_MALLOC_TRIM", "1") != "0",
         redrive_after_s=float(env.get("INTERCEPT_REDRIVE_AFTER_S", "20")),
         task_events=env.get("INTERCEPT_TASK_EVENTS", "1") != "0",
+        shards=_shards(env.get("INTERCEPT_SHARDS", "1")),
     )
     problem = settings.problem()
     if problem:
         raise SystemExit(problem)
     return settings
+
+
+def _shards(text: str) -> int:
+    try:
+        shards = int(text)
+    except ValueError:
+        shards = 0
+    if shards < 1:
+        raise SystemExit(f"INTERCEPT_SHARDS must be a whole number of at least 1, not {text!r}")
+    return shards

@@ -17,20 +17,24 @@ from adapters.db.bulk import among
 
 
 class SqlDeadlines:
-    def __init__(self, conn: sa.Connection):
+    """The ticks and partitions of one shard (a tick has a position in each)."""
+
+    def __init__(self, conn: sa.Connection, shard: int = 0, shards: int = 1):
         self.conn = conn
+        self.shard = shard
+        self.shards = shards
 
     def ticks_between(self, after: int, through: int) -> list[tuple[int, datetime]]:
         rows = self.conn.execute(
             sa.select(t.ticks.c.position, t.ticks.c.now)
-            .where(t.ticks.c.position > after, t.ticks.c.position <= through)
+            .where(t.ticks.c.shard == self.shard, t.ticks.c.position > after, t.ticks.c.position <= through)
             .order_by(t.ticks.c.position)
         ).all()
         return [(pos, now) for pos, now in rows]
 
     def latest_tick_after(self, position: int) -> tuple[int, datetime] | None:
         tk = t.ticks
-        row = self.conn.execute(sa.select(sa.func.max(tk.c.position), sa.func.max(tk.c.now)).where(tk.c.position > position)).first()
+        row = self.conn.execute(sa.select(sa.func.max(tk.c.position), sa.func.max(tk.c.now)).where(tk.c.shard == self.shard, tk.c.position > position)).first()
         return None if row is None or row[0] is None else (row[0], row[1])
 
     def flag_due(self, through_position: int, now: datetime, among_keys: Iterable[str] | None = None) -> list[str]:
@@ -51,7 +55,7 @@ class SqlDeadlines:
         if among_keys is not None:
             due = due.where(among(o.c.merchant_id, list(among_keys), conn))
         locked = [r[0] for r in conn.execute(
-            sa.select(p.c.key).where(p.c.key.in_(due)).order_by(p.c.key).with_for_update(skip_locked=True)
+            sa.select(p.c.key).where(p.c.key.in_(due), p.c.shard == self.shard).order_by(p.c.key).with_for_update(skip_locked=True)
         )]
         if locked:
             greatest = sa.func.greatest if conn.dialect.name == "postgresql" else sa.func.max
@@ -63,5 +67,8 @@ class SqlDeadlines:
         return [r[0] for r in self.conn.execute(sa.select(o.c.order_id).where(o.c.merchant_id.in_(partitions), o.c.next_due_at <= now))]
 
     def partitions_due(self, now: datetime, limit: int = 500) -> list[str]:
-        o = t.orders
-        return [r[0] for r in self.conn.execute(sa.select(o.c.merchant_id).where(o.c.next_due_at <= now).distinct().limit(limit))]
+        o, p = t.orders, t.partitions
+        query = sa.select(o.c.merchant_id).where(o.c.next_due_at <= now)
+        if self.shards > 1:
+            query = query.where(o.c.merchant_id.in_(sa.select(p.c.key).where(p.c.shard == self.shard)))
+        return [r[0] for r in self.conn.execute(query.distinct().limit(limit))]

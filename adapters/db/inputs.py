@@ -21,14 +21,20 @@ from app.stores import ClaimedPartition, PendingInput
 INCIDENTS_SOURCE = "internal:incident"
 
 
+def _counter_id(shard: int) -> int:
+    """The sequencer row of a shard's position counter."""
+    return shard + 1
+
+
 class SqlInputs:
-    def __init__(self, conn: sa.Connection, writes: WriteSet):
+    def __init__(self, conn: sa.Connection, writes: WriteSet, shard: int = 0):
         self.conn = conn
         self.writes = writes
+        self.shard = shard
 
     def sequenced_through(self) -> int:
-        """Every position up to this one is committed (positions are assigned under one lock)."""
-        row = self.conn.execute(sa.select(t.sequencer.c.next_position).where(t.sequencer.c.id == 1)).first()
+        """Every position of the shard up to this one is committed (assigned under its counter's lock)."""
+        row = self.conn.execute(sa.select(t.sequencer.c.next_position).where(t.sequencer.c.id == _counter_id(self.shard))).first()
         return 0 if row is None else row[0] - 1
 
     def pending(self, partitions: list[str], through: int, limit: int, known: Container[int] = ()) -> list[PendingInput]:
@@ -86,9 +92,10 @@ class SqlInputs:
 
 
 class SqlPartitions:
-    def __init__(self, conn: sa.Connection, writes: WriteSet):
+    def __init__(self, conn: sa.Connection, writes: WriteSet, shard: int = 0):
         self.conn = conn
         self.writes = writes
+        self.shard = shard
 
     def claim(self, keys: Iterable[str]) -> list[ClaimedPartition]:
         p = t.partitions
@@ -120,7 +127,7 @@ class SqlPartitions:
         keys = sorted(set(keys))
         if not keys:
             return [], 0
-        committed = sa.select(sq.c.next_position - 1).where(sq.c.id == 1).scalar_subquery()
+        committed = sa.select(sq.c.next_position - 1).where(sq.c.id == _counter_id(self.shard)).scalar_subquery()
         rows = self.conn.execute(
             sa.select(p.c.key, p.c.applied_position, p.c.pending_through, p.c.state, committed)
             .where(among(p.c.key, keys, self.conn))
@@ -131,7 +138,7 @@ class SqlPartitions:
 
     def check_after_apply(self, keys: list[str], applied_through: int) -> tuple[set[str], tuple[int, datetime] | None]:
         p, tk = t.partitions, t.ticks
-        later = tk.c.position > applied_through
+        later = sa.and_(tk.c.shard == self.shard, tk.c.position > applied_through)
         latest_position = sa.select(sa.func.max(tk.c.position)).where(later).scalar_subquery()
         latest_now = sa.select(sa.func.max(tk.c.now)).where(later).scalar_subquery()
         has_work = sa.or_(_has_unapplied(), p.c.pending_through > p.c.applied_position)

@@ -113,6 +113,8 @@ sources = sa.Table(
     sa.Column("progressed_at", UtcDateTime, nullable=True),
 )
 
+# One row per shard (id = shard + 1): its position counter, locked while positions are
+# assigned; with more than one shard, row 0 is the routing step's lock.
 sequencer = sa.Table(
     "sequencer",
     metadata,
@@ -131,6 +133,8 @@ partitions = sa.Table(
     sa.Column("pending_through", sa.BigInteger, nullable=False, default=0),
     sa.Column("state", Json, nullable=True),
     sa.Column("policy_version", sa.String(32), nullable=True),
+    # The sequencing shard of the merchant (domain.sharding): its positions and ticks (0013).
+    sa.Column("shard", sa.Integer, nullable=False, server_default="0"),
 )
 sa.Index("ix_partitions_pending", partitions.c.pending_through)
 
@@ -163,9 +167,11 @@ order_routes = sa.Table(
     sa.Column("merchant_id", sa.String(128), nullable=False),
 )
 
+# A clock.tick takes a position in every shard: one row per shard (0013).
 ticks = sa.Table(
     "ticks",
     metadata,
+    sa.Column("shard", sa.Integer, primary_key=True, server_default="0"),
     sa.Column("position", sa.BigInteger, primary_key=True),
     sa.Column("now", UtcDateTime, nullable=False),
     sa.Column("event_id", sa.String(128), nullable=False),

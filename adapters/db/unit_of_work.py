@@ -29,23 +29,25 @@ from app.stores import Progress
 class SqlUnitOfWork:
     """The stores are built when first used: a transaction touches a few of them."""
 
-    def __init__(self, conn: sa.Connection, clock: str):
+    def __init__(self, conn: sa.Connection, clock: str, shard: int = 0, shards: int = 1):
         self.conn = conn
         self.clock = clock
+        self.shard = shard
+        self.shards = shards
         # The bulk writes of the stores, sent together just before the commit (WriteSet).
         self.writes = WriteSet(conn)
 
     @cached_property
     def sequencer(self) -> SqlSequencer:
-        return SqlSequencer(self.conn, self.clock, self.writes)
+        return SqlSequencer(self.conn, self.clock, self.writes, self.shards)
 
     @cached_property
     def inputs(self) -> SqlInputs:
-        return SqlInputs(self.conn, self.writes)
+        return SqlInputs(self.conn, self.writes, self.shard)
 
     @cached_property
     def partitions(self) -> SqlPartitions:
-        return SqlPartitions(self.conn, self.writes)
+        return SqlPartitions(self.conn, self.writes, self.shard)
 
     @cached_property
     def orders(self) -> SqlOrders:
@@ -53,7 +55,7 @@ class SqlUnitOfWork:
 
     @cached_property
     def deadlines(self) -> SqlDeadlines:
-        return SqlDeadlines(self.conn)
+        return SqlDeadlines(self.conn, self.shard, self.shards)
 
     @cached_property
     def actions(self) -> SqlActions:
@@ -73,18 +75,22 @@ class SqlUnitOfWork:
 
 
 class SqlDatabase:
-    """One engine (its own pool, built in the process that uses it) and the deployment's clock."""
+    """One engine (its own pool, built in the process that uses it), the deployment's clock, and
+    its sequencing shards (INTERCEPT_SHARDS): merchants hash to `shards` position counters."""
 
-    def __init__(self, engine: sa.Engine, clock: str = "stream"):
+    def __init__(self, engine: sa.Engine, clock: str = "stream", shards: int = 1):
         if clock not in ("stream", "wall"):
             raise ValueError(f"INTERCEPT_CLOCK must be 'wall' or 'stream', not {clock!r}")
+        if shards < 1:
+            raise ValueError(f"INTERCEPT_SHARDS must be at least 1, not {shards}")
         self.engine = engine
         self.clock = clock
+        self.shards = shards
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlUnitOfWork]:
+    def transaction(self, shard: int = 0) -> Iterator[SqlUnitOfWork]:
         with self.engine.begin() as conn:
-            uow = SqlUnitOfWork(conn, self.clock)
+            uow = SqlUnitOfWork(conn, self.clock, shard, self.shards)
             yield uow
             uow.writes.flush()
 

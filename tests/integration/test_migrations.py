@@ -14,6 +14,18 @@ JSON_COLUMNS = {(table.name, c.name) for table in metadata.tables.values() if ta
                 for c in table.columns if isinstance(c.type, sa.JSON)}
 
 
+def _head() -> str:
+    """The newest revision (the chain is re-linked as branches merge)."""
+    from alembic.config import Config  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
+    from adapters.db.engine import MIGRATIONS  # noqa: PLC0415
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
 def _json_column_types(conn: sa.Connection) -> dict[tuple[str, str], str]:
     rows = conn.execute(sa.text(
         "SELECT table_name, column_name, data_type FROM information_schema.columns "
@@ -85,5 +97,29 @@ def test_a_release_3_database_gains_the_dead_letter_overflow_and_keeps_its_dead_
         overflow = conn.execute(sa.text("SELECT count(*) FROM dead_letter_overflow")).scalar_one()
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
     assert (letter.reason, bytes(letter.body), letter.received_bytes) == ("old letter", b"body-bytes", None)
-    assert overflow == 0 and version == "0006"
+    assert overflow == 0 and version == _head()
+    engine.dispose()
+
+
+def test_a_release_6_database_gains_sequencing_shards_and_keeps_its_ticks_and_partitions_in_shard_0(pg_url):
+    engine = make_engine(pg_url)
+    migrate(engine, "0006")
+    with engine.begin() as conn:
+        # Revision 0001 builds today's tables: give ticks and partitions release 6's shape.
+        conn.execute(sa.text("ALTER TABLE partitions DROP COLUMN shard"))
+        conn.execute(sa.text("ALTER TABLE ticks DROP CONSTRAINT ticks_pkey"))
+        conn.execute(sa.text("ALTER TABLE ticks DROP COLUMN shard"))
+        conn.execute(sa.text("ALTER TABLE ticks ADD PRIMARY KEY (position)"))
+        conn.execute(sa.text("INSERT INTO ticks (position, now, event_id) VALUES (5, now(), 't-5')"))
+        conn.execute(sa.text("INSERT INTO partitions (key, applied_position, pending_through) VALUES ('m-1', 4, 5)"))
+
+    migrate(engine)
+
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT shard, position, event_id FROM ticks")).one() == (0, 5, "t-5")
+        assert conn.execute(sa.text("SELECT key, shard FROM partitions")).one() == ("m-1", 0)
+        # The same position in another shard is another tick.
+        conn.execute(sa.text("INSERT INTO ticks (shard, position, now, event_id) VALUES (1, 5, now(), 't-5')"))
+        pk = sa.inspect(conn).get_pk_constraint("ticks")["constrained_columns"]
+    assert pk == ["shard", "position"]
     engine.dispose()

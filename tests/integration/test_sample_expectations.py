@@ -2,7 +2,7 @@
 scenario of loadtest/sample_scenarios.py declares (its `@expects`).
 
 In-process and fast: the pipeline a worker runs, on a temporary SQLite database with the stream
-clock, the lines ingested in order in batches (offsets are line numbers, as `intercept
+clock and 1, 2 or 4 sequencing shards, the lines ingested in order in batches (offsets are line numbers, as `intercept
 run` sends them), then the outbox read in publication order and the inbox row of every line.
 """
 
@@ -26,12 +26,13 @@ BATCH = 50
 SOURCE = "sample-expectations"
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """(lines, outbound envelopes in order, inbox rows by line index)."""
+@pytest.fixture(scope="module", params=[1, 2, 4], ids=lambda shards: f"shards={shards}")
+def run(tmp_path_factory, request):
+    """(lines, outbound events in order, inbox rows by line index), with 1, 2 and 4 sequencing
+    shards (INTERCEPT_SHARDS): every story holds at each."""
     engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('sample') / 'intercept.sqlite'}")
     migrate(engine)
-    pipe = in_process_pipeline(engine)
+    pipe = in_process_pipeline(engine, shards=request.param)
     lines = SAMPLE.read_text(encoding="utf-8").splitlines()
     for first in range(0, len(lines), BATCH):
         pipe.process(SOURCE, first, lines[first:first + BATCH])

@@ -12,6 +12,7 @@ sequencing transaction, which puts them together, and the store the unit of work
 """
 
 from adapters.db.sequencer.accepting import canonical_json, content_hash, parse_input
+from adapters.db.sequencer.positions import check_shards
 from adapters.db.sequencer.run import SqlSequencer, _Run
 
-__all__ = ["SqlSequencer", "_Run", "canonical_json", "content_hash", "parse_input"]
+__all__ = ["SqlSequencer", "_Run", "canonical_json", "check_shards", "content_hash", "parse_input"]

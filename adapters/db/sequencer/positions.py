@@ -10,12 +10,33 @@ are created with the positions that first name them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.bulk import WriteSet, insert_ignore
+
+
+ROUTING_ROW = 0  # the sequencer row of the routing step's lock; shard k's counter is row k + 1
+
+
+def check_shards(engine: sa.Engine, shards: int) -> str | None:
+    """Why this database cannot be sequenced with `shards` shards, or None. A merchant's
+    inputs, state and ticks are in its shard, so S is fixed once inputs were sequenced."""
+    s = t.sequencer
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.select(s.c.id, s.c.next_position)).all())
+    if ROUTING_ROW in rows:
+        recorded = rows[ROUTING_ROW]
+    elif rows.get(1, 1) > 1:
+        recorded = 1
+    else:
+        return None  # nothing sequenced yet
+    if recorded == shards:
+        return None
+    return (f"INTERCEPT_SHARDS={shards}, but this database's inputs were sequenced with {recorded} shard(s); "
+            f"set INTERCEPT_SHARDS={recorded}, or start on an empty database")
 
 
 class ShardPositions:
@@ -33,10 +54,19 @@ class ShardPositions:
             insert_ignore(conn, t.sequencer, [{"id": self.row_id, "next_position": 1, "stream_now": None}], ["id"])
             row = self._lock()
         self.next_position, self.stream_now = row
-        self.known_partitions: set[str] = set()  # merchants whose partition row exists
-        self.merchants_checked: set[str] = set()  # merchants looked up (known or not)
         self.partitions: set[str] = set()  # merchants given a position here
         self.new_ticks: list[dict[str, Any]] = []
+
+    @classmethod
+    def routing_lock(cls, conn: sa.Connection, shards: int) -> None:
+        """With more than one shard, what stays global (a source's watermark, deduplication, the
+        routing table, parking) is read and written under this one lock, taken first; each
+        shard's counter is locked after it, when the transaction first needs that shard. The
+        row keeps the number of shards in `next_position` (check_shards reads it)."""
+        s = t.sequencer
+        if conn.execute(sa.select(s.c.id).where(s.c.id == ROUTING_ROW).with_for_update()).first() is None:
+            insert_ignore(conn, t.sequencer, [{"id": ROUTING_ROW, "next_position": shards, "stream_now": None}], ["id"])
+            conn.execute(sa.select(s.c.id).where(s.c.id == ROUTING_ROW).with_for_update())
 
     def _lock(self):
         s = t.sequencer
@@ -53,7 +83,7 @@ class ShardPositions:
         self.next_position += 1
         if self.stream_now is None or now > self.stream_now:
             self.stream_now = now
-        self.new_ticks.append({"position": position, "now": now, "event_id": event_id})
+        self.new_ticks.append({"shard": self.shard, "position": position, "now": now, "event_id": event_id})
         return position
 
     @property
@@ -63,17 +93,22 @@ class ShardPositions:
             return None
         return self.new_ticks[-1]["position"], max(tk["now"] for tk in self.new_ticks)
 
-    def flush(self) -> None:
-        w = self.writes
-        if self.partitions:
-            # Only the partitions that do not exist yet: an INSERT ... ON CONFLICT meeting a
-            # row an applier has updated waits for that applier's commit, and would hold the
-            # sequencer lock, and so every other worker's sequencing, while it waits. A new
-            # merchant can only come named by its event (order.placed, merchant.configured:
-            # checked by the prefetch); one reached through a route has had its partition since
-            # the order.placed that made the route.
-            new = sorted(k for k in self.partitions & self.merchants_checked if k not in self.known_partitions)
-            w.insert_ignore(t.partitions, [{"key": k, "applied_position": 0, "pending_through": 0} for k in new], ["key"])
-        if self.new_ticks:
-            w.insert(t.ticks, self.new_ticks)
-        w.update(t.sequencer, "id", [{"id": self.row_id, "next_position": self.next_position, "stream_now": self.stream_now}])
+    def new_partitions(self, known: set[str], checked: set[str]) -> list[dict[str, Any]]:
+        """Rows for the partitions that do not exist yet.
+
+        Only those: an INSERT ... ON CONFLICT meeting a row an applier has updated waits for
+        that applier's commit, and would hold the sequencer lock, and so every other worker's
+        sequencing, while it waits. A new merchant can only come named by its event
+        (order.placed, merchant.configured: checked by the prefetch); one reached through a
+        route has had its partition since the order.placed that made the route. `checked`: the
+        merchants looked up, `known`: those of them whose partition exists."""
+        new = sorted(k for k in self.partitions & checked if k not in known)
+        return [{"key": k, "applied_position": 0, "pending_through": 0, "shard": self.shard} for k in new]
+
+
+def flush_positions(writes: WriteSet, shards: Iterable[ShardPositions], known: set[str], checked: set[str]) -> None:
+    """The shards' new partitions, ticks and counters, sent with the transaction's other writes."""
+    shards = list(shards)
+    writes.insert_ignore(t.partitions, [row for sp in shards for row in sp.new_partitions(known, checked)], ["key"])
+    writes.insert(t.ticks, [tick for sp in shards for tick in sp.new_ticks])
+    writes.update(t.sequencer, "id", [{"id": sp.row_id, "next_position": sp.next_position, "stream_now": sp.stream_now} for sp in shards])

@@ -17,19 +17,21 @@ from adapters.db import schema as t
 from adapters.db.bulk import WriteSet, among
 from adapters.db.errors import storable
 from adapters.db.sequencer.accepting import Item, Parsed, SeenEvents, canonical_json, content_hash, parse_input
-from adapters.db.sequencer.positions import ShardPositions
+from adapters.db.sequencer.positions import ShardPositions, flush_positions
 from adapters.db.sequencer.routing import Parking, Routes
 from app.stores import ItemResult, SequencingReport
 from domain.events import InboundEvent, InvalidEvent, parse_event, stored_raw
 from domain.routing import lookup_for, order_key, package_key, waybill_key
+from domain.sharding import shard_of
 
 
 class SqlSequencer:
     """app.stores.Sequencer over one transaction's connection."""
 
-    def __init__(self, conn: sa.Connection, clock: str = "stream", writes: WriteSet | None = None):
+    def __init__(self, conn: sa.Connection, clock: str = "stream", writes: WriteSet | None = None, shards: int = 1):
         self.conn = conn
         self.clock = clock
+        self.shards = shards
         # Standalone (no unit of work around it), it sends its own writes.
         self._owns_writes = writes is None
         self.writes = WriteSet(conn) if writes is None else writes
@@ -48,7 +50,7 @@ class SqlSequencer:
         parsed = [parse_input(raw, allow_internal) for raw in items]
         for index, reason in (refused or {}).items():
             parsed[index] = Parsed(error=InvalidEvent("", reason))
-        run = _Run(self.clock, self.conn, self.writes, source, received_at, allow_internal)
+        run = _Run(self.clock, self.conn, self.writes, source, received_at, allow_internal, self.shards)
         report = run.sequence(first_offset, items, parsed, first_offset if first_line is None else first_line)
         if self._owns_writes:
             self.writes.flush()
@@ -65,7 +67,8 @@ def _row_of(kind: str, *cols) -> list:
 class _Run:
     """The state of one sequencing transaction."""
 
-    def __init__(self, clock: str, conn: sa.Connection, writes: WriteSet, source: str, received_at: datetime, allow_internal: bool):
+    def __init__(self, clock: str, conn: sa.Connection, writes: WriteSet, source: str, received_at: datetime, allow_internal: bool,
+                 shards: int = 1):
         self.clock = clock
         self.conn = conn
         self.writes = writes
@@ -73,8 +76,17 @@ class _Run:
         self.received_at = received_at
         self.allow_internal = allow_internal
         self.report = SequencingReport()
-        # One sequencer at a time: the counter row is locked first, until this transaction ends.
-        self.positions = ShardPositions(conn, writes)
+        self.shard_count = shards
+        # One router at a time: with one shard its counter row is the lock, taken first and
+        # held until this transaction ends; with more, the routing row, and each shard's
+        # counter when first needed (always after the routing lock, so never in two orders).
+        self.shards: dict[int, ShardPositions] = {}
+        if shards == 1:
+            self.shards[0] = ShardPositions(conn, writes, 0)
+        else:
+            ShardPositions.routing_lock(conn, shards)
+        self.known_partitions: set[str] = set()  # merchants whose partition row exists
+        self.merchants_checked: set[str] = set()  # merchants looked up (known or not)
         self.routes = Routes(conn)
         self.parking = Parking(conn)
         self.seen = SeenEvents()
@@ -174,7 +186,7 @@ class _Run:
         # Shipments look up their own waybill and package too (conflict check).
         orders_, waybills, packages = self.routes.unknown(keys | {k for k in registers if not k.startswith("order:")})
         parked = self.parking.not_loaded(registers)
-        merchants -= self.positions.known_partitions
+        merchants -= self.known_partitions
         c, row = self.conn, _row_of
 
         parts = []
@@ -218,11 +230,11 @@ class _Run:
             elif kind == "watermark":
                 watermark_found = int(a)
             else:
-                self.positions.known_partitions.add(a)
+                self.known_partitions.add(a)
         self.routes.take_orders(orders_, order_rows)
         self.routes.take_packages(route_rows, waybills, packages)
         self._take_parked(sorted(parked_rows, key=lambda r: r[0]))
-        self.positions.merchants_checked |= merchants
+        self.merchants_checked |= merchants
         if offsets_to is None:
             return 0, set(), []
         if watermark_found is None:
@@ -294,20 +306,29 @@ class _Run:
             if it.row_id is not None:
                 self._record(it)
 
+    def _shard(self, shard: int) -> ShardPositions:
+        sp = self.shards.get(shard)
+        if sp is None:
+            sp = self.shards[shard] = ShardPositions(self.conn, self.writes, shard)
+        return sp
+
     def _sequence_to(self, it: Item, merchant: str, order_id: str | None) -> None:
         it.state = "sequenced"
-        it.position = self.positions.assign(merchant)
+        it.shard = shard_of(merchant, self.shard_count)
+        it.position = self._shard(it.shard).assign(merchant)
         it.partition, it.order_id, it.waits_for = merchant, order_id, None
         it.result = ItemResult("sequenced", it.event.event_id)
         self.report.partitions.add(merchant)
-        self.report.sequenced[it.position] = it.event
+        self.report.sequenced[(it.shard, it.position)] = it.event
 
     def _tick(self, it: Item) -> None:
         e = it.event
         if self.clock == "wall":
             self._aside(it, "clock.tick ignored: this deployment runs on the wall clock (INTERCEPT_CLOCK=wall)", e.event_id)
             return
-        it.position = self.positions.tick(e.data.now, e.event_id)
+        # A tick is a barrier in every shard: it takes a position in each (the inbox row keeps shard 0's).
+        positions = [self._shard(k).tick(e.data.now, e.event_id) for k in range(self.shard_count)]
+        it.position = positions[0]
         it.result = ItemResult("sequenced", e.event_id)
         # A tick belongs to no partition: it is applied as soon as it is sequenced.
         it.state = "applied"
@@ -358,5 +379,6 @@ class _Run:
                 row = self._row(it)
                 rows.append({"id": it.row_id, **{k: row[k] for k in cols}})
             w.update(t.inbox, "id", rows)
-        self.positions.flush()
-        self.report.latest_tick = self.positions.latest_tick
+        shards = [self.shards[k] for k in sorted(self.shards)]
+        flush_positions(self.writes, shards, self.known_partitions, self.merchants_checked)
+        self.report.ticks = {sp.shard: sp.latest_tick for sp in shards if sp.latest_tick is not None}
