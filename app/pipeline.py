@@ -145,15 +145,21 @@ class Pipeline:
         applied = 0
         while candidates or ticks:
             by_shard = self.by_shard(candidates)
-            results = []
-            for shard in sorted(by_shard.keys() | ticks.keys()):
-                keys, tick = by_shard.get(shard, set()), ticks.get(shard)
-                results += self._apply_alone(shard, keys, tick) if careful else self._apply_or_isolate(shard, keys, tick)
+            work = {shard: (by_shard.get(shard, set()), ticks.get(shard)) for shard in sorted(by_shard.keys() | ticks.keys())}
+            if careful:
+                results = [r for shard, (keys, tick) in work.items() for r in self._apply_alone(shard, keys, tick)]
+            elif len(work) > 1:
+                results = self._apply_or_isolate_shards(work)
+            else:
+                results = [r for shard, (keys, tick) in work.items() for r in self._apply_or_isolate(shard, keys, tick)]
             ticks = {}
             candidates = set()
-            for result in results:
-                candidates |= self._finish(result)
-                applied += result.inputs
+            if len({r.shard for r in results}) > 1:
+                candidates = self._finish_shards(results)
+            else:
+                for result in results:
+                    candidates |= self._finish(result)
+            applied += sum(r.inputs for r in results)
         return applied
 
     def by_shard(self, partitions: Iterable[str]) -> dict[int, set[str]]:
@@ -174,6 +180,20 @@ class Pipeline:
             log.exception("a batch of %d partitions failed; applying them one at a time", len(candidates))
             return self._apply_alone(shard, candidates, tick)
 
+    def _apply_or_isolate_shards(self, work: dict[int, tuple[set[str], tuple[int, datetime] | None]]) -> list[ApplyResult]:
+        """Several shards' partitions: one apply each, in one transaction (the shards share
+        this database), as one shard's would be."""
+        try:
+            with self.db.transaction_in(work) as uows:
+                return [apply_pending(uows[shard], keys, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size,
+                                      parsed=self.parsed, intercept_state=self.intercept_state, tick=tick)
+                        for shard, (keys, tick) in work.items()]
+        except Exception as exc:
+            if self.db.is_transient(exc):
+                raise
+            log.exception("a batch of %d shards failed; applying them shard by shard", len(work))
+            return [r for shard, (keys, tick) in work.items() for r in self._apply_or_isolate(shard, keys, tick)]
+
     def _apply_alone(self, shard: int, candidates: set[str], tick: tuple[int, datetime] | None) -> list[ApplyResult]:
         if tick is not None:
             with self.db.transaction(shard) as uow:
@@ -189,13 +209,7 @@ class Pipeline:
         sequenced or flagged for these partitions while they were held (late_deadlines flags in
         that same transaction, so the check sees its flags). Returns the partitions with work
         again, those that what the calls fed back made pending included."""
-        self.publisher.publish(r["envelope"] for r in result.outbox)
-        done = ActionOutcomes()
-        if result.refund_rows or result.intercept_rows:
-            if self.inline_actions or self.enqueue_actions is None:
-                done = self._call(result.refund_rows, result.intercept_rows)
-            else:
-                self.enqueue_actions([r["refund_id"] for r in result.refund_rows], [r["intercept_id"] for r in result.intercept_rows])
+        done = self._publish_and_call(result)
         if not (result.outbox or result.partitions or done.refund_updates or done.intercept_updates):
             return set()
         pending: set[str] = set()
@@ -205,6 +219,32 @@ class Pipeline:
             uow.outbox.mark_relayed([r["event_id"] for r in result.outbox], now)
             pending = more_work(uow, result, self.clock)
         return pending | self._record_feedback(done)
+
+    def _finish_shards(self, results: list[ApplyResult]) -> set[str]:
+        """_finish for applies of several shards, with one transaction after the calls."""
+        done_by_result = [(result, self._publish_and_call(result)) for result in results]
+        busy = [(r, d) for r, d in done_by_result if r.outbox or r.partitions or d.refund_updates or d.intercept_updates]
+        if not busy:
+            return set()
+        pending: set[str] = set()
+        now = self.now()
+        with self.db.transaction_in({r.shard for r, _ in busy}) as uows:
+            for result, done in busy:
+                uow = uows[result.shard]
+                done.write(uow, now)
+                uow.outbox.mark_relayed([r["event_id"] for r in result.outbox], now)
+                pending |= more_work(uow, result, self.clock)
+        for _, done in busy:
+            pending |= self._record_feedback(done)
+        return pending
+
+    def _publish_and_call(self, result: ApplyResult) -> ActionOutcomes:
+        self.publisher.publish(r["envelope"] for r in result.outbox)
+        if result.refund_rows or result.intercept_rows:
+            if self.inline_actions or self.enqueue_actions is None:
+                return self._call(result.refund_rows, result.intercept_rows)
+            self.enqueue_actions([r["refund_id"] for r in result.refund_rows], [r["intercept_id"] for r in result.intercept_rows])
+        return ActionOutcomes()
 
     # -- acting --------------------------------------------------------------------------
     def _call(self, refund_rows: list[dict[str, Any]], intercept_rows: list[dict[str, Any]]) -> ActionOutcomes:

@@ -232,6 +232,10 @@ class Database(Protocol):
     def transaction(self, shard: int = 0) -> AbstractContextManager[UnitOfWork]:
         """A transaction on the shard's database; recording (the routing step) takes shard 0's."""
         ...
+
+    def transaction_in(self, shards: Iterable[int]) -> AbstractContextManager[dict[int, UnitOfWork]]:
+        """One transaction with a unit of work for each of these shards (they share its database)."""
+        ...
     def is_transient(self, error: BaseException) -> bool:
         """A failure worth the same work again later (connection lost, serialization failure,
         deadlock, a locked database); anything else is the data's or the code's, and retrying

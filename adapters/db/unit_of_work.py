@@ -6,7 +6,7 @@ that connection, so what a step decides commits, or rolls back, as one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 
@@ -29,13 +29,13 @@ from app.stores import Progress
 class SqlUnitOfWork:
     """The stores are built when first used: a transaction touches a few of them."""
 
-    def __init__(self, conn: sa.Connection, clock: str, shard: int = 0, shards: int = 1):
+    def __init__(self, conn: sa.Connection, clock: str, shard: int = 0, shards: int = 1, writes: WriteSet | None = None):
         self.conn = conn
         self.clock = clock
         self.shard = shard
         self.shards = shards
         # The bulk writes of the stores, sent together just before the commit (WriteSet).
-        self.writes = WriteSet(conn)
+        self.writes = WriteSet(conn) if writes is None else writes
 
     @cached_property
     def sequencer(self) -> SqlSequencer:
@@ -93,6 +93,14 @@ class SqlDatabase:
             uow = SqlUnitOfWork(conn, self.clock, shard, self.shards)
             yield uow
             uow.writes.flush()
+
+    @contextmanager
+    def transaction_in(self, shards: Iterable[int]) -> Iterator[dict[int, SqlUnitOfWork]]:
+        """Every shard is in this one database: one transaction, its writes sent together."""
+        with self.engine.begin() as conn:
+            writes = WriteSet(conn)
+            yield {shard: SqlUnitOfWork(conn, self.clock, shard, self.shards, writes) for shard in sorted(set(shards))}
+            writes.flush()
 
     def progress(self, source: str) -> Progress:
         return progress(self.engine, source)
