@@ -138,7 +138,8 @@ class Pipeline:
         fails for good is applied again one partition, one input at a time (app.isolation);
         `careful` does so from the start, for work that already killed a worker. `ticks`: by
         shard, a clock.tick just committed, whose due partitions the shard's first apply flags
-        and takes. One apply transaction is in one shard.
+        and takes. An apply reads one shard's positions and ticks; the applies of the shards a
+        round touched share one transaction (they share the database).
         """
         candidates = set(partitions)
         ticks = dict(ticks or {})
