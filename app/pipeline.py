@@ -186,9 +186,13 @@ class Pipeline:
         this database), as one shard's would be."""
         try:
             with self.db.transaction_in(work) as uows:
-                return [apply_pending(uows[shard], keys, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size,
-                                      parsed=self.parsed, intercept_state=self.intercept_state, tick=tick)
-                        for shard, (keys, tick) in work.items()]
+                # Each shard's copy of the ticks flagged with one look at the due orders (what
+                # apply_pending's `tick` does for one shard).
+                ticks = {shard: tick for shard, (_, tick) in work.items() if tick is not None}
+                flagged = uows[min(work)].deadlines.flag_due_in_shards(ticks) if ticks else {}
+                return [apply_pending(uows[shard], keys | set(flagged.get(shard, ())), self.policy, clock=self.clock, now=self.now(),
+                                      max_inputs=self.batch_size, parsed=self.parsed, intercept_state=self.intercept_state)
+                        for shard, (keys, _) in work.items()]
         except Exception as exc:
             if self.db.is_transient(exc):
                 raise

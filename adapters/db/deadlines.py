@@ -62,6 +62,27 @@ class SqlDeadlines:
             conn.execute(p.update().where(among(p.c.key, locked, conn)).values(pending_through=greatest(p.c.pending_through, through_position)))
         return locked
 
+    def flag_due_in_shards(self, ticks: dict[int, tuple[int, datetime]]) -> dict[int, list[str]]:
+        """flag_due for several shards' copies of the same ticks (shards sharing this database),
+        with one look at the due orders instead of one per shard. Returns the flagged by shard."""
+        nows = {now for _, now in ticks.values()}
+        if len(nows) != 1:
+            return {shard: SqlDeadlines(self.conn, shard, self.shards).flag_due(*tick) for shard, tick in ticks.items()}
+        conn = self.conn
+        o, p = t.orders, t.partitions
+        due = sa.select(o.c.merchant_id).where(o.c.next_due_at <= nows.pop())
+        rows = conn.execute(
+            sa.select(p.c.key, p.c.shard).where(p.c.key.in_(due), p.c.shard.in_(sorted(ticks))).order_by(p.c.key).with_for_update(skip_locked=True)
+        ).all()
+        if rows:
+            greatest = sa.func.greatest if conn.dialect.name == "postgresql" else sa.func.max
+            through = sa.case({shard: position for shard, (position, _) in ticks.items()}, value=p.c.shard)
+            conn.execute(p.update().where(among(p.c.key, [key for key, _ in rows], conn)).values(pending_through=greatest(p.c.pending_through, through)))
+        flagged: dict[int, list[str]] = {}
+        for key, shard in rows:
+            flagged.setdefault(shard, []).append(key)
+        return flagged
+
     def due_orders(self, partitions: list[str], now: datetime) -> list[str]:
         o = t.orders
         return [r[0] for r in self.conn.execute(sa.select(o.c.order_id).where(o.c.merchant_id.in_(partitions), o.c.next_due_at <= now))]
