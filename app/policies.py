@@ -88,9 +88,10 @@ class PolicyBook:
             for row in records.publications_after(self.through):
                 self.add(publication_from_row(row))
 
-    def in_force(self, merchant_id: str, position: int) -> Policy:
-        """The policy for an input at `position` of this merchant (publications before it)."""
-        timeline = self.merchant_timelines.get(merchant_id)
+    def in_force(self, merchant_id: str | None, position: int) -> Policy:
+        """The policy for an input at `position` of this merchant (publications before it);
+        merchant None: the global one."""
+        timeline = self.merchant_timelines.get(merchant_id) if merchant_id is not None else None
         found = timeline.before(position) if timeline is not None else None
         if found is None:
             found = self.global_timeline.before(position)
@@ -111,3 +112,14 @@ class PolicyBook:
 
 def as_book(policy: Policy | PolicyBook) -> PolicyBook:
     return policy if isinstance(policy, PolicyBook) else PolicyBook(policy)
+
+
+def source_of(book: PolicyBook, merchant_id: str | None) -> str:
+    """Where the policy in force now for the merchant (or globally) comes from, in words."""
+    position = book.through + 1
+    timeline = book.merchant_timelines.get(merchant_id) if merchant_id is not None else None
+    if timeline is not None and timeline.before(position) is not None:
+        return f"published for merchant {merchant_id}"
+    if book.global_timeline.before(position) is not None:
+        return "published globally" + (f" (merchant {merchant_id} has no policy of its own)" if merchant_id else "")
+    return "the built-in default (nothing published)"

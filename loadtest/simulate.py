@@ -152,10 +152,11 @@ def order_stream(lines: Iterable[str | bytes]) -> OrderedStream:
     return seq.out
 
 
-def ordered_from_events(events: Iterable[tuple[dict[str, Any], str, str | None]]) -> OrderedStream:
-    """From inputs already recorded and ordered by a database (`--from-db`): (payload, merchant, order_id)."""
+def ordered_from_events(events: Iterable[tuple[int, dict[str, Any], str | None, str | None]]) -> OrderedStream:
+    """From inputs a database has recorded and put in order (`--from-db`): (position, payload,
+    merchant, order_id) by position. What it kept aside or still parks is not replayed."""
     out = OrderedStream()
-    for position, (payload, merchant, order_id) in enumerate(events, 1):
+    for position, payload, merchant, order_id in events:
         out.received += 1
         out.inputs.append(Ordered(position, decode_event(payload, allow_internal=True), merchant, order_id))
     return out
