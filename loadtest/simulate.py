@@ -170,6 +170,7 @@ class _Emitted:
     position: int
     ordinal: int
     envelope: dict[str, Any]
+    version: str  # of the policy that made it (the database keeps it beside the row)
 
 
 @dataclass
@@ -181,9 +182,16 @@ class PolicyRun:
     refund_requested_at: dict[str, datetime] = field(default_factory=dict)
     versions_used: Counter = field(default_factory=Counter)
 
-    def envelopes(self) -> list[dict[str, Any]]:
+    def in_order(self) -> list[_Emitted]:
         """In the order `intercept run --out` writes them: by position, rank, event id."""
-        return [e.envelope for e in sorted(self.emitted, key=lambda e: (e.position, e.ordinal, e.envelope["event_id"]))]
+        return sorted(self.emitted, key=lambda e: (e.position, e.ordinal, e.envelope["event_id"]))
+
+    def envelopes(self) -> list[dict[str, Any]]:
+        return [e.envelope for e in self.in_order()]
+
+    def versions(self) -> dict[str, str]:
+        """Outbound event id -> the policy version that made it."""
+        return {e.envelope["event_id"]: e.version for e in self.emitted}
 
 
 class _Replay:
@@ -207,12 +215,12 @@ class _Replay:
                 heapq.heappush(self.due, (order.next_due_at, order.order_id))
         self.run.versions_used[policy.version] += len(decision.outcomes)
         for ordinal, outcome in enumerate(decision.outcomes):
-            self.run.emitted.append(_Emitted(position, ordinal, outcome.envelope()))
+            self.run.emitted.append(_Emitted(position, ordinal, outcome.envelope(), policy.version))
         refunds = 0
         for action in decision.actions:
             if isinstance(action, IssueRefund):
                 refunds += 1
-                self.run.emitted.append(_Emitted(position, len(decision.outcomes) + refunds - 1, action.issued.envelope()))
+                self.run.emitted.append(_Emitted(position, len(decision.outcomes) + refunds - 1, action.issued.envelope(), policy.version))
 
     def tick(self, now: datetime, position: int) -> None:
         due_orders: dict[str, list[str]] = defaultdict(list)
