@@ -232,6 +232,8 @@ carrier_actions = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # The policy that decided to intercept (revision 0007; null on rows written before it).
+    sa.Column("policy_version", sa.String(32), nullable=True),
 )
 sa.Index("ix_carrier_actions_state", carrier_actions.c.state)
 
@@ -319,3 +321,18 @@ input_states = sa.Table(
     views,
     *(sa.Column(c.name, c.type) for c in inbox.columns),
 )
+
+# docs/policy.md: every policy.published input, in the global order; a publication takes effect
+# for the inputs after its position (globally, or for its merchant). Revision 0007.
+policy_publications = sa.Table(
+    "policy_publications",
+    metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("merchant_id", sa.String(128), nullable=True),
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("document", Json, nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+)
+sa.Index("ix_policy_publications_merchant", policy_publications.c.merchant_id, policy_publications.c.position)

@@ -19,6 +19,7 @@ from adapters.db.errors import is_transient
 from adapters.db.inputs import SqlInputs, SqlPartitions
 from adapters.db.orders import SqlOrders
 from adapters.db.outbox import SqlOutbox
+from adapters.db.policies import SqlPolicies
 from adapters.db.progress import progress
 from adapters.db.sequencer import SqlSequencer
 from adapters.db.sources import SqlSources
@@ -70,6 +71,10 @@ class SqlUnitOfWork:
     @cached_property
     def sweeps(self) -> SqlSweeps:
         return SqlSweeps(self.conn)
+
+    @cached_property
+    def policies(self) -> SqlPolicies:
+        return SqlPolicies(self.conn)
 
 
 class SqlDatabase:
