@@ -134,7 +134,7 @@ def facts_for(outcome: Outcome, before: OrderState | None, after: OrderState, me
     elif rule == "refund.rejected.amount_exceeds_paid":
         prior = before.refunds if before is not None else ()
         facts["committed_by_other_refunds_fen"] = sum(r.amount_fen for r in prior if r.counts_toward_paid and r.refund_id != outcome.refund_id)
-    elif rule.startswith("carrier_intercept"):
+    elif rule.startswith(("carrier_intercept.requested", "carrier_intercept.not_eligible")):
         facts.update(category=after.category, intercept_value_cap_fen=policy.intercept_value_cap_fen,
                      carrier_has_api=package is not None and package.carrier in policy.carriers_with_intercept_api,
                      min_distance_km=policy.min_distance_km if package is not None and package.carrier in policy.carriers_with_distance_rule else None)

@@ -10,8 +10,9 @@ means every month, merchant or carrier):
     fees(conn, ...) -> list[FeeEntry]; claims(conn, ...) -> list[ClaimEntry];
     intercepts(conn, ...) -> list[InterceptEntry]
         the rows behind those lines
-    carrier_month(conn, carrier, month) -> CarrierMonth
-        what reconciling a carrier's monthly bill compares against
+    carrier_month(conn, carrier, month, waybills) -> CarrierMonth
+        what reconciling a carrier's monthly bill compares against (adapters/carrier_bill.py)
+    month_bounds(month) -> (start, end): the CST month as two aware datetimes
 
 Amounts are integer fen. Each entry type has `to_dict()` (JSON-ready: ISO 8601 times).
 """
@@ -21,13 +22,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 
 from adapters.db import schema as t
 from domain.codec import merchant_from_dict
-from domain.policy import DEFAULT_POLICY, Policy
+from domain.policy import CHINA_STANDARD_TIME, DEFAULT_POLICY, Policy
 
 
 class _Entry:
@@ -217,22 +218,35 @@ def summary(conn: sa.Connection, month: str | None = None, merchant: str | None 
     return [lines[k] for k in sorted(lines)]
 
 
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """The first instant of a CST month and of the next (docs/domain.md §2: months in CST)."""
+    year, mon = (int(x) for x in month.split("-"))
+    start = datetime(year, mon, 1, tzinfo=CHINA_STANDARD_TIME)
+    end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=CHINA_STANDARD_TIME)
+    return start, end
+
+
 @dataclass(frozen=True)
 class CarrierMonth:
-    """A carrier's month as the ledger has it: every intercept it was asked for or charged,
-    by waybill (tracking number), and the fees of those that succeeded."""
+    """A carrier's month as the ledger has it, by waybill (tracking number): the fees charged in
+    it (waived ones too: the carrier bills its full fee, docs/ledger.md), the charges reversed in
+    it, and the intercepts of the waybills asked about (any month)."""
 
     carrier: str
     month: str
-    intercepts: dict[str, InterceptEntry]  # by tracking_no: asked in the month, or charged in it
-    fees: dict[str, FeeEntry]  # by tracking_no: charged (or waived) in the month
-    known_waybills: set[str]  # every waybill of this carrier the system knows (shipped packages)
+    fees: dict[str, FeeEntry]
+    reversals: dict[str, FeeEntry]
+    intercepts: dict[str, InterceptEntry]
+    known_waybills: set[str]  # of those asked about, the ones the system shipped with this carrier
 
 
-def carrier_month(conn: sa.Connection, carrier: str, month: str) -> CarrierMonth:
-    fee_rows = {f.tracking_no: f for f in fees(conn, month=month, carrier=carrier)}
-    li = t.ledger_intercepts
-    asked = intercepts_where(conn, sa.and_(li.c.carrier == carrier, sa.or_(li.c.month == month, li.c.tracking_no.in_(sorted(fee_rows)))))
-    pr = t.package_routes
-    known = {r[0] for r in conn.execute(sa.select(pr.c.tracking_no).where(pr.c.carrier == carrier))}
-    return CarrierMonth(carrier, month, {i.tracking_no: i for i in asked if i.status != "not_eligible"}, fee_rows, known)
+def carrier_month(conn: sa.Connection, carrier: str, month: str, waybills: Iterable[str] = ()) -> CarrierMonth:
+    lf, li, pr = t.ledger_fees, t.ledger_intercepts, t.package_routes
+    start, end = month_bounds(month)
+    charged = {f.tracking_no: f for f in fees(conn, month=month, carrier=carrier)}
+    reversed_ = {f.tracking_no: f for f in fees_where(conn, sa.and_(lf.c.carrier == carrier, lf.c.status == "refunded",
+                                                                    lf.c.refunded_at >= start, lf.c.refunded_at < end))}
+    asked = sorted(set(waybills))
+    found = intercepts_where(conn, sa.and_(li.c.carrier == carrier, li.c.tracking_no.in_(asked))) if asked else []
+    known = {r[0] for r in conn.execute(sa.select(pr.c.tracking_no).where(pr.c.carrier == carrier, pr.c.tracking_no.in_(asked)))} if asked else set()
+    return CarrierMonth(carrier, month, charged, reversed_, {i.tracking_no: i for i in found if i.status != "not_eligible"}, known)
