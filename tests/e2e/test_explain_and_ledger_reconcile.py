@@ -207,3 +207,23 @@ def test_reconcile_finds_a_reversal_left_off_and_names_a_bad_line(run):
     result = intercept("ledger", "reconcile", str(broken), "--carrier", "zto", "--month", "2026-11", env=env)
     assert result.returncode == 1
     assert result.stderr.strip() == f"Error: {broken}: line 2: fee: '3.001' has more than two decimals"
+
+
+def test_an_outstanding_claim_filed_with_its_carrier_is_submitted_and_still_outstanding(run):
+    env, _, _, _ = run
+    [claim] = _json(intercept("explain", "YT7019000001", "--json", env=env))["claims"]
+    assert (claim["reason"], claim["status"]) == ("lost", "opened")
+
+    filed = intercept("ledger", "submit", claim["claim_id"], env=env)
+    assert filed.returncode == 0, filed.stderr
+    assert filed.stdout.strip() == f"{claim['claim_id']}: submitted"
+    [after] = _json(intercept("explain", "YT7019000001", "--json", env=env))["claims"]
+    assert after["status"] == "submitted" and after["submitted_at"]
+    [line] = _json(intercept("ledger", "--month", "2026-11", "--carrier", "yto", "--merchant", after["merchant_id"], "--format", "json",
+                             env=env))["lines"]
+    assert (line["claims_outstanding"], line["claims_outstanding_fen"]) == (1, after["amount_fen"])
+
+    again = intercept("ledger", "submit", claim["claim_id"], "claim-nobody", env=env)
+    assert again.returncode == 1
+    assert again.stderr.splitlines() == [f"{claim['claim_id']}: left submitted (only an opened claim is submitted)",
+                                         "claim-nobody: no such claim"]
