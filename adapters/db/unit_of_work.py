@@ -21,6 +21,7 @@ from adapters.db.orders import SqlOrders
 from adapters.db.outbox import SqlOutbox
 from adapters.db.policies import SqlPolicies
 from adapters.db.progress import progress
+from adapters.db.records import SqlRecords
 from adapters.db.sequencer import SqlSequencer
 from adapters.db.sources import SqlSources
 from adapters.db.sweeps import SqlSweeps
@@ -63,6 +64,10 @@ class SqlUnitOfWork:
     @cached_property
     def outbox(self) -> SqlOutbox:
         return SqlOutbox(self.conn, self.writes)
+
+    @cached_property
+    def records(self) -> SqlRecords:
+        return SqlRecords(self.writes)
 
     @cached_property
     def sources(self) -> SqlSources:

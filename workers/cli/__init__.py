@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from workers.cli import admin, edges, load, runtime
+from workers.cli import admin, edges, insight, load, runtime
 from workers.cli import policy as policy_commands
 
 
@@ -45,5 +45,6 @@ def main() -> None:
     """
 
 
-for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands, *policy_commands.commands):
+for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands, *policy_commands.commands,
+                *insight.commands):
     main.add_command(command)
