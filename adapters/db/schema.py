@@ -7,7 +7,8 @@ Tables by job:
 - sweeps: what each sweep re-drove;
 - refund_actions, carrier_actions, action_attempts: actions in the world, one attempt a row;
 - dead_letters, dead_letter_overflow: raw bodies the ingress refused, with the reason, and
-  the count of unauthenticated refusals beyond a source's cap, counted but not kept.
+  the count of unauthenticated refusals beyond a source's cap, counted but not kept;
+- dead_letter_retries: who retried a dead letter, when, and what came of it.
 """
 
 from __future__ import annotations
@@ -308,6 +309,20 @@ dead_letter_overflow = sa.Table(
     sa.Column("bytes_not_kept", sa.BigInteger, nullable=False),
 )
 sa.Index("ix_dead_letter_overflow_minute", dead_letter_overflow.c.minute)
+
+# Each retry of a dead letter, by whom (an operator's name from the console, `cli:<user>` from
+# `intercept dlq retry`) and with what outcome: the letter's row keeps only its latest state.
+dead_letter_retries = sa.Table(
+    "dead_letter_retries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("letter_id", sa.BigInteger, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("retried_by", sa.String(200), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # retried | still_failing
+    sa.Column("reason", sa.Text, nullable=True),
+)
+sa.Index("ix_dead_letter_retries_letter", dead_letter_retries.c.letter_id)
 
 # Views (made by migration 0005, not by metadata.create_all): read-only shapes over the tables.
 views = sa.MetaData()
