@@ -56,6 +56,8 @@ def create_console_app(engine: sa.Engine, credentials: Credentials, settings: Co
                        retry: Callable[[int, str], RetryOutcome]) -> Starlette:
     """`retry(letter_id, operator)` replays a dead letter and records who asked."""
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.filters["cny"] = _cny
+    templates.env.globals["cst"] = pages.CST
     letters = SqlDeadLetterStore(engine)
 
     def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
@@ -160,7 +162,7 @@ class _Guard:
             await send(message)
 
         path = scope["path"]
-        if not path.startswith(PUBLIC) and path != "/login" and not scope.get("session", {}).get("user"):
+        if not path.startswith(PUBLIC) and not scope.get("session", {}).get("user"):
             if path.startswith("/api/"):
                 response: Response = JSONResponse({"error": "sign in first"}, status_code=401)
             elif scope["method"] == "GET":
@@ -170,6 +172,14 @@ class _Guard:
                 response = PlainTextResponse("sign in first", status_code=401)
             return await response(scope, receive, with_headers)
         return await self.app(scope, receive, with_headers)
+
+
+def _cny(fen: int | None) -> str:
+    """Fen as yuan with two decimals, by integer arithmetic (docs/domain.md §2: no floats)."""
+    if fen is None:
+        return "–"
+    sign, fen = ("-" if fen < 0 else ""), abs(fen)
+    return f"{sign}{fen // 100:,}.{fen % 100:02d}"
 
 
 def _csrf(request: Request) -> str:
