@@ -29,8 +29,9 @@ async function poll(url) {
     const data = await response.json();
     document.querySelectorAll("[data-counter]").forEach(function (cell) {
       const next = show(pick(data, cell.dataset.counter), cell.hasAttribute("data-fen"));
-      if (cell.textContent !== next) { cell.textContent = next; cell.classList.add("changed"); }
-      else cell.classList.remove("changed");
+      // Highlight what moved since the last poll (not the first fill).
+      cell.classList.toggle("changed", cell.textContent !== next && cell.textContent !== "–");
+      cell.textContent = next;
     });
     stamps.forEach(function (s) { s.textContent = "updated " + new Date(data.at).toLocaleTimeString(); s.classList.remove("stale"); });
   } catch (err) {
