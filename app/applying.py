@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
+from app.ledger import LedgerBatch
 from app.outbox import outbox_row
 from app.parsed import ParsedEvents
 from app.stores import ClaimedPartition, PendingInput, UnitOfWork
 from domain.codec import merchant_from_dict, order_from_json
 from domain.decide import Decision, apply_event, fire_due
 from domain.events import InboundEvent, parse_event
+from domain.explain import explain
 from domain.outcomes import IssueRefund, RequestCarrierIntercept
 from domain.policy import Policy
 from domain.state import MerchantState, OrderState, new_merchant
@@ -56,6 +58,8 @@ class _Batch:
         self.carrier_rows: list[dict[str, Any]] = []
         self.aside_rows: list[dict[str, Any]] = []
         self.incidents: list[dict[str, Any]] = []
+        self.decisions: list[dict[str, Any]] = []
+        self.ledger = LedgerBatch()
 
     def load(self, order: OrderState) -> None:
         self.orders[order.order_id] = order
@@ -73,9 +77,11 @@ class _Batch:
     def due_at(self, order_id: str) -> datetime | None:
         return self.due_by_partition[self.orders[order_id].merchant_id][order_id]
 
-    def take(self, decision: Decision, position: int) -> MerchantState:
+    def take(self, decision: Decision, position: int, merchant_before: MerchantState, input_event_id: str | None) -> MerchantState:
         order = decision.order
         if order is not None:
+            # Recorded before anything of the batch changes: a failure here leaves it as it was.
+            self.record(decision, self.orders.get(order.order_id), merchant_before, position, input_event_id)
             self.load(order)
             self.dirty_orders.add(order.order_id)
         merchant_id = decision.merchant.merchant_id
@@ -123,6 +129,23 @@ class _Batch:
                 )
         return decision.merchant
 
+    def record(self, decision: Decision, before: OrderState | None, merchant_before: MerchantState, position: int,
+               input_event_id: str | None) -> None:
+        """The decision record (the rule and facts behind each outcome) and the ledger's rows."""
+        order = decision.order
+        assert order is not None
+        row = None
+        if decision.outcomes or decision.actions:
+            made = (*decision.outcomes, *(a.issued for a in decision.actions if isinstance(a, IssueRefund)))
+            row = {
+                "position": position, "order_id": order.order_id, "merchant_id": order.merchant_id, "input_event_id": input_event_id,
+                "policy_version": self.version, "rules": [explain(o, before, order, merchant_before, self.policy) for o in made],
+                "decided_at": self.now,
+            }
+        self.ledger.observe(decision.outcomes, before, order)
+        if row is not None:
+            self.decisions.append(row)
+
     def save(self, uow: UnitOfWork, partition_rows: list[dict[str, Any]]) -> ApplyResult:
         """Write everything this batch changed; what to act on and relay after the commit."""
         uow.orders.save(
@@ -136,6 +159,10 @@ class _Batch:
         uow.outbox.add(self.outbox)
         uow.actions.add_refunds(self.refund_rows)
         uow.actions.add_intercepts(self.carrier_rows)
+        uow.records.add_decisions(self.decisions)
+        ledger = self.ledger
+        uow.records.save_ledger(list(ledger.intercepts.values()), list(ledger.new_fees.values()), list(ledger.fee_updates.values()),
+                                list(ledger.new_claims.values()), list(ledger.claim_updates.values()))
         for incident in self.incidents:
             uow.inputs.add_incident(**incident)
         return ApplyResult(
@@ -158,7 +185,7 @@ class _Batch:
                 log.exception("deadlines of order %s could not fire", oid)
                 self.quarantine(partition, oid, now, f"{type(exc).__name__}: {exc}")
                 continue
-            merchant = self.take(decision, position)
+            merchant = self.take(decision, position, merchant, None)
         pending = [at for at in dues.values() if at is not None]
         if pending:
             self.earliest_due[partition] = min(pending)
@@ -184,7 +211,7 @@ class _Batch:
                 reason = f"order {item.order_id} is not known"
             else:
                 decision = apply_event(merchant, order, event, self.policy)
-                merchant = self.take(decision, item.position)
+                merchant = self.take(decision, item.position, merchant, event.event_id)
                 reason = decision.aside
         except Exception as exc:  # a bug must cost one event, not the batch: kept aside, loudly
             log.exception("input %s (%s) could not be applied", item.id, item.event_type)

@@ -181,9 +181,9 @@ def money_figure(f: dict[str, Any]):
         left.bar(names, waived, bottom=charged, label="waived (free quota)", color="tab:gray", alpha=0.5)
         for i, c in enumerate(names):
             per = by[c]["fen_per_refund_avoided_by_return"]
-            left.annotate("–" if per is None else f"{per / 100:.2f} CNY / return avoided", (i, charged[i] + waived[i]), xytext=(0, 3),
+            left.annotate("–" if per is None else f"{per / 100:.2f} CNY\nper return avoided", (i, charged[i] + waived[i]), xytext=(0, 3),
                           textcoords="offset points", ha="center", fontsize=8)
-        left.set_ylim(0, max(c + w for c, w in zip(charged, waived)) * 1.25 or 1)
+        left.set_ylim(0, max(c + w for c, w in zip(charged, waived)) * 1.5 or 1)
         left.legend(fontsize=8, loc="upper left")
         left.grid(axis="y", alpha=0.3)
     else:

@@ -20,6 +20,7 @@ from adapters.db.inputs import SqlInputs, SqlPartitions
 from adapters.db.orders import SqlOrders
 from adapters.db.outbox import SqlOutbox
 from adapters.db.progress import progress
+from adapters.db.records import SqlRecords
 from adapters.db.sequencer import SqlSequencer
 from adapters.db.sources import SqlSources
 from adapters.db.sweeps import SqlSweeps
@@ -62,6 +63,10 @@ class SqlUnitOfWork:
     @cached_property
     def outbox(self) -> SqlOutbox:
         return SqlOutbox(self.conn, self.writes)
+
+    @cached_property
+    def records(self) -> SqlRecords:
+        return SqlRecords(self.writes)
 
     @cached_property
     def sources(self) -> SqlSources:

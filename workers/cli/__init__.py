@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from workers.cli import admin, console_cmd, edges, load, runtime
+from workers.cli import admin, console_cmd, edges, insight, load, runtime
 
 
 class InterceptGroup(click.Group):
@@ -44,5 +44,5 @@ def main() -> None:
     """
 
 
-for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands, *console_cmd.commands):
+for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands, *insight.commands, *console_cmd.commands):
     main.add_command(command)

@@ -13,7 +13,7 @@ from alembic import op
 from adapters.db.schema import UtcDateTime
 
 revision = "0011"
-down_revision = "0006"
+down_revision = "0008"  # after the insight branch's 0008 (merged here); the brief gave 0006
 branch_labels = None
 depends_on = None
 
