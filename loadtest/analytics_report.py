@@ -68,9 +68,9 @@ def text(f: dict[str, Any]) -> str:
     s, fees, c = f["stall"], f["fees"], f["claims"]
     lines += ["", f"stall rate: {_pct(s['rate'])} ({s['stalled']} of {s['cases_with_shipped_parcels']} cases with shipped parcels)",
               f"fees: {_cny(fees['charged_fen'])} charged for {fees['carrier_intercepts_succeeded']} successful carrier intercepts "
-              f"({fees['waived_count']} waived): {_cny(fees['fen_per_refund_avoided_by_return'])} per refund avoided by return",
+              f"({fees['waived_count']} waived, {fees['refunded_count']} reversed by the carrier): {_cny(fees['fen_per_refund_avoided_by_return'])} per refund avoided by return",
               f"claims: {c['opened_count']} opened ({_cny(c['opened_fen'])}), {c['paid_count']} paid ({_cny(c['paid_fen'])}), "
-              f"{c['outstanding_count']} outstanding ({_cny(c['outstanding_fen'])})"]
+              f"{c['rejected_count']} rejected, {c['outstanding_count']} outstanding ({_cny(c['outstanding_fen'])})"]
     return "\n".join(lines) + "\n"
 
 

@@ -75,7 +75,7 @@ def create_console_app(engine: sa.Engine, credentials: Credentials, settings: Co
         name = await run_in_threadpool(credentials.verify, form.get("name", "").strip(), form.get("secret", ""))
         if name is None:
             await asyncio.sleep(FAILED_LOGIN_DELAY_S)
-            return render(request, "login.html", status_code=401, next=_safe_next(form.get("next")),
+            return render(request, "login.html", status_code=401, next=_safe_next(form.get("next")), name=form.get("name", "")[:64],
                           error="wrong name or " + ("password" if credentials.users is not None else "token"))
         request.session.clear()
         request.session.update(user=name, csrf=secrets.token_urlsafe(24))

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from adapters.db.read_models.cases import read_case
+from adapters.db.read_models.ledger import summary as ledger_summary
 from adapters.dead_letters import DeadLetter, RetryOutcome, SqlDeadLetterStore
 
 
@@ -71,10 +73,12 @@ class TimelineRow:
     facts: str | None = None  # the facts the rule read, as JSON
 
 
-def _summary(data: dict | None) -> str:
+def _summary(data: dict | None, known: set[str] = frozenset()) -> str:
+    """The data's scalar fields as `key=value`, less the ids the whole page already names."""
     if not data:
         return ""
-    return ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, (dict, list)))
+    shown = {k: v for k, v in data.items() if not isinstance(v, (dict, list)) and not (k == "refund_id" and v in known)}
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False) if isinstance(v, bool) else v}" for k, v in shown.items())
 
 
 def _wall(*pairs: tuple[str, datetime | None]) -> str:
@@ -83,19 +87,19 @@ def _wall(*pairs: tuple[str, datetime | None]) -> str:
 
 def case(engine: sa.Engine, key: str) -> dict | None:
     """The case (the order's timeline) a refund id, order id or tracking number names."""
-    from adapters.db.read_models.cases import read_case  # noqa: PLC0415  (TEMP until insight merges)
-
     with engine.connect() as conn:
         found = read_case(conn, key)
     if found is None:
         return None
     decided = {d.outcome_event_id: d for d in found.decisions}
-    rows = [TimelineRow(_story_time(i.occurred_at), "in", i.type or "(unreadable)", i.event_id, _summary(i.data), i.state,
+    # With one refund on the order, its id on every line says nothing the header does not.
+    known = {found.refunds[0].refund_id} if len(found.refunds) == 1 else set()
+    rows = [TimelineRow(_story_time(i.occurred_at), "in", i.type or "(unreadable)", i.event_id, _summary(i.data, known), i.state,
                         i.reason, _wall(("received", i.received_at), ("applied", i.applied_at)))
             for i in found.inputs]
     for o in found.outbound:
         d = decided.get(o.event_id)
-        rows.append(TimelineRow(_story_time(o.occurred_at), "out", o.type, o.event_id, _summary(o.data),
+        rows.append(TimelineRow(_story_time(o.occurred_at), "out", o.type, o.event_id, _summary(o.data, known),
                                 wall=_wall(("decided", o.created_at), ("relayed", o.relayed_at)),
                                 rule=d and d.rule, rule_text=d and d.rule_text, policy_version=o.policy_version,
                                 trigger=d and d.trigger, facts=d and json.dumps(d.facts, ensure_ascii=False, indent=1, default=str)))
@@ -113,8 +117,6 @@ TOTALLED = ("intercepts_attempted", "intercepts_succeeded", "intercepts_failed",
 
 def ledger(engine: sa.Engine, month: str | None) -> dict:
     """The month's lines per merchant and carrier, with totals; no month: the latest with any."""
-    from adapters.db.read_models.ledger import summary as ledger_summary  # noqa: PLC0415  (TEMP until insight merges)
-
     with engine.connect() as conn:
         months = sorted({line.month for line in ledger_summary(conn)}, reverse=True)
         month = month or (months[0] if months else None)

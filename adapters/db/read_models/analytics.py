@@ -15,7 +15,11 @@ Figures (docs/domain.md §5, §6):
 - fees spent per refund avoided-by-return: the fees charged (not waived) for successful carrier
   intercepts, divided by those successes (each one a parcel that did not have to be delivered
   and sent back);
-- claims opened, paid and outstanding.
+- claims opened, paid, rejected and outstanding.
+
+Fees and claims are the ledger's rows (adapters/db/read_models/ledger.py, as `intercept ledger`
+sums them); intercepts and refunds are read from the orders' state, which knows when each
+parcel shipped (its age at the request).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import sqlalchemy as sa
 
 from adapters.db import schema as t
+from adapters.db.read_models import ledger
 from domain.codec import order_from_dict
 
 CST = timezone(timedelta(hours=8))  # docs/domain.md §2: days and months are China Standard Time
@@ -86,6 +91,7 @@ class FeeFigures:
     charged_fen: int = 0
     waived_count: int = 0
     waived_fen: int = 0
+    refunded_count: int = 0  # charges the carrier reversed
 
     @property
     def fen_per_avoided_return(self) -> float | None:
@@ -95,7 +101,7 @@ class FeeFigures:
         per = self.fen_per_avoided_return
         return {"carrier_intercepts_succeeded": self.successes, "charged_count": self.charged_count,
                 "charged_fen": self.charged_fen, "waived_count": self.waived_count, "waived_fen": self.waived_fen,
-                "fen_per_refund_avoided_by_return": None if per is None else round(per, 1)}
+                "refunded_count": self.refunded_count, "fen_per_refund_avoided_by_return": None if per is None else round(per, 1)}
 
 
 @dataclass
@@ -104,13 +110,14 @@ class ClaimFigures:
     opened_fen: int = 0
     paid_count: int = 0
     paid_fen: int = 0
+    rejected_count: int = 0
     outstanding_count: int = 0
     outstanding_fen: int = 0
     opened_by_reason: Counter = field(default_factory=Counter)
 
     def as_json(self) -> dict:
         return {"opened_count": self.opened_count, "opened_fen": self.opened_fen, "paid_count": self.paid_count,
-                "paid_fen": self.paid_fen, "outstanding_count": self.outstanding_count,
+                "paid_fen": self.paid_fen, "rejected_count": self.rejected_count, "outstanding_count": self.outstanding_count,
                 "outstanding_fen": self.outstanding_fen, "opened_by_reason": dict(sorted(self.opened_by_reason.items()))}
 
 
@@ -152,38 +159,40 @@ def analytics(engine: sa.Engine, since: datetime | None = None, until: datetime 
     failure_reason: dict[tuple[str, str], str] = {}
     issued_at: dict[str, tuple[datetime, str]] = {}
     with engine.connect() as conn:
-        kinds = ("intercept.failed", "refund.issued", "fee.charged", "claim.opened", "claim.settled")
-        claims_opened: dict[str, tuple[datetime, int]] = {}
-        settled: dict[str, int] = {}
-        for (env,) in conn.execute(sa.select(o.c.envelope).where(o.c.type.in_(kinds))).yield_per(5000):
-            d, kind, at = env["data"], env["type"], datetime.fromisoformat(env["occurred_at"])
-            if kind == "intercept.failed":
+        for (env,) in conn.execute(sa.select(o.c.envelope).where(o.c.type.in_(("intercept.failed", "refund.issued")))).yield_per(5000):
+            d = env["data"]
+            if env["type"] == "intercept.failed":
                 failure_reason[(d["package_id"], d["channel"])] = d["reason"]
-            elif kind == "refund.issued":
-                issued_at[d["refund_id"]] = (at, d["route"])
-            elif kind == "fee.charged" and inside(at):
-                for figures in (result.fees, result.fees_by_carrier[d["carrier"]]):
-                    if d["waived"]:
-                        figures.waived_count += 1
-                        figures.waived_fen += d["fee_fen"]
-                    else:
-                        figures.charged_count += 1
-                        figures.charged_fen += d["fee_fen"]
-            elif kind == "claim.opened" and inside(at):
-                claims_opened[d["claim_id"]] = (at, d["amount_fen"])
-                result.claims.opened_by_reason[d["reason"]] += 1
-            elif kind == "claim.settled":
-                settled[d["claim_id"]] = d["paid_fen"]
+            else:
+                issued_at[d["refund_id"]] = (datetime.fromisoformat(env["occurred_at"]), d["route"])
+        # Fees and claims as the ledger has them (the same rows `intercept ledger` sums).
+        for fee in ledger.fees(conn):
+            if not inside(fee.charged_at):
+                continue
+            for figures in (result.fees, result.fees_by_carrier[fee.carrier]):
+                if fee.status == "refunded":  # the carrier reversed its charge: nothing spent
+                    figures.refunded_count += 1
+                elif fee.waived:
+                    figures.waived_count += 1
+                    figures.waived_fen += fee.fee_fen
+                else:
+                    figures.charged_count += 1
+                    figures.charged_fen += fee.fee_fen
         c = result.claims
-        for claim_id, (_, amount) in claims_opened.items():
+        for claim in ledger.claims(conn):
+            if not inside(claim.opened_at):
+                continue
             c.opened_count += 1
-            c.opened_fen += amount
-            if claim_id in settled:
+            c.opened_fen += claim.amount_fen
+            c.opened_by_reason[claim.reason] += 1
+            if claim.status == "paid":
                 c.paid_count += 1
-                c.paid_fen += settled[claim_id]
+                c.paid_fen += claim.paid_fen or 0
+            elif claim.status == "rejected":
+                c.rejected_count += 1
             else:
                 c.outstanding_count += 1
-                c.outstanding_fen += amount
+                c.outstanding_fen += claim.amount_fen
 
         for (state,) in conn.execute(sa.select(t.orders.c.state)).yield_per(2000):
             _add_order(result, order_from_dict(state), inside, failure_reason, issued_at)
