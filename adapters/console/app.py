@@ -60,10 +60,10 @@ def create_console_app(engine: sa.Engine, credentials: Credentials, settings: Co
     templates.env.globals["cst"] = pages.CST
     letters = SqlDeadLetterStore(engine)
 
-    def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+    def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
         context.update(user=request.session.get("user"), csrf=_csrf(request), credential_kind=credentials.kind,
                        flash=request.session.pop("flash", None))
-        return templates.TemplateResponse(request, name, context, status_code=status_code)
+        return templates.TemplateResponse(request, template, context, status_code=status_code)
 
     async def login_page(request: Request) -> Response:
         return render(request, "login.html", next=_safe_next(request.query_params.get("next")))

@@ -203,7 +203,6 @@ def test_a_dead_letter_retried_from_the_page_is_recorded_under_the_operator(page
     _sign_in(page, "alice")
     page.goto("/dead-letters")
     assert "no configured secret matches" in page.inner_text(f"#letter-{passes}")
-    _screenshot(page, tmp_path, "dead-letters")
 
     page.once("dialog", lambda d: d.accept())
     page.click(f"#letter-{passes} button")
@@ -213,6 +212,7 @@ def test_a_dead_letter_retried_from_the_page_is_recorded_under_the_operator(page
     page.click(f"#letter-{fails} button")
     assert f"dead letter {fails} still failing" in page.inner_text(".flash")
     assert "alice: still failing" in page.inner_text(f"#letter-{fails} .retries")
+    _screenshot(page, tmp_path, "dead-letters")
 
     assert [(r.by, r.outcome) for r in store.retries([passes, fails])] == [("alice", "retried"), ("alice", "still_failing")]
     with engine.connect() as conn:
