@@ -417,12 +417,21 @@ def _events_response(parsed: Parsed, results: list[AcceptResult]) -> JSONRespons
     return JSONResponse(body, 200)
 
 
-def replay_dead_letter(store: SqlDeadLetterStore, id: int, acceptor: Acceptor, settings: IngressSettings | None = None) -> RetryOutcome:
+def replay_dead_letter(store: SqlDeadLetterStore, id: int, acceptor: Acceptor, settings: IngressSettings | None = None,
+                       *, by: str | None = None) -> RetryOutcome:
     """Replay one dead letter through its endpoint's parsing and hand what passes to `acceptor`.
 
     Items recorded before (a batch that was partly accepted) come back as duplicates, which
-    is harmless: the inbox dedupes by event_id.
+    is harmless: the inbox dedupes by event_id. With `by` (who asked), the try and its outcome
+    are recorded in `dead_letter_retries`.
     """
+    outcome = _replay(store, id, acceptor, settings)
+    if by is not None:
+        store.record_retry(id, by, outcome.status, outcome.reason)
+    return outcome
+
+
+def _replay(store: SqlDeadLetterStore, id: int, acceptor: Acceptor, settings: IngressSettings | None) -> RetryOutcome:
     letter = store.get(id)
     if letter is None:
         raise KeyError(f"no dead letter {id}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from workers.cli import admin, edges, insight, load, runtime
+from workers.cli import admin, console_cmd, edges, insight, load, runtime
 from workers.cli import policy as policy_commands
 
 
@@ -46,5 +46,5 @@ def main() -> None:
 
 
 for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands, *policy_commands.commands,
-                *insight.commands):
+                *insight.commands, *console_cmd.commands):
     main.add_command(command)
