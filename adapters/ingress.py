@@ -44,6 +44,11 @@ MIB = 1024 * 1024
 # client that sends the whole body before reading the answer reads the 413 instead of a reset
 # connection; beyond it the 413 is sent at once and the connection closed.
 DRAIN_BYTES = 16 * MIB
+# Items one request may carry (a /events batch, a push's scans or messages): one request is
+# recorded in one transaction, so this bounds the work and the lock time one sender can ask
+# for. The same as the stream lines a message carries by default (docs/performance.md); a
+# relay with more splits them. docs/ingress-limits.md lists every limit.
+MAX_BATCH_ITEMS = 2000
 EVENTS = "/events"
 KUAIDI100 = "/webhooks/kuaidi100"
 AFTERSHIP = "/webhooks/aftership"
@@ -78,6 +83,7 @@ class IngressSettings:
     max_body_bytes: int = MIB
     timestamp_tolerance_s: int = signing.DEFAULT_TOLERANCE_S
     drain_bytes: int = DRAIN_BYTES
+    max_batch_items: int = MAX_BATCH_ITEMS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngressSettings:
@@ -92,6 +98,7 @@ class IngressSettings:
             max_body_bytes=int(env.get("INTERCEPT_MAX_BODY_BYTES") or MIB),
             timestamp_tolerance_s=int(env.get("INTERCEPT_TIMESTAMP_TOLERANCE_S") or signing.DEFAULT_TOLERANCE_S),
             drain_bytes=int(env.get("INTERCEPT_DRAIN_BYTES") or DRAIN_BYTES),
+            max_batch_items=int(env.get("INTERCEPT_MAX_BATCH_ITEMS") or MAX_BATCH_ITEMS),
         )
 
 
@@ -177,6 +184,7 @@ def parse_request(endpoint: str, body: bytes, headers: Mapping[str, str], settin
         raise Refused(401, exc.reason, exc.field, authenticated=False) from None
     except Malformed as exc:
         raise Refused(400, exc.reason, exc.field) from None
+    _check_batch_length(len(translation.events) + len(translation.problems) + len(translation.ignored), settings)
     parsed = Parsed(endpoint, ignored=list(translation.ignored))
     for index, problem in enumerate(translation.problems):
         parsed.rejected.append({"index": index, "event_id": problem.ref, "error": problem.reason, "field": problem.field})
@@ -214,10 +222,17 @@ def _parse_events(body: bytes, h: dict[str, str], settings: IngressSettings, now
         raw_items = decoded
     else:
         raise Refused(400, "must be one event object or an array of them", "body")
+    _check_batch_length(len(raw_items), settings)
     parsed = Parsed(EVENTS, count=len(raw_items))
     for index, item in enumerate(raw_items):
         _validated(parsed, index, item)
     return parsed
+
+
+def _check_batch_length(count: int, settings: IngressSettings) -> None:
+    # Signed, so kept whole (it is within the body limit): a relay that splits it can replay it.
+    if count > settings.max_batch_items:
+        raise Refused(413, f"holds {count} items, more than the {settings.max_batch_items} a request may carry", "body")
 
 
 # ---- the app --------------------------------------------------------------------------------
