@@ -84,6 +84,15 @@ def _migrate_before_consuming(**_kwargs) -> None:
         engine.dispose()
 
 
+@signals.setup_logging.connect
+def _logging(loglevel=None, **_kwargs) -> None:
+    """Workers and beat log as every process does (INTERCEPT_LOG_FORMAT); Celery installs no
+    handler of its own once this signal has a receiver."""
+    from workers.logging_setup import configure  # noqa: PLC0415
+
+    configure(settings.log_format, loglevel or "WARNING")
+
+
 _trim_heap = heap_trimmer() if settings.malloc_trim else None
 
 
