@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import sqlalchemy as sa
@@ -148,17 +149,22 @@ def test_ingress_and_http_attempts_metrics(tmp_path, pg_url, redis_url):
         wait_for(lambda: up(f"{sim}/carrier/_sim/faults"), timeout=60, what="the simulator")
         wait_for(lambda: up(f"{ingress}/healthz"), timeout=60, what="the ingress")
         wait_for(lambda: up(f"http://127.0.0.1:{worker_port}/metrics"), timeout=90, what="the worker's /metrics")
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+
+        def ago(minutes: int) -> str:  # on the wall clock: a scan days old would count the parcel as stalled
+            return (now - timedelta(minutes=minutes)).isoformat()
+
         events = [
-            event("m-placed", "order.placed", "o-m1", at="2026-11-21T08:00:00+08:00", merchant_id="m-metrics", paid_fen=20_000,
+            event("m-placed", "order.placed", "o-m1", at=ago(180), merchant_id="m-metrics", paid_fen=20_000,
                   category="standard", instant_refund_tag=False),
-            event("m-shipped", "order.shipped", "o-m1", at="2026-11-21T09:00:00+08:00", package_id="pk-m1", carrier="zto",
+            event("m-shipped", "order.shipped", "o-m1", at=ago(120), package_id="pk-m1", carrier="zto",
                   tracking_no="ZTM0001", value_fen=20_000),
-            event("m-scan", "logistics.scanned", at="2026-11-21T09:30:00+08:00", carrier="zto", tracking_no="ZTM0001",
+            event("m-scan", "logistics.scanned", at=ago(60), carrier="zto", tracking_no="ZTM0001",
                   status="in_transit"),
-            event("m-refund", "refund.requested", "o-m1", at="2026-11-21T10:00:00+08:00", refund_id="rf-m1", amount_fen=20_000,
+            event("m-refund", "refund.requested", "o-m1", at=ago(30), refund_id="rf-m1", amount_fen=20_000,
                   reason="not_wanted"),
             # For an order nobody announced: parked until it comes.
-            event("m-waiting", "refund.requested", "o-unknown", at="2026-11-21T10:00:00+08:00", refund_id="rf-m2",
+            event("m-waiting", "refund.requested", "o-unknown", at=ago(30), refund_id="rf-m2",
                   amount_fen=100, reason="not_wanted"),
         ]
         assert post_events(ingress, events).status_code == 202
@@ -171,9 +177,11 @@ def test_ingress_and_http_attempts_metrics(tmp_path, pg_url, redis_url):
                 return conn.execute(sa.select(sa.func.count()).where(t.outbox.c.type == "refund.issued")).scalar()
 
         wait_for(issued, timeout=120, what="the refund to be issued over HTTP")
+        # Counted just after the commit that records it: the page may lag the row by a moment.
+        worker_page = wait_for(lambda: (page := scrape(f"http://127.0.0.1:{worker_port}/metrics"))
+                               and total(page, "intercept_refunds_issued_total") and page, timeout=30, what="the count")
         with engine.connect() as conn:
             attempts = conn.execute(sa.select(t.action_attempts.c.kind, t.action_attempts.c.status)).all()
-        worker_page = scrape(f"http://127.0.0.1:{worker_port}/metrics")
         ingress_page = scrape(f"{ingress}/metrics")
     finally:
         stop(*procs)
