@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from workers.cli import admin, edges, load, runtime
+from workers.cli import ops
 
 
 class InterceptGroup(click.Group):
@@ -44,5 +45,5 @@ def main() -> None:
     """
 
 
-for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands):
+for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands, *ops.commands):
     main.add_command(command)

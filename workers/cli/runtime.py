@@ -52,6 +52,12 @@ def worker(ctx) -> None:
     """Run a production worker (arguments are passed to `celery worker`; --help lists them).
     With INTERCEPT_METRICS_PORT, GET /metrics on that port sums the counters of its processes."""
     settings = settings_mod.current()
+    # An orchestrator stops a container with SIGTERM, then kills it after its grace period.
+    # Remapped to Celery's cold shutdown, which begins with the soft one: running tasks get
+    # worker_soft_shutdown_timeout (20 s) to finish, then are handed back to the broker (acks_late)
+    # and the worker exits, within 30 s. Celery's plain warm shutdown would wait for them without
+    # a bound. Read by billiard at import: set before Celery is imported. REMAP_SIGTERM= keeps it.
+    os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
     if settings.metrics_port and not _celery_help_asked(ctx):
         from workers.metrics_server import use_multiprocess_mode  # noqa: PLC0415
 
