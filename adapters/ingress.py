@@ -12,7 +12,7 @@ too deeply) is a 400; a bad item of a batch is refused on its own (its index, fi
 and the rest are recorded. Only a body that passed its sender's signature is kept whole; an
 unauthenticated one keeps its first bytes, a few a minute per source (dead_letters.py).
 
-Routes: POST /events, POST /webhooks/{kuaidi100,aftership,douyin}, GET /healthz, GET /readyz.
+Routes: POST /events, POST /webhooks/{kuaidi100,aftership,douyin}, GET /healthz, GET /readyz, GET /metrics.
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from domain.ports import AcceptResult, Acceptor
+from adapters.metrics.instruments import ingress_requests
 from adapters.dead_letters import UNVERIFIED_PREFIX_BYTES, DeadLetterStore, RetryOutcome, SqlDeadLetterStore
 from adapters.webhooks import Ignored, Malformed, aftership, douyin, kuaidi100
 from adapters.webhooks import signing
@@ -297,7 +298,9 @@ def create_app(
     settings: IngressSettings | None = None,
     readiness_check: Callable[[], Mapping[str, Any]] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    metrics_page: Callable[[], tuple[bytes, str]] | None = None,
 ) -> Starlette:
+    """`metrics_page`: what GET /metrics answers (adapters.metrics.exposition.page); none, no route."""
     settings = settings or IngressSettings.from_env()
 
     async def store_dead_letter(
@@ -325,6 +328,11 @@ def create_app(
             return False
 
     def make_handler(endpoint: str):
+        async def counted(request: Request) -> JSONResponse:
+            response = await handler(request)
+            ingress_requests.labels(endpoint, str(response.status_code)).inc()
+            return response
+
         async def handler(request: Request) -> JSONResponse:
             received_at = clock()
             body = b""
@@ -368,7 +376,7 @@ def create_app(
                 return JSONResponse(_success_body(endpoint), 200)
             return _events_response(parsed, results)
 
-        return handler
+        return counted
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -388,6 +396,12 @@ def create_app(
 
     routes = [Route(path, make_handler(path), methods=["POST"]) for path in ENDPOINTS]
     routes += [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+    if metrics_page is not None:
+        def metrics(request: Request) -> Response:  # sync: Starlette runs it in its threadpool (it queries)
+            body, content_type = metrics_page()
+            return Response(body, media_type=content_type)
+
+        routes.append(Route("/metrics", metrics, methods=["GET"]))
     app = Starlette(routes=routes)
     app.state.settings = settings
     return app

@@ -38,6 +38,13 @@ class ApplyResult:
     intercept_rows: list[dict[str, Any]] = field(default_factory=list)
     # Ticks through this position were processed.
     applied_through: int = 0
+    # For the metrics, by reference (nothing is copied): the inputs this apply took, those of
+    # them kept aside, the incidents it kept aside, and the orders as it left them (an
+    # intercept's outcome names its package; the package knows its carrier).
+    taken: list[PendingInput] = field(default_factory=list)
+    aside_rows: list[dict[str, Any]] = field(default_factory=list)
+    incidents: int = 0
+    orders: dict[str, OrderState] = field(default_factory=dict)
 
 
 class _Batch:
@@ -174,6 +181,9 @@ class _Batch:
             outbox=self.outbox,
             refund_rows=self.refund_rows,
             intercept_rows=[r for r in self.carrier_rows if r["state"] == "pending"],
+            aside_rows=self.aside_rows,
+            incidents=len(self.incidents),
+            orders=self.orders,
         )
 
     def fire(self, merchant: MerchantState, partition: str, now: datetime, position: int) -> MerchantState:
@@ -187,7 +197,7 @@ class _Batch:
                 policy = self.policies.for_order(partition, self.orders[oid], position)
                 decision = fire_due(merchant, self.orders[oid], now, policy)
             except Exception as exc:  # one order's deadline must not stop the tick for the others
-                log.exception("deadlines of order %s could not fire", oid)
+                log.exception("deadlines of order %s could not fire", oid, extra={"order_id": oid, "partition": partition})
                 self.quarantine(partition, oid, now, f"{type(exc).__name__}: {exc}")
                 continue
             merchant = self.take(decision, position, policy, merchant, None)
@@ -220,7 +230,8 @@ class _Batch:
                 merchant = self.take(decision, item.position, policy, merchant, event.event_id)
                 reason = decision.aside
         except Exception as exc:  # a bug must cost one event, not the batch: kept aside, loudly
-            log.exception("input %s (%s) could not be applied", item.id, item.event_type)
+            log.exception("input %s (%s) could not be applied", item.id, item.event_type,
+                          extra={"input_id": item.id, "order_id": item.order_id, "partition": item.partition})
             reason = f"internal error while applying {item.event_type}: {type(exc).__name__}: {exc}"
         if reason:
             self.aside_rows.append({"id": item.id, "reason": reason, "applied_at": self.now})
@@ -287,6 +298,7 @@ def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy | P
     result = batch.save(uow, partition_rows)
     uow.partitions.log_apply(now, through, keys)
     result.inputs = len(inputs)
+    result.taken = inputs
     result.applied_through = through
     return result
 

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 from app.actions import ActionOutcomes, call_intercepts, call_refunds
 from app.applying import ApplyResult, apply_pending, fire_wall_deadlines, more_work
 from app.isolation import Isolator, describe_error
+from app.metrics import NoMetrics, PipelineMetrics
 from app.parsed import ParsedEvents
 from app.stores import Database, SequencingReport, SweepReport
 from app.policies import PolicyBook, as_book
@@ -52,6 +53,7 @@ class Pipeline:
         crash_hook: Callable[[str], None] | None = None,
         stream_lines: StreamLines | None = None,
         redrive_after: timedelta = timedelta(seconds=20),
+        metrics: PipelineMetrics | None = None,
     ):
         self.db = db
         # The default, and what is published over it (docs/policy.md), read as it comes.
@@ -67,6 +69,7 @@ class Pipeline:
         self.crash_hook = crash_hook
         self.stream_lines = stream_lines
         self.redrive_after = redrive_after
+        self.metrics = metrics or NoMetrics()
         self.parsed = ParsedEvents(PARSED_BATCHES_KEPT * batch_size)
         # A carrier client that calls nobody (the recorded one): its intercepts need no call.
         self.intercept_state = "pending" if carrier.submits else "recorded"
@@ -87,6 +90,7 @@ class Pipeline:
                 raise
             log.exception("a message of %d inputs from %s could not be recorded; recording them one by one", len(items), source)
             report = self._sequence_one_by_one(source, first_offset, items, allow_internal, first_line)
+        self.metrics.recorded(report.settled)
         if keep_parsed:
             self.parsed.keep(report.sequenced)
         if flag_ticks and report.latest_tick is not None:
@@ -116,6 +120,7 @@ class Pipeline:
             merged.results += report.results
             merged.partitions |= report.partitions
             merged.sequenced.update(report.sequenced)
+            merged.settled.update(report.settled)
             if report.latest_tick is not None and (merged.latest_tick is None or report.latest_tick > merged.latest_tick):
                 merged.latest_tick = report.latest_tick
         return merged
@@ -175,6 +180,7 @@ class Pipeline:
         sequenced or flagged for these partitions while they were held (late_deadlines flags in
         that same transaction, so the check sees its flags). Returns the partitions with work
         again, those that what the calls fed back made pending included."""
+        self.metrics.applied(result, self.now())
         self.publisher.publish(r["envelope"] for r in result.outbox)
         done = ActionOutcomes()
         if result.refund_rows or result.intercept_rows:
@@ -190,6 +196,7 @@ class Pipeline:
             done.write(uow, now)
             uow.outbox.mark_relayed([r["event_id"] for r in result.outbox], now)
             pending = more_work(uow, result, self.clock)
+        self.metrics.acted(done)
         return pending | self._record_feedback(done)
 
     # -- acting --------------------------------------------------------------------------
@@ -221,6 +228,7 @@ class Pipeline:
         done = self._call(refunds, intercepts)
         with self.db.transaction() as uow:
             done.write(uow, self.now())
+        self.metrics.acted(done)
         self.drain(self._record_feedback(done))
 
     # -- relaying ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ dataclasses below.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Container, Iterable, Protocol
@@ -37,6 +38,7 @@ class PendingInput:
     payload: dict[str, Any] | None  # None: the caller holds the event parsed
     attempts: int = 0  # tries to apply it alone (inbox.attempts)
     reason: str | None = None  # why the last of those failed
+    received_at: datetime | None = None  # when it was recorded (naive UTC), for the decision latency
 
 
 @dataclass
@@ -54,6 +56,9 @@ class SequencingReport:
     latest_tick: tuple[int, datetime] | None = None
     # The events sequenced, by position: valid once the transaction has committed.
     sequenced: dict[int, InboundEvent] = field(default_factory=dict)
+    # Inputs whose outcome this recording fixed, by (event type or None, state: duplicate,
+    # parked, aside, or applied for a tick): what the metrics count, from rows written anyway.
+    settled: Counter = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,19 @@ class StatementCounter:
             self.read_only_commits += 1
 
 
-def profile(settings: Settings, events: int, batch: int, seed: int, profiler: str | None, out: Path | None) -> dict:
+def _worker_metrics():
+    """The metrics a prefork worker keeps, in multiprocess mode (values in files, the dearer
+    mode), in a directory of this run (removed when it ends)."""
+    from workers.metrics_server import use_multiprocess_mode  # noqa: PLC0415
+
+    use_multiprocess_mode()
+    from adapters.metrics.pipeline import PrometheusPipelineMetrics  # noqa: PLC0415
+
+    return PrometheusPipelineMetrics()
+
+
+def profile(settings: Settings, events: int, batch: int, seed: int, profiler: str | None, out: Path | None,
+            metrics: bool = True) -> dict:
     settings = fresh_namespace(settings, "profile")
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -95,7 +107,8 @@ def profile(settings: Settings, events: int, batch: int, seed: int, profiler: st
             break
         lines.append(dump_line(ev))
     pipeline = Pipeline(SqlDatabase(engine, "stream"), DEFAULT_POLICY, InProcessRefundSimulator(), RecordedCarrierClient(),
-                        _DiscardingPublisher(), lambda: datetime.now(timezone.utc), batch_size=batch)
+                        _DiscardingPublisher(), lambda: datetime.now(timezone.utc), batch_size=batch,
+                        metrics=_worker_metrics() if metrics else None)
     prof = None
     if profiler == "cprofile":
         import cProfile  # noqa: PLC0415
@@ -136,6 +149,7 @@ def profile(settings: Settings, events: int, batch: int, seed: int, profiler: st
         "read_only_commits_per_message": round(counter.read_only_commits / messages, 1),
         **gate_timings(lines),
         "profiler": profiler,
+        "metrics": metrics,
     }
 
 

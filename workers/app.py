@@ -45,7 +45,9 @@ app.conf.update(
     visibility_timeout=VISIBILITY_TIMEOUT,
     broker_connection_retry_on_startup=True,
     worker_cancel_long_running_tasks_on_connection_loss=True,
-    worker_soft_shutdown_timeout=20.0,
+    # SIGTERM (remapped by `intercept worker`): running tasks get this long to finish before they
+    # are handed back to the broker; an orchestrator's grace period must exceed it (compose: 30 s).
+    worker_soft_shutdown_timeout=float(os.environ.get("INTERCEPT_SHUTDOWN_GRACE_S", "20")),
     # Task events (received, started, succeeded, and sent by the publisher) are what Flower and
     # `celery events` show; a few per message of hundreds of events (measured: docs/performance.md).
     worker_send_task_events=settings.task_events,
@@ -82,6 +84,15 @@ def _migrate_before_consuming(**_kwargs) -> None:
         migrate(engine)
     finally:
         engine.dispose()
+
+
+@signals.setup_logging.connect
+def _logging(loglevel=None, **_kwargs) -> None:
+    """Workers and beat log as every process does (INTERCEPT_LOG_FORMAT); Celery installs no
+    handler of its own once this signal has a receiver."""
+    from workers.logging_setup import configure  # noqa: PLC0415
+
+    configure(settings.log_format, loglevel or "WARNING")
 
 
 _trim_heap = heap_trimmer() if settings.malloc_trim else None

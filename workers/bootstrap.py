@@ -105,6 +105,8 @@ def build_pipeline(s: Settings, celery_app) -> Pipeline:
         celery_app.send_task("intercept.actions", args=(refunds, intercepts), queue="actions")
 
     in_process = s.refund_gateway == "inprocess" and s.carrier_adapter == "recorded"
+    from adapters.metrics.pipeline import PrometheusPipelineMetrics  # noqa: PLC0415 (after the multiprocess set-up)
+
     return Pipeline(
         SqlDatabase(engine, s.clock),
         DEFAULT_POLICY,
@@ -118,6 +120,7 @@ def build_pipeline(s: Settings, celery_app) -> Pipeline:
         crash_hook=_crash_hook(),
         stream_lines=StreamFiles(),
         redrive_after=timedelta(seconds=s.redrive_after_s),
+        metrics=PrometheusPipelineMetrics(),
     )
 
 

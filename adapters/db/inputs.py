@@ -37,13 +37,14 @@ class SqlInputs:
         in `known` (events this process sequenced and still holds parsed)."""
         i = t.inbox
         rows = self.conn.execute(
-            sa.select(i.c.id, i.c.position, i.c.partition_key, i.c.order_id, i.c.event_type)
+            # received_at as the stored naive UTC value: the decision latency needs no aware datetime.
+            sa.select(i.c.id, i.c.position, i.c.partition_key, i.c.order_id, i.c.event_type, sa.type_coerce(i.c.received_at, sa.DateTime))
             .select_from(_unapplied())
             .where(i.c.partition_key.in_(partitions), i.c.position <= through)
             .order_by(i.c.position)
             .limit(limit)
         ).all()
-        inputs = [PendingInput(*r, payload=None) for r in rows]
+        inputs = [PendingInput(*r[:5], payload=None, received_at=r[5]) for r in rows]
         self.load_payloads([p for p in inputs if p.position not in known])
         return inputs
 

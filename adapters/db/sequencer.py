@@ -29,6 +29,10 @@ from domain.events import InboundEvent, InvalidEvent, decode_event, parse_event,
 from domain.policy_document import parse_policy, policy_document
 from domain.routing import lookup_for, order_key, package_key, waybill_key
 
+# States a recording leaves an input in that the metrics count then (a tick is applied as it is
+# sequenced; a parked input is counted again when it is applied).
+_SETTLED_AT_RECORD = frozenset({"duplicate", "parked", "aside", "applied"})
+
 
 def canonical_json(canonical: dict[str, Any]) -> bytes:
     return orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
@@ -552,6 +556,11 @@ class _Run:
 
     def _flush(self) -> None:
         w = self.writes
+        settled = self.report.settled
+        for rows in (self.new_rows, self.updated_rows):
+            for it in rows:
+                if it.state in _SETTLED_AT_RECORD:
+                    settled[(it.event.type if it.event else None, it.state)] += 1
         w.insert(t.seen_events, self.new_seen)
         w.insert(t.order_routes, self.new_order_routes)
         w.insert(t.package_routes, self.new_package_routes)

@@ -56,7 +56,7 @@ def readiness(engine, broker_url: str):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
-    """Run the HTTP ingress: POST /events, /webhooks/{kuaidi100,aftership,douyin}, /healthz, /readyz."""
+    """Run the HTTP ingress: POST /events, /webhooks/{kuaidi100,aftership,douyin}, /healthz, /readyz, /metrics."""
     import uvicorn  # noqa: PLC0415
 
     from adapters.dead_letters import SqlDeadLetterStore  # noqa: PLC0415
@@ -71,7 +71,15 @@ def serve(host: str, port: int) -> None:
     if not ingress_settings.webhook_secrets:
         click.echo("warning: INTERCEPT_WEBHOOK_SECRETS is empty: every POST /events will be refused", err=True)
     engine = _engine(settings)
-    app = create_app(_acceptor(), SqlDeadLetterStore(engine), ingress_settings, readiness(engine, settings.broker_url))
+    from adapters.metrics.exposition import build_registry, page  # noqa: PLC0415
+    from adapters.metrics.stored_state import StoredStateCollector  # noqa: PLC0415
+
+    metrics = page(build_registry(StoredStateCollector(settings.database_url, settings.broker_url, settings.clock)))
+    app = create_app(_acceptor(), SqlDeadLetterStore(engine), ingress_settings, readiness(engine, settings.broker_url),
+                     metrics_page=metrics)
+    from workers.logging_setup import configure  # noqa: PLC0415
+
+    configure(settings.log_format, "INFO")  # the ingress's own loggers; uvicorn's are configured by uvicorn_log_config
     uvicorn.run(app, host=host, port=port, log_level="info", log_config=uvicorn_log_config())
 
 

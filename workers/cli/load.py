@@ -243,12 +243,14 @@ def bench(events, batch, workers, seed, as_json, timeout, tick_every_minutes) ->
 @click.option("--profile", "profiler", type=click.Choice(["cprofile", "pyinstrument"]), default=None,
               help="Also profile: cProfile stats (read with pstats) or a pyinstrument text tree.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where the profile goes.")
-def profile(events, batch, seed, profiler, out) -> None:
+@click.option("--metrics/--no-metrics", default=True, show_default=True,
+              help="Count the Prometheus metrics as a worker does (in multiprocess mode, the dearer one).")
+def profile(events, batch, seed, profiler, out, metrics) -> None:
     """The pipeline in this one process, no broker: events/s and CPU per event (worker, PostgreSQL)."""
     from loadtest.profile import print_result, profile as run_profile  # noqa: PLC0415
 
     settings = settings_mod.load(default_clock="stream")
-    print_result(run_profile(settings, events, batch, seed, profiler, out))
+    print_result(run_profile(settings, events, batch, seed, profiler, out, metrics=metrics))
 
 
 commands = [generate, sample, load_report, replay, bench, profile, report]
