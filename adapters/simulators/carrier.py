@@ -150,7 +150,10 @@ class CarrierSimulator(IdempotentApiSimulator[_InterceptRequest, _Intercept]):
     # ---- observation and control ---------------------------------------------------------
 
     def observed(self) -> dict[str, Any]:
-        return {**super().observed(), "callbacks_sent": self.callbacks_sent, "callbacks_failed": self.callbacks_failed}
+        with self._lock:
+            waybills = {key: {"carrier": r.carrier, "tracking_no": r.tracking_no} for key, r in self._applied.items()}
+        return {**super().observed(), "callbacks_sent": self.callbacks_sent, "callbacks_failed": self.callbacks_failed,
+                "callbacks_held": len(self._dispatcher.kept), "waybills": waybills}
 
     def reset(self) -> None:
         super().reset()

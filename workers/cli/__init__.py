@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from workers.cli import admin, edges, load, runtime
+from workers.cli import admin, chaos, edges, load, runtime
 
 
 class InterceptGroup(click.Group):
@@ -44,5 +44,5 @@ def main() -> None:
     """
 
 
-for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands):
+for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands, *chaos.commands):
     main.add_command(command)
