@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime, timezone
 from typing import Any
@@ -57,8 +58,9 @@ def _outcome(o: OutboundEntry | None, d: DecisionEntry) -> str:
 
 
 def console() -> Console:
-    """The terminal's width on a terminal; wide enough for a line per fact when piped to a file."""
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 180)
+    """The terminal's width on a terminal (or COLUMNS); wide enough for a line per fact when
+    piped to a file."""
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 180)
 
 
 def render(case: CaseTimeline, out: Console | None = None) -> None:
@@ -92,7 +94,8 @@ def render(case: CaseTimeline, out: Console | None = None) -> None:
             for pos in sorted(p for p in by_position if p < i.position and p not in shown):
                 decisions_at(pos)
         state = i.state + (f": {i.reason}" if i.reason else "")
-        detail = f"received {_utc(i.received_at)} UTC, applied {_utc(i.applied_at)}"
+        done = "kept aside" if i.state == "aside" else "applied"
+        detail = f"received {_utc(i.received_at)} UTC, {done} {_utc(i.applied_at)}"
         timeline.add_row(_cst(i.occurred_at), f"[bold]{i.type}[/] {i.event_id}", state, detail)
         if i.position is not None:
             decisions_at(i.position)
