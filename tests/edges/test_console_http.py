@@ -165,3 +165,21 @@ def test_every_answer_forbids_inline_scripts_and_framing(pg_engine, store):
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
     assert "<script>" not in r.text
+
+
+def test_a_retry_from_the_command_line_is_recorded_too(pg_engine, store, unique, monkeypatch):
+    import getpass
+
+    from click.testing import CliRunner
+
+    from workers.cli import edges as cli_edges
+
+    monkeypatch.setenv("INTERCEPT_DATABASE_URL", pg_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("INTERCEPT_WEBHOOK_SECRETS", SECRET)
+    monkeypatch.setattr(cli_edges, "_acceptor", FakeAcceptor)
+    first, second = _refused_letter(store, f"{unique}-1"), _refused_letter(store, f"{unique}-2")
+    runner = CliRunner()
+    assert runner.invoke(cli_edges.dlq, ["retry", str(first)]).exit_code == 0
+    assert runner.invoke(cli_edges.dlq, ["retry", str(second), "--by", "pager-duty-erin"]).exit_code == 0
+    assert [(r.letter_id, r.by, r.outcome) for r in store.retries([first, second])] == [
+        (first, f"cli:{getpass.getuser()}", "retried"), (second, "pager-duty-erin", "retried")]
