@@ -139,7 +139,7 @@ class _Batch:
             made = (*decision.outcomes, *(a.issued for a in decision.actions if isinstance(a, IssueRefund)))
             row = {
                 "position": position, "order_id": order.order_id, "merchant_id": order.merchant_id, "input_event_id": input_event_id,
-                "policy_version": self.version, "rules": [explain(o, before, order, merchant_before, self.policy) for o in made],
+                "policy_version": self.version, "rules": explain(made, before, order, merchant_before, self.policy),
                 "decided_at": self.now,
             }
         self.ledger.observe(decision.outcomes, before, order)

@@ -10,7 +10,7 @@ Outbound events are unchanged by it: a decision record is not an outbound event.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 from domain.outcomes import Outcome
 from domain.policy import Policy
@@ -110,9 +110,10 @@ def _package_facts(p: Package) -> dict[str, Any]:
 
 
 def facts_for(outcome: Outcome, before: OrderState | None, after: OrderState, merchant_before: MerchantState,
-              policy: Policy) -> dict[str, Any]:
-    """The facts the rule behind `outcome` read: JSON values only."""
-    rule = rule_of(outcome)
+              policy: Policy, rule: str | None = None, packages: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The facts the rule behind `outcome` read: JSON values only. `packages`: the package facts
+    already built for this decision (its outcomes mostly concern one package), reused."""
+    rule = rule or rule_of(outcome)
     d = outcome.data
     facts: dict[str, Any] = {}
     deadline = deadline_of(outcome)
@@ -120,7 +121,12 @@ def facts_for(outcome: Outcome, before: OrderState | None, after: OrderState, me
         facts["deadline"] = deadline
     package = after.package(d["package_id"]) if "package_id" in d else None
     if package is not None:
-        facts["package"] = _package_facts(package)
+        if packages is None:
+            facts["package"] = _package_facts(package)
+        else:
+            if package.package_id not in packages:
+                packages[package.package_id] = _package_facts(package)
+            facts["package"] = packages[package.package_id]
     if rule.startswith("unshipped.") or rule.startswith("refund.rejected.amount"):
         facts.update(paid_fen=after.paid_fen, category=after.category, instant_refund_tag=after.instant_refund_tag,
                      instant_refund_limit_fen=policy.instant_refund_limit_fen, shipped=after.shipped)
@@ -154,22 +160,27 @@ def facts_for(outcome: Outcome, before: OrderState | None, after: OrderState, me
     return facts
 
 
-def explain(outcome: Outcome, before: OrderState | None, after: OrderState, merchant_before: MerchantState,
-            policy: Policy) -> dict[str, Any]:
-    """One entry of a decision record: the outcome, the rule behind it and its facts."""
-    return {"event_id": outcome.event_id, "type": outcome.type, "rule": rule_of(outcome),
-            "facts": facts_for(outcome, before, after, merchant_before, policy)}
+def explain(outcomes: Iterable[Outcome], before: OrderState | None, after: OrderState, merchant_before: MerchantState,
+            policy: Policy) -> list[dict[str, Any]]:
+    """The entries of one decision's record: each outcome, the rule behind it and its facts."""
+    packages: dict[str, dict[str, Any]] = {}
+    entries = []
+    for o in outcomes:
+        rule = rule_of(o)
+        entries.append({"event_id": o.event_id, "type": o.type, "rule": rule,
+                        "facts": facts_for(o, before, after, merchant_before, policy, rule, packages)})
+    return entries
 
 
 def reversed_charges(before: OrderState | None, after: OrderState) -> list[tuple[str, datetime]]:
     """Packages a carrier intercepted (and charged for) that were delivered to the buyer anyway:
     the intercept failed after all, so the carrier reverses its charge (docs/ledger.md)."""
     out = []
-    for p in after.packages:
-        if p.delivered_at is None:
+    for icp in after.intercepts:  # few: checked on every decision, so from the rarer side
+        if icp.channel != "carrier" or icp.status != "succeeded":
             continue
-        icp = after.intercept(p.package_id, "carrier")
-        if icp is None or icp.status != "succeeded":
+        p = after.package(icp.package_id)
+        if p is None or p.delivered_at is None:
             continue
         was = before.package(p.package_id) if before is not None else None
         if was is None or was.delivered_at is None:

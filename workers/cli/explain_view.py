@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime, timezone
 from typing import Any
@@ -57,8 +58,9 @@ def _outcome(o: OutboundEntry | None, d: DecisionEntry) -> str:
 
 
 def console() -> Console:
-    """The terminal's width on a terminal; wide enough for a line per fact when piped to a file."""
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 180)
+    """The terminal's width on a terminal (or COLUMNS); wide enough for a line per fact when
+    piped to a file."""
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 180)
 
 
 def render(case: CaseTimeline, out: Console | None = None) -> None:

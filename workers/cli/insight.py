@@ -99,6 +99,28 @@ def reconcile(bill: Path, carrier: str, month: str, as_json: bool) -> None:
         sys.exit(1)
 
 
+@ledger.command()
+@click.argument("claim_ids", nargs=-1, required=True, metavar="CLAIM_ID...")
+def submit(claim_ids: tuple[str, ...]) -> None:
+    """Record that these claims were filed with their carrier (opened -> submitted); the
+    carrier's answer (claim.resolved) then makes them paid or rejected."""
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    from adapters.db.read_models.ledger import mark_submitted  # noqa: PLC0415
+
+    with _engine().begin() as conn:
+        moved, states = mark_submitted(conn, list(claim_ids), datetime.now(timezone.utc))
+    for claim_id in claim_ids:
+        if claim_id in moved:
+            click.echo(f"{claim_id}: submitted")
+        elif claim_id in states:
+            click.echo(f"{claim_id}: left {states[claim_id]} (only an opened claim is submitted)", err=True)
+        else:
+            click.echo(f"{claim_id}: no such claim", err=True)
+    if len(moved) != len(set(claim_ids)):
+        sys.exit(1)
+
+
 @ledger.command("simulate-bill")
 @click.option("--stream", "stream_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The stream that was run (JSON Lines): shipments and delivered scans.")

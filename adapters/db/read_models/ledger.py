@@ -13,6 +13,7 @@ means every month, merchant or carrier):
     carrier_month(conn, carrier, month, waybills) -> CarrierMonth
         what reconciling a carrier's monthly bill compares against (adapters/carrier_bill.py)
     month_bounds(month) -> (start, end): the CST month as two aware datetimes
+    mark_submitted(conn, claim_ids, at): finance filed these claims (opened -> submitted)
 
 Amounts are integer fen. Each entry type has `to_dict()` (JSON-ready: ISO 8601 times).
 """
@@ -250,3 +251,14 @@ def carrier_month(conn: sa.Connection, carrier: str, month: str, waybills: Itera
     found = intercepts_where(conn, sa.and_(li.c.carrier == carrier, li.c.tracking_no.in_(asked))) if asked else []
     known = {r[0] for r in conn.execute(sa.select(pr.c.tracking_no).where(pr.c.carrier == carrier, pr.c.tracking_no.in_(asked)))} if asked else set()
     return CarrierMonth(carrier, month, charged, reversed_, {i.tracking_no: i for i in found if i.status != "not_eligible"}, known)
+
+
+def mark_submitted(conn: sa.Connection, claim_ids: list[str], at: datetime) -> tuple[set[str], dict[str, str]]:
+    """Finance filed these claims with the carrier: opened -> submitted (the one write of the
+    read models: the pipeline has no event for it). Returns the claims moved, and the state
+    of every claim named that exists."""
+    lc = t.ledger_claims
+    moved = {r[0] for r in conn.execute(lc.update().where(lc.c.claim_id.in_(claim_ids), lc.c.status == "opened")
+                                        .values(status="submitted", submitted_at=at).returning(lc.c.claim_id))}
+    states = dict(conn.execute(sa.select(lc.c.claim_id, lc.c.status).where(lc.c.claim_id.in_(claim_ids))).all())
+    return moved, states
