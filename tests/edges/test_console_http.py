@@ -183,3 +183,18 @@ def test_a_retry_from_the_command_line_is_recorded_too(pg_engine, store, unique,
     assert runner.invoke(cli_edges.dlq, ["retry", str(second), "--by", "pager-duty-erin"]).exit_code == 0
     assert [(r.letter_id, r.by, r.outcome) for r in store.retries([first, second])] == [
         (first, f"cli:{getpass.getuser()}", "retried"), (second, "pager-duty-erin", "retried")]
+
+
+def test_every_page_answers_on_postgresql_and_on_the_embedded_sqlite(engine, unique):
+    store = SqlDeadLetterStore(engine)
+    acceptor = FakeAcceptor()
+    client = _app(engine, store, acceptor)
+    _sign_in(client)
+    for path in ("/cases", f"/cases?q=r-{unique}", "/ledger", "/ledger?month=2026-11", "/counters", "/dead-letters?all=1"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/api/counters").json()["dead_letters_open"] == 0
+    letter = _refused_letter(store, unique)
+    page = client.get("/dead-letters").text
+    assert client.get("/api/counters").json()["dead_letters_open"] == 1
+    client.post(f"/dead-letters/{letter}/retry", data={"csrf": _csrf(page)})
+    assert [(r.by, r.outcome) for r in store.retries([letter])] == [("alice", "retried")]
