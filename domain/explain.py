@@ -153,7 +153,8 @@ def facts_for(outcome: Outcome, before: OrderState | None, after: OrderState, me
         facts.update(claim_cap_fen=policy.claim_cap_fen, amount_fen=d.get("amount_fen"))
     elif rule.startswith("refund.issued") and refund is not None:
         stops = [after.package(pid) for pid in refund.packages]
-        facts["packages_stopped"] = {p.package_id: p.stopped_route for p in stops if p is not None}
+        if stops:
+            facts["packages_stopped"] = {p.package_id: p.stopped_route for p in stops if p is not None}
         facts["route"] = d.get("route")
     elif rule.startswith("return.") and package is not None:
         facts.update(delivered_at=_iso(package.delivered_at), closes_at=d.get("closes_at"))

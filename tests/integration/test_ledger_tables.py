@@ -66,6 +66,7 @@ def test_fees_waived_charged_and_reversed_and_claims_paid_and_rejected_are_ledge
         claims = {c.package_id.split("-")[0]: c for c in ledger.claims(conn, merchant=merchant)}
         icps = {i.package_id.split("-")[0]: i for i in ledger.intercepts(conn, merchant=merchant)}
         lines = ledger.summary(conn, month="2026-11", merchant=merchant)
+        months = ledger.months(conn)
 
     assert {k: (i.status, i.reason) for k, i in icps.items()} == {
         "p1": ("succeeded", None), "p2": ("succeeded", None), "p3": ("succeeded", None), "p4": ("failed", "carrier_rejected")}
@@ -74,6 +75,7 @@ def test_fees_waived_charged_and_reversed_and_claims_paid_and_rejected_are_ledge
     assert fees["p2"].refunded_at.isoformat() == "2026-11-04T02:00:00+00:00"
     assert {k: (c.reason, c.amount_fen, c.status, c.paid_fen) for k, c in claims.items()} == {
         "p1": ("damaged", 20_000, "paid", 5_000), "p3": ("lost", 20_000, "rejected", 0)}
+    assert months == ["2026-11"]
     [line] = lines
     assert (line.carrier, line.intercepts_attempted, line.intercepts_succeeded, line.intercepts_failed) == ("zto", 4, 3, 1)
     assert (line.fees_charged_fen, line.fees_waived_fen, line.fees_refunded_fen) == (300, 300, 300)

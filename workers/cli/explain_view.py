@@ -94,7 +94,8 @@ def render(case: CaseTimeline, out: Console | None = None) -> None:
             for pos in sorted(p for p in by_position if p < i.position and p not in shown):
                 decisions_at(pos)
         state = i.state + (f": {i.reason}" if i.reason else "")
-        detail = f"received {_utc(i.received_at)} UTC, applied {_utc(i.applied_at)}"
+        done = "kept aside" if i.state == "aside" else "applied"
+        detail = f"received {_utc(i.received_at)} UTC, {done} {_utc(i.applied_at)}"
         timeline.add_row(_cst(i.occurred_at), f"[bold]{i.type}[/] {i.event_id}", state, detail)
         if i.position is not None:
             decisions_at(i.position)

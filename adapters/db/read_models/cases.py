@@ -200,7 +200,7 @@ def read_case(conn: sa.Connection, key: str) -> CaseTimeline | None:
         packages=[PackageEntry(p.package_id, p.carrier, p.tracking_no, p.stage, p.stopped_route) for p in order.packages],
         inputs=_inputs(conn, order_id),
         decisions=decisions,
-        outbound=_outbound(conn, [d.outcome_event_id for d in decisions]),
+        outbound=_outbound(conn, [d.outcome_event_id for d in decisions]) if decisions else _outbound_of_order(conn, order_id),
         actions=_actions(conn, order),
         deadlines=sorted((DeadlineEntry(tm.kind, tm.key, tm.due_at, tm.caused_by) for tm in order.timers), key=lambda d: d.due_at),
         intercepts=intercepts_where(conn, t.ledger_intercepts.c.order_id == order_id),
@@ -267,6 +267,14 @@ def _outbound(conn: sa.Connection, event_ids: list[str]) -> list[OutboundEntry]:
     rows = conn.execute(sa.select(o).where(o.c.event_id.in_(event_ids)).order_by(o.c.position, o.c.ordinal)).mappings()
     return [OutboundEntry(r["event_id"], r["type"], r["occurred_at"], r["caused_by"], r["refund_id"], r["envelope"].get("data", {}),
                           r["policy_version"], r["created_at"], r["relayed_at"]) for r in rows]
+
+
+def _outbound_of_order(conn: sa.Connection, order_id: str) -> list[OutboundEntry]:
+    """An order decided before decision records were kept (migration 0008): its outbox rows,
+    found without an index (a scan; such orders only age)."""
+    o = t.outbox
+    ids = [r[0] for r in conn.execute(sa.select(o.c.event_id).where(o.c.order_id == order_id))]
+    return _outbound(conn, ids)
 
 
 def _actions(conn: sa.Connection, order: OrderState) -> list[ActionEntry]:

@@ -13,6 +13,7 @@ means every month, merchant or carrier):
     carrier_month(conn, carrier, month, waybills) -> CarrierMonth
         what reconciling a carrier's monthly bill compares against (adapters/carrier_bill.py)
     month_bounds(month) -> (start, end): the CST month as two aware datetimes
+    months(conn) -> list[str]: every month the ledger has a row in, newest first (a month picker)
     mark_submitted(conn, claim_ids, at): finance filed these claims (opened -> submitted)
 
 Amounts are integer fen. Each entry type has `to_dict()` (JSON-ready: ISO 8601 times).
@@ -262,3 +263,9 @@ def mark_submitted(conn: sa.Connection, claim_ids: list[str], at: datetime) -> t
                                         .values(status="submitted", submitted_at=at).returning(lc.c.claim_id))}
     states = dict(conn.execute(sa.select(lc.c.claim_id, lc.c.status).where(lc.c.claim_id.in_(claim_ids))).all())
     return moved, states
+
+
+def months(conn: sa.Connection) -> list[str]:
+    """Every month with an intercept, a fee or a claim in the ledger, newest first."""
+    q = sa.union(*(sa.select(table.c.month.label("month")).distinct() for table in (t.ledger_intercepts, t.ledger_fees, t.ledger_claims)))
+    return sorted({r[0] for r in conn.execute(q)}, reverse=True)
