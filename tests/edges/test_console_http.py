@@ -198,3 +198,20 @@ def test_every_page_answers_on_postgresql_and_on_the_embedded_sqlite(engine, uni
     assert client.get("/api/counters").json()["dead_letters_open"] == 1
     client.post(f"/dead-letters/{letter}/retry", data={"csrf": _csrf(page)})
     assert [(r.by, r.outcome) for r in store.retries([letter])] == [("alice", "retried")]
+
+
+def test_add_user_asks_for_the_password_twice_and_keeps_only_its_hash(tmp_path):
+    from click.testing import CliRunner
+
+    from workers.cli.console_cmd import console
+
+    users = tmp_path / "operators"
+    runner = CliRunner()
+    added = runner.invoke(console, ["--users", str(users), "--add-user", "erin"], input="s3cret-pass\ns3cret-pass\n")
+    assert added.exit_code == 0 and f"added erin to {users}" in added.output
+    assert credentials_from(None, str(users)).verify("erin", "s3cret-pass") == "erin"
+    assert "s3cret-pass" not in users.read_text() and oct(users.stat().st_mode & 0o777) == "0o600"
+    again = runner.invoke(console, ["--users", str(users), "--add-user", "erin"], input="x\nx\n")
+    assert again.exit_code == 1 and "already has a user 'erin'" in again.output
+    no_file = runner.invoke(console, ["--add-user", "frank"], env={"INTERCEPT_CONSOLE_USERS": ""})
+    assert no_file.exit_code == 2 and "--add-user needs --users FILE" in no_file.output
