@@ -90,7 +90,7 @@ def _rate_bars(ax, labels: list[str], rows: list[dict]) -> None:
         decided = r["succeeded"] + r["failed"]
         note = f"{r['succeeded']}/{decided}" if decided else "none decided"
         if r.get("not_eligible"):
-            note += f"\n+{r['not_eligible']} not eligible"
+            note += f"\n+{r['not_eligible']} not eligible"  # never asked: the carrier rules said no
         ax.annotate(note, (bar.get_x() + bar.get_width() / 2, bar.get_height()), xytext=(0, 3), textcoords="offset points",
                     ha="center", va="bottom", fontsize=8)
     ax.set_ylim(0, 119)
@@ -116,11 +116,14 @@ def success_by_stage_age_figure(f: dict[str, Any]):
     plt = _pyplot()
     rows = f["intercepts_by_stage_and_age"]
     stages = sorted({r["stage"] for r in rows})
-    fig, axes = plt.subplots(1, max(1, len(stages)), figsize=(5.5 * max(1, len(stages)), 3.8), squeeze=False)
+    # Each stage's panel as wide as its buckets need, so the labels above the bars never touch.
+    buckets = [sum(1 for r in rows if r["stage"] == stage) for stage in stages] or [1]
+    fig, axes = plt.subplots(1, max(1, len(stages)), figsize=(max(6.0, 1.6 * sum(max(b, 2.5) for b in buckets) + 1.5 * len(buckets)), 3.8),
+                             squeeze=False, gridspec_kw={"width_ratios": [max(b, 2.5) + 0.8 for b in buckets]})
     if not rows:
         _no_data(axes[0][0], "intercept")
     for ax, stage in zip(axes[0], stages):
-        ax.set_title(f"{'merchant' if stage == 'shipped_unscanned' else 'carrier'} intercepts ({stage})")
+        ax.set_title(f"{'merchant intercepts (not scanned yet)' if stage == 'shipped_unscanned' else 'carrier intercepts (in transit)'}")
         mine = [r for r in rows if r["stage"] == stage]
         _rate_bars(ax, [r["age"] for r in mine], mine)
         ax.set_xlabel("parcel age at the request (since shipment)")

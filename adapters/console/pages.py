@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from adapters.db.read_models.cases import read_case
-from adapters.db.read_models.ledger import summary as ledger_summary
+from adapters.db.read_models.ledger import months as ledger_months, summary as ledger_summary
 from adapters.dead_letters import DeadLetter, RetryOutcome, SqlDeadLetterStore
 
 
@@ -118,7 +118,7 @@ TOTALLED = ("intercepts_attempted", "intercepts_succeeded", "intercepts_failed",
 def ledger(engine: sa.Engine, month: str | None) -> dict:
     """The month's lines per merchant and carrier, with totals; no month: the latest with any."""
     with engine.connect() as conn:
-        months = sorted({line.month for line in ledger_summary(conn)}, reverse=True)
+        months = ledger_months(conn)
         month = month or (months[0] if months else None)
         lines = ledger_summary(conn, month=month) if month else []
     totals = {name: sum(getattr(line, name) for line in lines) for name in TOTALLED}

@@ -249,7 +249,9 @@ def test_the_live_counters_follow_the_database_without_a_reload(page, console, t
     _, engine = console
     with engine.connect() as conn:
         applied = conn.execute(sa.select(sa.func.count()).select_from(t.input_states).where(t.input_states.c.state == "applied")).scalar_one()
-        issued = conn.execute(sa.select(sa.func.count()).select_from(t.outbox).where(t.outbox.c.type == "refund.issued")).scalar_one()
+        issued = [e["data"] for e in conn.execute(sa.select(t.outbox.c.envelope).where(t.outbox.c.type == "refund.issued")).scalars()]
+        charged = sum(e["data"]["fee_fen"] for e in conn.execute(sa.select(t.outbox.c.envelope).where(t.outbox.c.type == "fee.charged"))
+                      .scalars() if not e["data"]["waived"])
     _sign_in(page)
     page.goto("/counters")
     from playwright.sync_api import expect
@@ -257,7 +259,10 @@ def test_the_live_counters_follow_the_database_without_a_reload(page, console, t
     cell = page.locator("main [data-counter='dead_letters_open']")
     # (Waits through the locator: the page's CSP forbids the eval a wait_for_function would need.)
     expect(page.locator("main [data-counter='inputs.applied']")).to_have_text(f"{applied:,}")
-    expect(page.locator("main [data-counter='outcomes.refund.issued']")).to_have_text(f"{issued:,}")
+    expect(page.locator("main [data-counter='outcomes.refund.issued']")).to_have_text(f"{len(issued):,}")
+    refunded = sum(d["amount_fen"] for d in issued)
+    assert page.inner_text("main [data-counter='money.refunds_issued_fen']") == f"{refunded // 100:,}.{refunded % 100:02d} CNY"
+    assert page.inner_text("main [data-counter='money.fees_charged_fen']") == f"{charged // 100:,}.{charged % 100:02d} CNY"
     before = int(cell.inner_text().replace(",", ""))
     _screenshot(page, tmp_path, "counters")
 

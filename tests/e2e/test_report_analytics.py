@@ -116,3 +116,17 @@ def test_the_html_page_embeds_its_plots_and_writes_them_beside_it(sample_run, tm
         assert pixels.shape[0] > 200 and pixels.shape[1] > 400
         assert pixels.std() > 0.05, f"{png.name} looks blank"
     assert "carrier_intercept" in page and "stall rate" in page
+
+
+def test_a_replay_of_the_same_stream_reports_the_same_figures(sample_run, redis_url, tmp_path):
+    env, _ = sample_run
+    replay_env = {**env, "INTERCEPT_BROKER_URL": redis_url}
+    replay = intercept("replay", "workers/samples/sample.jsonl", "--max", "--out-dir", str(tmp_path / "replay"), env=replay_env)
+    assert replay.returncode == 0, replay.stderr[-3000:]
+    namespace = json.loads((tmp_path / "replay" / "report.json").read_text())
+    (name,) = set(re.findall(r"replay_[0-9a-f]{10}", json.dumps(namespace)))
+    replayed = intercept("report", "--json", "--namespace", name, env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout) == json.loads(intercept("report", "--json", env=env).stdout)
+    wrong = intercept("report", "--namespace", "public", env=env)
+    assert wrong.returncode == 2 and "is not a replay, bench or profile namespace" in wrong.stderr

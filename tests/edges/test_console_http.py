@@ -165,3 +165,53 @@ def test_every_answer_forbids_inline_scripts_and_framing(pg_engine, store):
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
     assert "<script>" not in r.text
+
+
+def test_a_retry_from_the_command_line_is_recorded_too(pg_engine, store, unique, monkeypatch):
+    import getpass
+
+    from click.testing import CliRunner
+
+    from workers.cli import edges as cli_edges
+
+    monkeypatch.setenv("INTERCEPT_DATABASE_URL", pg_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("INTERCEPT_WEBHOOK_SECRETS", SECRET)
+    monkeypatch.setattr(cli_edges, "_acceptor", FakeAcceptor)
+    first, second = _refused_letter(store, f"{unique}-1"), _refused_letter(store, f"{unique}-2")
+    runner = CliRunner()
+    assert runner.invoke(cli_edges.dlq, ["retry", str(first)]).exit_code == 0
+    assert runner.invoke(cli_edges.dlq, ["retry", str(second), "--by", "pager-duty-erin"]).exit_code == 0
+    assert [(r.letter_id, r.by, r.outcome) for r in store.retries([first, second])] == [
+        (first, f"cli:{getpass.getuser()}", "retried"), (second, "pager-duty-erin", "retried")]
+
+
+def test_every_page_answers_on_postgresql_and_on_the_embedded_sqlite(engine, unique):
+    store = SqlDeadLetterStore(engine)
+    acceptor = FakeAcceptor()
+    client = _app(engine, store, acceptor)
+    _sign_in(client)
+    for path in ("/cases", f"/cases?q=r-{unique}", "/ledger", "/ledger?month=2026-11", "/counters", "/dead-letters?all=1"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/api/counters").json()["dead_letters_open"] == 0
+    letter = _refused_letter(store, unique)
+    page = client.get("/dead-letters").text
+    assert client.get("/api/counters").json()["dead_letters_open"] == 1
+    client.post(f"/dead-letters/{letter}/retry", data={"csrf": _csrf(page)})
+    assert [(r.by, r.outcome) for r in store.retries([letter])] == [("alice", "retried")]
+
+
+def test_add_user_asks_for_the_password_twice_and_keeps_only_its_hash(tmp_path):
+    from click.testing import CliRunner
+
+    from workers.cli.console_cmd import console
+
+    users = tmp_path / "operators"
+    runner = CliRunner()
+    added = runner.invoke(console, ["--users", str(users), "--add-user", "erin"], input="s3cret-pass\ns3cret-pass\n")
+    assert added.exit_code == 0 and f"added erin to {users}" in added.output
+    assert credentials_from(None, str(users)).verify("erin", "s3cret-pass") == "erin"
+    assert "s3cret-pass" not in users.read_text() and oct(users.stat().st_mode & 0o777) == "0o600"
+    again = runner.invoke(console, ["--users", str(users), "--add-user", "erin"], input="x\nx\n")
+    assert again.exit_code == 1 and "already has a user 'erin'" in again.output
+    no_file = runner.invoke(console, ["--add-user", "frank"], env={"INTERCEPT_CONSOLE_USERS": ""})
+    assert no_file.exit_code == 2 and "--add-user needs --users FILE" in no_file.output

@@ -68,6 +68,9 @@ def _serve(host: str, port: int, credentials) -> None:
     https_only = os.environ.get("INTERCEPT_CONSOLE_HTTPS_ONLY", "0") == "1"
     app = create_console_app(engine, credentials, ConsoleSettings(secret, https_only), retry)
     click.echo(f"console on http://{host}:{port}/ (sign-in: {credentials.kind})", err=True)
+    if host not in ("127.0.0.1", "localhost", "::1") and not https_only:
+        click.echo("warning: the console is reachable from the network over plain HTTP: put it behind TLS and set "
+                   "INTERCEPT_CONSOLE_HTTPS_ONLY=1", err=True)
     uvicorn.run(app, host=host, port=port, log_level="info", log_config=uvicorn_log_config())
 
 

@@ -30,21 +30,17 @@ def counters(engine: sa.Engine) -> dict:
         letters = dict(conn.execute(sa.select(d.c.status, sa.func.count()).group_by(d.c.status)).all())
         open_actions = sum(conn.execute(sa.select(sa.func.count()).select_from(a).where(a.c.state.in_(OPEN_STATES))).scalar_one()
                            for a in (t.refund_actions, t.carrier_actions))
-        money = {"refunds_issued_fen": 0, "fees_charged_fen": 0, "fees_waived_fen": 0, "claims_opened_fen": 0, "claims_paid_fen": 0}
-        claims_open: dict[str, int] = {}
-        money_types = ("refund.issued", "fee.charged", "claim.opened", "claim.settled")
-        for (env,) in conn.execute(sa.select(o.c.envelope).where(o.c.type.in_(money_types))).yield_per(5000):
-            data, kind = env["data"], env["type"]
-            if kind == "refund.issued":
-                money["refunds_issued_fen"] += data["amount_fen"]
-            elif kind == "fee.charged":
-                money["fees_waived_fen" if data["waived"] else "fees_charged_fen"] += data["fee_fen"]
-            elif kind == "claim.opened":
-                money["claims_opened_fen"] += data["amount_fen"]
-                claims_open[data["claim_id"]] = data["amount_fen"]
-            else:
-                money["claims_paid_fen"] += data["paid_fen"]
-                claims_open.pop(data["claim_id"], None)
+        # Money as sums in the database (no document parsed per poll): refunds the provider
+        # confirmed, and the ledger's fees and claims by status.
+        ra, lf, lc = t.refund_actions, t.ledger_fees, t.ledger_claims
+        refunded = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(ra.c.amount_fen), 0)).where(ra.c.state == "confirmed")).scalar_one()
+        fees = dict(conn.execute(sa.select(lf.c.status, sa.func.sum(lf.c.fee_fen)).group_by(lf.c.status)).all())
+        claims = {status: (n, amount or 0, paid or 0) for status, n, amount, paid in conn.execute(
+            sa.select(lc.c.status, sa.func.count(), sa.func.sum(lc.c.amount_fen), sa.func.sum(lc.c.paid_fen)).group_by(lc.c.status))}
+    still_open = [claims.get(s, (0, 0, 0)) for s in ("opened", "submitted")]
+    money = {"refunds_issued_fen": int(refunded), "fees_charged_fen": int(fees.get("charged") or 0),
+             "fees_waived_fen": int(fees.get("waived") or 0), "fees_reversed_fen": int(fees.get("refunded") or 0),
+             "claims_opened_fen": int(sum(c[1] for c in claims.values())), "claims_paid_fen": int(claims.get("paid", (0, 0, 0))[2])}
     return {
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "inputs": {state: inputs.get(state, 0) for state in ("applied", "duplicate", "parked", "aside", "sequenced", "received")},
@@ -53,5 +49,5 @@ def counters(engine: sa.Engine) -> dict:
         "open_actions": open_actions,
         "outcomes": {kind: outcomes.get(kind, 0) for kind in OUTCOME_TYPES},
         "money": money,
-        "claims_open": {"count": len(claims_open), "amount_fen": sum(claims_open.values())},
+        "claims_open": {"count": sum(c[0] for c in still_open), "amount_fen": int(sum(c[1] for c in still_open))},
     }
