@@ -122,4 +122,4 @@ def source_of(book: PolicyBook, merchant_id: str | None) -> str:
         return f"published for merchant {merchant_id}"
     if book.global_timeline.before(position) is not None:
         return "published globally" + (f" (merchant {merchant_id} has no policy of its own)" if merchant_id else "")
-    return "the built-in default (nothing published)"
+    return "the built-in default (nothing published globally" + (f" nor for merchant {merchant_id})" if merchant_id else ")")

@@ -47,6 +47,7 @@ def test_publish_for_a_merchant_changes_what_show_prints_for_it_only(tmp_path):
     assert for_alpha["document"]["unshipped"]["instant_refund_limit_fen"] == 50_000
     for_beta = json.loads(intercept("policy", "show", "--merchant", "m-beta", "--json", env=env).stdout)
     assert for_beta["version"] == DEFAULT_POLICY.version
+    assert for_beta["source"] == "the built-in default (nothing published globally nor for merchant m-beta)"
     assert json.loads(intercept("policy", "show", "--json", env=env).stdout)["version"] == DEFAULT_POLICY.version
 
     # A global publication is what a merchant without its own policy gets from then on.
@@ -62,4 +63,4 @@ def test_publish_refuses_an_invalid_file_and_records_nothing(tmp_path):
     bad.write_text('[stall]\nafter = "soon"\n')
     result = intercept("policy", "publish", str(bad), env=env)
     assert result.returncode == 1 and "stall.after: must be a duration" in result.stderr
-    assert json.loads(intercept("policy", "show", "--json", env=env).stdout)["source"] == "the built-in default (nothing published)"
+    assert json.loads(intercept("policy", "show", "--json", env=env).stdout)["source"] == "the built-in default (nothing published globally)"

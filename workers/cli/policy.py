@@ -167,7 +167,8 @@ def simulate(stream: str | None, policy_files: tuple[str, ...], html_out: Path |
     else:
         from rich.console import Console  # noqa: PLC0415
 
-        Console(file=sys.stdout, width=max(100, 28 + 16 * len(runs)), highlight=False).print(figures_table(result))
+        # Wide enough that no row wraps (a script reading the table splits on its bars).
+        Console(file=sys.stdout, width=60 + 32 * len(runs), highlight=False).print(figures_table(result))
 
 
 commands = [policy, simulate]
