@@ -48,8 +48,10 @@ class _Timeline:
         self.policies: list[Policy] = []
 
     def add(self, position: int, policy: Policy) -> None:
-        self.positions.append(position)
+        # The policy first: a reader in another thread bisects `positions`, so every index it
+        # can find already has its policy.
         self.policies.append(policy)
+        self.positions.append(position)
 
     def before(self, position: int) -> Policy | None:
         i = bisect.bisect_left(self.positions, position)

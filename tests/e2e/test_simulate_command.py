@@ -110,3 +110,37 @@ def test_default_policy_simulated_gives_what_intercept_run_publishes(tmp_path):
         sim_out = tmp_path / stream.stem / "default.jsonl"
         assert sim_out.read_bytes() == run_out.read_bytes()
         assert outcome_digest(read_outcomes(sim_out)) == digest
+
+
+def test_from_db_replays_the_configured_inbox_as_intercept_run_applied_it(tmp_path):
+    env = {"INTERCEPT_HOME": str(tmp_path / "home")}
+    run_out = tmp_path / "run.jsonl"
+    ran = intercept("run", "--out", str(run_out), env=env)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    cheaper_zto = tmp_path / "cheaper.toml"
+    cheaper_zto.write_text('name = "cheaper-zto"\n[fees.per_carrier_fen]\nzto = 100\nyto = 400\nyunda = 300\n')
+    simulated = intercept("simulate", "--from-db", "--policy", str(DEFAULT_FILE), "--policy", str(cheaper_zto),
+                          "--outcomes", str(tmp_path / "sim"), "--json", env=env)
+    assert simulated.returncode == 0, simulated.stderr
+    assert (tmp_path / "sim" / "default.jsonl").read_bytes() == run_out.read_bytes()
+    default, cheaper = json.loads(simulated.stdout)["policies"]
+    zto_fees = [e["data"] for e in read_outcomes(run_out) if e["type"] == "fee.charged" and e["data"]["carrier"] == "zto"]
+    # Only ZTO's fee changed: 2 CNY less for each ZTO fee, charged or waived.
+    charged = sum(1 for d in zto_fees if not d["waived"])
+    waived = len(zto_fees) - charged
+    assert charged and waived  # the sample charges some ZTO fees and waives others
+    assert cheaper["difference_from_first"]["fees"] == {"charged_count": 0, "charged_fen": -200 * charged,
+                                                        "waived_count": 0, "waived_fen": -200 * waived}
+    assert default["refunds_issued_total"] == cheaper["refunds_issued_total"]
+    assert "in order" in simulated.stderr and "--from-db" not in simulated.stderr
+
+
+def test_simulate_says_what_is_wrong_with_its_arguments(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[fees]\nfree_intercepts_per_month = -1\n")
+    stream = ROOT / "workers" / "samples" / "sample.jsonl"
+    refused = intercept("simulate", str(stream), "--policy", str(bad), env={})
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == f"Error: {bad}: refused: fees.free_intercepts_per_month: must be between 0 and 1000000, not -1"
+    both = intercept("simulate", str(stream), "--from-db", "--policy", str(DEFAULT_FILE), env={})
+    assert both.returncode == 2 and "give either a STREAM file or --from-db" in both.stderr
