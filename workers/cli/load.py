@@ -232,6 +232,9 @@ def simulate(stream: str | None, policy_files: tuple[str, ...], html_out: Path |
     if bool(stream) == from_db:
         raise click.UsageError("give either a STREAM file or --from-db")
     policies = [(Path(f).stem, read_policy_or_refuse(f)) for f in policy_files]
+    labels = [label for label, _ in policies]
+    if len(set(labels)) != len(labels):
+        raise click.UsageError(f"each --policy needs a file name of its own (they name the columns and outcome files): {', '.join(labels)}")
     started = time.monotonic()
     if from_db:
         from adapters.db.reporting import ordered_inputs  # noqa: PLC0415
@@ -244,15 +247,17 @@ def simulate(stream: str | None, policy_files: tuple[str, ...], html_out: Path |
             ordered = sim.order_stream(fh)
         source = stream
     logs(f"{ordered.received} inputs read from {source}, {len(ordered.inputs)} in order ({time.monotonic() - started:.1f} s)")
-    runs = []
+    per_policy = []
     for label, p in policies:
         t0 = time.monotonic()
-        runs.append(sim.replay(ordered, p, label))
-        logs(f"{label} ({p.version}): {len(runs[-1].emitted)} outbound events in {time.monotonic() - t0:.1f} s")
-    result = sim.compare(ordered, runs)
-    if outcomes_dir is not None:
-        for path, n in write_outcomes(outcomes_dir, runs):
-            logs(f"wrote {n} outbound events to {path}")
+        run = sim.replay(ordered, p, label)
+        logs(f"{label} ({p.version}): {len(run.emitted)} outbound events in {time.monotonic() - t0:.1f} s")
+        per_policy.append(sim.figures(run))
+        if outcomes_dir is not None:
+            for path, n in write_outcomes(outcomes_dir, [run]):
+                logs(f"wrote {n} outbound events to {path}")
+        del run  # one policy's events in memory at a time
+    result = sim.compare(ordered, per_policy)
     if html_out is not None:
         write_html(html_out, result)
         logs(f"wrote {html_out}")
@@ -262,7 +267,7 @@ def simulate(stream: str | None, policy_files: tuple[str, ...], html_out: Path |
         from rich.console import Console  # noqa: PLC0415
 
         # Wide enough that no row wraps (a script reading the table splits on its bars).
-        Console(file=sys.stdout, width=60 + 32 * len(runs), highlight=False).print(figures_table(result))
+        Console(file=sys.stdout, width=60 + 32 * len(policies), highlight=False).print(figures_table(result))
 
 
 commands = [generate, sample, load_report, replay, bench, profile, simulate]
