@@ -48,8 +48,10 @@ class _Timeline:
         self.policies: list[Policy] = []
 
     def add(self, position: int, policy: Policy) -> None:
-        self.positions.append(position)
+        # The policy first: a reader in another thread bisects `positions`, so every index it
+        # can find already has its policy.
         self.policies.append(policy)
+        self.positions.append(position)
 
     def before(self, position: int) -> Policy | None:
         i = bisect.bisect_left(self.positions, position)
@@ -122,4 +124,4 @@ def source_of(book: PolicyBook, merchant_id: str | None) -> str:
         return f"published for merchant {merchant_id}"
     if book.global_timeline.before(position) is not None:
         return "published globally" + (f" (merchant {merchant_id} has no policy of its own)" if merchant_id else "")
-    return "the built-in default (nothing published)"
+    return "the built-in default (nothing published globally" + (f" nor for merchant {merchant_id})" if merchant_id else ")")

@@ -144,8 +144,11 @@ class Partitions(Protocol):
     def save(self, rows: list[Row]) -> None: ...
     def with_work(self, sequenced_before: datetime | None = None, limit: int = 500) -> list[str]: ...
     def claim_for_apply(self, keys: Iterable[str]) -> tuple[list[ClaimedPartition], int]:
-        """claim, and the position through which every input is committed (one read)."""
+        """claim, and the position through which every input is committed (one read); sets
+        `latest_policy_position`, the highest position of a policy.published, in the same read."""
         ...
+
+    latest_policy_position: int | None
 
     def check_after_apply(self, keys: list[str], applied_through: int) -> tuple[set[str], tuple[int, datetime] | None]:
         """Which of these partitions have work again (inputs sequenced beyond their applied
@@ -227,6 +230,13 @@ class Sweeps(Protocol):
     def since(self, at: datetime) -> SweepReport: ...
 
 
+class PolicyStore(Protocol):
+    """The policies published (docs/policy.md; app/policies.py reads them into a PolicyBook)."""
+
+    def publications_after(self, position: int) -> list[Row]: ...
+    def latest_position(self) -> int | None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: committed when the `with` block ends normally, rolled back otherwise."""
 
@@ -240,6 +250,7 @@ class UnitOfWork(Protocol):
     records: Records
     sources: Sources
     sweeps: Sweeps
+    policies: PolicyStore
 
 
 class Database(Protocol):

@@ -355,9 +355,9 @@ def _diff(a: Any, b: Any) -> Any:
     return None
 
 
-def compare(stream: OrderedStream, runs: list[PolicyRun]) -> dict[str, Any]:
-    """The JSON of `intercept simulate --json`: per policy its figures and the difference from the first."""
-    per = [figures(r) for r in runs]
+def compare(stream: OrderedStream, per: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON of `intercept simulate --json`: per policy its figures (`figures`, in the order
+    given) and the difference from the first."""
     for f in per[1:]:
         f["difference_from_first"] = _diff(per[0], f)
     return {

@@ -50,6 +50,8 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, str, list[Any]]]:
         rows.append((f"intercepts requested: {carrier}", "count", each(lambda f, c=carrier: f["intercepts"][c]["requested"])))
         rows.append((f"intercepts succeeded: {carrier}", "count", each(lambda f, c=carrier: f["intercepts"][c]["succeeded"])))
     rows.append(("intercepts not worth trying", "count", each(lambda f: f["intercepts_not_worth_trying"]["count"])))
+    rows.append(("  their expected saving (model), CNY", "fen", each(
+        lambda f: f["intercepts_not_worth_trying"]["expected_cost_trying_fen"] - f["intercepts_not_worth_trying"]["expected_cost_not_trying_fen"])))
     rows.append(("fees charged", "count", each(lambda f: f["fees"]["charged_count"])))
     rows.append(("fees charged, CNY", "fen", each(lambda f: f["fees"]["charged_fen"])))
     rows.append(("fees waived", "count", each(lambda f: f["fees"]["waived_count"])))
@@ -94,9 +96,10 @@ def figures_table(result: dict[str, Any]):
     s = result["stream"]
     header, body = table_rows(result)
     table = Table(title=f"{s['received']} inputs, {s['ordered']} in order ({s['duplicates']} duplicates, {s['refused']} refused, "
-                        f"{s['parked_at_end']} still parked); differences from {header[1]} in brackets", title_justify="left")
+                        f"{s['parked_at_end']} still parked)", title_justify="left",
+                  caption=f"differences from {header[1]} in brackets; money in CNY", caption_justify="left")
     for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right")
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
     for row in body:
         table.add_row(*row)
     return table

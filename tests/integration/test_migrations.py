@@ -124,3 +124,39 @@ def test_a_release_6_database_gains_the_decision_records_and_the_ledger_tables_a
     assert {"decisions", "ledger_intercepts", "ledger_fees", "ledger_claims"} <= tables
     assert "ix_inbox_order" in indexes and kept == 1 and empty == [0, 0]
     engine.dispose()
+
+
+def _head() -> str:
+    """The newest revision (the test is about reaching it, whichever it is)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from adapters.db.engine import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_a_release_6_database_gains_the_policy_publications_and_keeps_its_carrier_actions(pg_url):
+    engine = make_engine(pg_url)
+    migrate(engine, "0006")
+    with engine.begin() as conn:
+        # Revision 0001 builds today's tables: take away what release 6 did not have.
+        conn.execute(sa.text("DROP TABLE policy_publications"))
+        conn.execute(sa.text("ALTER TABLE carrier_actions DROP COLUMN policy_version"))
+        conn.execute(sa.text(
+            "INSERT INTO carrier_actions (intercept_id, idempotency_key, order_id, merchant_id, package_id, carrier, tracking_no, "
+            "deadline, state, attempts, created_at, updated_at) VALUES ('icp-1', 'icp-1-carrier', 'o-1', 'm-1', 'p-1', 'zto', 't-1', "
+            "now(), 'pending', 0, now(), now())"
+        ))
+
+    migrate(engine)
+
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT intercept_id, policy_version FROM carrier_actions")).one()
+        publications = conn.execute(sa.text("SELECT count(*) FROM policy_publications")).scalar_one()
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert tuple(kept) == ("icp-1", None)
+    assert publications == 0 and version == _head()
+    engine.dispose()

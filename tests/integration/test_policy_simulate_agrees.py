@@ -11,12 +11,12 @@ import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
-from adapters.db.reporting import outcomes_in_order
+from adapters.db.reporting import ordered_inputs, outcomes_in_order
 from domain.policy import DEFAULT_POLICY
 from domain.policy_document import parse_policy, policy_document
 from loadtest.generate import dump_line, generate_stream
 from loadtest.report import outcome_digest
-from loadtest.simulate import order_stream, replay
+from loadtest.simulate import order_stream, ordered_from_events, replay
 from tests.fakes import in_process_pipeline
 from tests.pinned import GENERATED_DIGEST
 
@@ -54,7 +54,10 @@ def test_published_policies_give_the_same_outcomes_in_the_pipeline_and_in_simula
         publications = conn.execute(sa.select(t.policy_publications.c.merchant_id, t.policy_publications.c.version)
                                     .order_by(t.policy_publications.c.position)).all()
         intercept_versions = {v for (v,) in conn.execute(sa.select(t.carrier_actions.c.policy_version))}
+    # `intercept simulate --from-db`: the inbox as the database ordered it, publications included.
+    from_inbox = replay(ordered_from_events(ordered_inputs(engine)), DEFAULT_POLICY).envelopes()
     engine.dispose()
+    assert from_inbox == from_db
 
     simulated = replay(order_stream(lines), DEFAULT_POLICY)
     # Same events, in the order `intercept run --out` writes them, byte for byte.

@@ -1,5 +1,5 @@
-"""The load tools' commands: `generate`, `sample`, `load-report`, `replay`, `bench`, `profile`, and
-`report` (interception analytics, drawn with the same plotting helpers).
+"""The load tools' commands: `generate`, `sample`, `load-report`, `replay`, `bench`, `profile`,
+`simulate`, and `report` (interception analytics, drawn with the same plotting helpers).
 
 Their code lives in the loadtest package beside workers/; these only parse and hand over.
 """
@@ -253,4 +253,72 @@ def profile(events, batch, seed, profiler, out, metrics) -> None:
     print_result(run_profile(settings, events, batch, seed, profiler, out, metrics=metrics))
 
 
-commands = [generate, sample, load_report, replay, bench, profile, report]
+@click.command("simulate")
+@click.argument("stream", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--policy", "policy_files", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="A policy file; repeat for each policy to compare (the first is the baseline).")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write an HTML page with the figures and plots.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object instead of tables.")
+@click.option("--outcomes", "outcomes_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write each policy's outbound events here as JSON Lines (as `intercept run --out` does).")
+@click.option("--from-db", is_flag=True, help="Take the stream from the configured database's inbox instead of a file.")
+def simulate(stream: str | None, policy_files: tuple[str, ...], html_out: Path | None, as_json: bool,
+             outcomes_dir: Path | None, from_db: bool) -> None:
+    """Run one stream under each policy, side by side, in memory: refunds by route, time to refund,
+    intercepts by carrier, fees, claims, refusals, return windows, and the differences from the
+    first policy. Same inputs, same bytes."""
+    import time  # noqa: PLC0415
+
+    from loadtest import simulate as sim  # noqa: PLC0415
+    from workers.cli.policy import read_policy_or_refuse  # noqa: PLC0415
+    from loadtest.simulate_output import figures_table, write_html, write_outcomes  # noqa: PLC0415
+    from workers.console import logs as log_console  # noqa: PLC0415
+
+    console = log_console()
+
+    def logs(line: str) -> None:
+        console.print(line, highlight=False)
+
+    if bool(stream) == from_db:
+        raise click.UsageError("give either a STREAM file or --from-db")
+    policies = [(Path(f).stem, read_policy_or_refuse(f)) for f in policy_files]
+    labels = [label for label, _ in policies]
+    if len(set(labels)) != len(labels):
+        raise click.UsageError(f"each --policy needs a file name of its own (they name the columns and outcome files): {', '.join(labels)}")
+    started = time.monotonic()
+    if from_db:
+        from adapters.db.reporting import ordered_inputs  # noqa: PLC0415
+        from workers.cli.common import engine  # noqa: PLC0415
+
+        ordered = sim.ordered_from_events(ordered_inputs(engine()))
+        source = "the configured database's inbox"
+    else:
+        with open(stream, "rb") as fh:
+            ordered = sim.order_stream(fh)
+        source = stream
+    logs(f"{ordered.received} inputs read from {source}, {len(ordered.inputs)} in order ({time.monotonic() - started:.1f} s)")
+    per_policy = []
+    for label, p in policies:
+        t0 = time.monotonic()
+        run = sim.replay(ordered, p, label)
+        logs(f"{label} ({p.version}): {len(run.emitted)} outbound events in {time.monotonic() - t0:.1f} s")
+        per_policy.append(sim.figures(run))
+        if outcomes_dir is not None:
+            for path, n in write_outcomes(outcomes_dir, [run]):
+                logs(f"wrote {n} outbound events to {path}")
+        del run  # one policy's events in memory at a time
+    result = sim.compare(ordered, per_policy)
+    if html_out is not None:
+        write_html(html_out, result)
+        logs(f"wrote {html_out}")
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True, ensure_ascii=False))
+    else:
+        from rich.console import Console  # noqa: PLC0415
+
+        # Wide enough that no row wraps (a script reading the table splits on its bars).
+        Console(file=sys.stdout, width=60 + 32 * len(policies), highlight=False).print(figures_table(result))
+
+
+commands = [generate, sample, load_report, replay, bench, profile, report, simulate]

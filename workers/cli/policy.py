@@ -1,15 +1,14 @@
-"""`intercept policy show|check|publish` and `intercept simulate` (docs/policy.md).
+"""`intercept policy show|check|publish` (docs/policy.md); `intercept simulate` is with the load
+tools (workers/cli/load.py), since it runs loadtest code.
 
 The document's rules are in domain/policy_document.py, its file format in
-adapters/policy_file.py, the simulation in loadtest/simulate.py; these only parse and hand over.
+adapters/policy_file.py; these only parse and hand over.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import click
 
@@ -20,7 +19,7 @@ def _refuse(where: str, exc: Exception) -> None:
     raise click.ClickException(f"{where}: {exc}")
 
 
-def _read(path: str):
+def read_policy_or_refuse(path: str):
     from adapters.policy_file import read_policy_file  # noqa: PLC0415
     from domain.policy_document import PolicyError  # noqa: PLC0415
 
@@ -42,7 +41,7 @@ def check(file: str, as_json: bool) -> None:
     """Validate a policy file; say its version, or which key is wrong and why (exit status 1)."""
     from domain.policy_document import policy_document  # noqa: PLC0415
 
-    p = _read(file)
+    p = read_policy_or_refuse(file)
     if as_json:
         click.echo(json.dumps({"file": file, "valid": True, "version": p.version, "document": policy_document(p)}, sort_keys=True))
         return
@@ -88,7 +87,7 @@ def publish(file: str, merchant: str | None, as_json: bool) -> None:
     from adapters.db.unit_of_work import SqlDatabase  # noqa: PLC0415
     from domain.policy_document import policy_document  # noqa: PLC0415
 
-    p = _read(file)
+    p = read_policy_or_refuse(file)
     now = datetime.now(timezone.utc)
     scope = merchant or "global"
     event = {"event_id": f"policy-{scope}-{p.version}-{now:%Y%m%dT%H%M%S%fZ}"[:128], "type": "policy.published",
@@ -110,64 +109,4 @@ def publish(file: str, merchant: str | None, as_json: bool) -> None:
                f" (event {event['event_id']}); cases opened from now on use it")
 
 
-@click.command("simulate")
-@click.argument("stream", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--policy", "policy_files", multiple=True, required=True, type=click.Path(dir_okay=False),
-              help="A policy file; repeat for each policy to compare (the first is the baseline).")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write an HTML page with the figures and plots.")
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object instead of tables.")
-@click.option("--outcomes", "outcomes_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write each policy's outbound events here as JSON Lines (as `intercept run --out` does).")
-@click.option("--from-db", is_flag=True, help="Take the stream from the configured database's inbox instead of a file.")
-def simulate(stream: str | None, policy_files: tuple[str, ...], html_out: Path | None, as_json: bool,
-             outcomes_dir: Path | None, from_db: bool) -> None:
-    """Run one stream under each policy, side by side, in memory: refunds by route, time to refund,
-    intercepts by carrier, fees, claims, refusals, return windows, and the differences from the
-    first policy. Same inputs, same bytes."""
-    import time  # noqa: PLC0415
-
-    from loadtest import simulate as sim  # noqa: PLC0415
-    from loadtest.simulate_output import figures_table, write_html, write_outcomes  # noqa: PLC0415
-    from workers.console import logs as log_console  # noqa: PLC0415
-
-    console = log_console()
-
-    def logs(line: str) -> None:
-        console.print(line, highlight=False)
-
-    if bool(stream) == from_db:
-        raise click.UsageError("give either a STREAM file or --from-db")
-    policies = [(Path(f).stem, _read(f)) for f in policy_files]
-    started = time.monotonic()
-    if from_db:
-        from adapters.db.reporting import ordered_inputs  # noqa: PLC0415
-
-        ordered = sim.ordered_from_events(ordered_inputs(_engine()))
-        source = "the configured database's inbox"
-    else:
-        with open(stream, "rb") as fh:
-            ordered = sim.order_stream(fh)
-        source = stream
-    logs(f"{ordered.received} inputs read from {source}, {len(ordered.inputs)} in order ({time.monotonic() - started:.1f} s)")
-    runs = []
-    for label, p in policies:
-        t0 = time.monotonic()
-        runs.append(sim.replay(ordered, p, label))
-        logs(f"{label} ({p.version}): {len(runs[-1].emitted)} outbound events in {time.monotonic() - t0:.1f} s")
-    result = sim.compare(ordered, runs)
-    if outcomes_dir is not None:
-        for path, n in write_outcomes(outcomes_dir, runs):
-            logs(f"wrote {n} outbound events to {path}")
-    if html_out is not None:
-        write_html(html_out, result)
-        logs(f"wrote {html_out}")
-    if as_json:
-        click.echo(json.dumps(result, sort_keys=True, ensure_ascii=False))
-    else:
-        from rich.console import Console  # noqa: PLC0415
-
-        Console(file=sys.stdout, width=max(100, 28 + 16 * len(runs)), highlight=False).print(figures_table(result))
-
-
-commands = [policy, simulate]
+commands = [policy]
