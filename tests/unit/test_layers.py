@@ -101,9 +101,9 @@ def test_no_import_circle():
     assert _cycles() == []
 
 
-# The command modules of the load tools (`generate`, `replay`, `bench`, `profile`; `chaos`;
-# `simulate`, a replay under other policies).
-LOAD_COMMANDS = {"workers.cli.load", "workers.cli.chaos", "workers.cli.policy"}
+# The command modules of the load tools (`generate`, `replay`, `bench`, `profile`, `simulate`,
+# `report`; `chaos`).
+LOAD_COMMANDS = {"workers.cli.load", "workers.cli.chaos"}
 
 
 def _project_packages(module: str) -> set[str]:
