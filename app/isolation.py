@@ -18,6 +18,7 @@ from typing import Callable
 
 from app.applying import ApplyResult, advance_partition, apply_pending, fire_one_order
 from app.stores import Database
+from app.policies import PolicyBook
 from domain.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 class Isolator:
-    def __init__(self, db: Database, policy: Policy, now: Callable[[], datetime], intercept_state: str = "pending"):
+    def __init__(self, db: Database, policy: Policy | PolicyBook, now: Callable[[], datetime], intercept_state: str = "pending"):
         self.db = db
         self.policy = policy
         self.now = now

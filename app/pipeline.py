@@ -18,6 +18,7 @@ from app.isolation import Isolator, describe_error
 from app.metrics import NoMetrics, PipelineMetrics
 from app.parsed import ParsedEvents
 from app.stores import Database, SequencingReport, SweepReport
+from app.policies import PolicyBook, as_book
 from domain.policy import Policy
 from domain.ports import CarrierClient, Clock, RefundGateway, StreamLines
 
@@ -40,7 +41,7 @@ class Pipeline:
     def __init__(
         self,
         db: Database,
-        policy: Policy,
+        policy: Policy | PolicyBook,
         gateway: RefundGateway,
         carrier: CarrierClient,
         publisher: Publisher,
@@ -55,7 +56,8 @@ class Pipeline:
         metrics: PipelineMetrics | None = None,
     ):
         self.db = db
-        self.policy = policy
+        # The default, and what is published over it (docs/policy.md), read as it comes.
+        self.policy = as_book(policy)
         self.clock = db.clock
         self.gateway = gateway
         self.carrier = carrier
@@ -71,7 +73,7 @@ class Pipeline:
         self.parsed = ParsedEvents(PARSED_BATCHES_KEPT * batch_size)
         # A carrier client that calls nobody (the recorded one): its intercepts need no call.
         self.intercept_state = "pending" if carrier.submits else "recorded"
-        self.isolator = Isolator(db, policy, now, self.intercept_state)
+        self.isolator = Isolator(db, self.policy, now, self.intercept_state)
 
     # -- recording -----------------------------------------------------------------------
     def record(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False,

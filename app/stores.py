@@ -199,6 +199,20 @@ class Outbox(Protocol):
         ...
 
 
+class Records(Protocol):
+    """What an apply decided, kept to be explained and summed: decision records and the ledger."""
+
+    def add_decisions(self, rows: list[Row]) -> None:
+        """rows: position, order_id, merchant_id, input_event_id, policy_version, rules, decided_at."""
+        ...
+
+    def save_ledger(self, intercepts: list[Row], new_fees: list[Row], fee_updates: list[Row], new_claims: list[Row],
+                    claim_updates: list[Row]) -> None:
+        """Ledger rows (app/ledger.py): intercepts upserted whole; fees and claims inserted when
+        born in this transaction, else updated by key."""
+        ...
+
+
 class Sources(Protocol):
     def register(self, name: str, locator: str, expected: int, at: datetime) -> None:
         """A stream about to be published: where its lines are, and how many inputs it holds."""
@@ -223,6 +237,7 @@ class UnitOfWork(Protocol):
     deadlines: Deadlines
     actions: Actions
     outbox: Outbox
+    records: Records
     sources: Sources
     sweeps: Sweeps
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from domain.events import InboundEvent, MerchantConfigured, OrderPlaced
+from domain.event_structs import MerchantConfigured, OrderPlaced
+from domain.events import InboundEvent
 from domain.outcomes import IssueRefund, Outcome, RequestCarrierIntercept
 from domain.policy import Policy
 from domain.state import MerchantState, OrderState, without_timer

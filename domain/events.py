@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -33,38 +34,23 @@ from pydantic import (
     ValidationError,
 )
 
-# ---- limits -----------------------------------------------------------------------------
-# docs/domain.md §2: identifiers are opaque strings of 1-128 printable characters.
-MAX_ID_CHARS = 128
-# Every *_fen amount: 10 billion CNY, some 10^4 times the largest single order a shop sells.
-# A merchant's daily or monthly total would need over nine million such amounts to leave a
-# PostgreSQL bigint (9.2 * 10^18), so no sum the domain or the database makes comes near it.
-MAX_FEN = 1_000_000_000_000
-# Counts (free_intercepts_per_month): a quota of a million a month already means "never pay".
-MAX_COUNT = 1_000_000
-# distance_to_destination_km: more than the Earth's circumference (40,075 km), so any real
-# distance fits, and the value stays a plain finite float.
-MAX_DISTANCE_KM = 50_000
-# Free text (a refund's reason, a scan's location, a carrier's or merchant's reason): a label
-# or a sentence, not a document.
-MAX_TEXT_CHARS = 1_000
-# package_ids of one refund: far more packages than one order ships.
-MAX_PACKAGE_IDS = 100
-# occurred_at and clock.tick's now: 2000-01-01 to 2199-12-31 UTC. The domain adds deadlines
-# of a few weeks at most, and datetime ends at year 9999: a time near that end with a negative
-# offset overflows as soon as it is converted to UTC.
-EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
-END_OF_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)  # exclusive
-# JSON nesting: an event nests 3 levels (envelope, data, auto_refund), a batch of them 4, a
-# sender's webhook about as many. 32 leaves room for what relays attach while staying far
-# from the JSON libraries' recursion limits (orjson 1024, Python's about 1000): 10,000 levels
-# is refused here instead of raising RecursionError further on.
-MAX_JSON_DEPTH = 32
-# Any integer in a JSON document: a PostgreSQL bigint (signed 64 bits), what orjson can write.
-MIN_JSON_INTEGER = -(2**63)
-MAX_JSON_INTEGER = 2**63 - 1
-# Messages quote what they refuse only this far, so a 1 MB field cannot make a 1 MB reason.
-_MAX_SHOWN_CHARS = 200
+from domain import event_structs
+from domain.events_limits import (
+    EARLIEST_TIME,
+    END_OF_TIME,
+    MAX_COUNT,
+    MAX_DISTANCE_KM,
+    MAX_FEN,
+    MAX_ID_CHARS,
+    MAX_JSON_DEPTH,
+    MAX_JSON_INTEGER,
+    MAX_PACKAGE_IDS,
+    MAX_TEXT_CHARS,
+    MIN_JSON_INTEGER,
+)
+from domain.events_limits import MAX_SHOWN_CHARS as _MAX_SHOWN_CHARS
+from domain.events_limits import UNSTORABLE as _UNSTORABLE
+from domain.policy_document import PolicyError, parse_policy
 
 
 class InvalidEvent(ValueError):
@@ -78,11 +64,6 @@ class InvalidEvent(ValueError):
         self.field = field
         self.reason = reason
         self.event_id = event_id
-
-
-# C0 and C1 control characters (NUL among them) and lone surrogates: PostgreSQL refuses NUL
-# in text and UTF-8 cannot encode a surrogate, so neither may reach storage.
-_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -263,6 +244,13 @@ class ClockTick(_Data):
     now: Time
 
 
+class PolicyPublished(_Data):
+    """docs/policy.md: a policy document put in force, for one merchant or (no merchant_id) for all."""
+
+    merchant_id: Identifier | None = None
+    policy: dict[str, Any]
+
+
 class RefundProviderFailed(_Data):
     """Internal input: the refund provider refused a refund for good (docs/domain.md §5)."""
 
@@ -283,6 +271,7 @@ DATA_MODELS: dict[str, type[_Data]] = {
     "claim.resolved": ClaimResolved,
     "merchant.configured": MerchantConfigured,
     "clock.tick": ClockTick,
+    "policy.published": PolicyPublished,
 }
 
 # Inputs the system itself feeds back (action outcomes); never accepted from outside.
@@ -293,11 +282,14 @@ INTERNAL_DATA_MODELS: dict[str, type[_Data]] = {
 # docs/domain.md §3: these belong to no single order and carry no order_id.
 ORDERLESS_TYPES = frozenset(
     {"merchant.configured", "clock.tick", "claim.resolved", "logistics.scanned", "carrier.intercept_reported"}
+    | {"policy.published"}
 )
 
 
-class InboundEvent(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    """A validated input. `data` is the struct of domain/event_structs.py for its type where
+    there is one (every type from outside), else the pydantic model that read it."""
 
     event_id: str
     type: str
@@ -307,12 +299,13 @@ class InboundEvent(BaseModel):
 
     def canonical(self) -> dict[str, Any]:
         """The event as JSON-ready data, for storage and for the content hash."""
+        data = self.data
         return {
             "event_id": self.event_id,
             "type": self.type,
             "occurred_at": self.occurred_at.isoformat(),
             "order_id": self.order_id,
-            "data": self.data.model_dump(mode="json", exclude_none=True),
+            "data": event_structs.dump(data) if isinstance(data, event_structs.Struct) else data.model_dump(mode="json", exclude_none=True),
         }
 
 
@@ -359,6 +352,30 @@ def parse_event(raw: Any, *, allow_internal: bool = False) -> InboundEvent:
     An input from outside goes through `decode_event`, which first checks what the value as a
     whole may hold (nesting, integers, Unicode); this is for values the system wrote itself
     (a stored canonical payload)."""
+    if type(raw) is dict:
+        try:
+            return _parse_fast(raw)
+        except event_structs.FAST_ERRORS:
+            pass  # the models decide, and say why if they refuse
+    return parse_by_models(raw, allow_internal=allow_internal)
+
+
+def _parse_fast(raw: dict[str, Any]) -> InboundEvent:
+    envelope = event_structs.envelope(raw)
+    kind = event_structs.DATA_STRUCTS.get(envelope.type)
+    if kind is None or (envelope.order_id is None and envelope.type not in ORDERLESS_TYPES):
+        raise event_structs.Unusual
+    return InboundEvent(
+        event_id=envelope.event_id,
+        type=envelope.type,
+        occurred_at=envelope.occurred_at,
+        order_id=None if envelope.type in ORDERLESS_TYPES else envelope.order_id,
+        data=event_structs.data(kind, envelope.data),
+    )
+
+
+def parse_by_models(raw: Any, *, allow_internal: bool = False) -> InboundEvent:
+    """`parse_event` by the pydantic models alone: the definition the fast path is held to."""
     if not isinstance(raw, dict):
         raise InvalidEvent("event", f"must be a JSON object, got {type(raw).__name__}")
     try:
@@ -377,14 +394,24 @@ def parse_event(raw: Any, *, allow_internal: bool = False) -> InboundEvent:
         data = model.model_validate(envelope.data)
     except ValidationError as exc:
         raise _first_error(exc, "data.") from None
+    if envelope.type == "policy.published":
+        _check_policy(data.policy)
+    kind = event_structs.DATA_STRUCTS.get(envelope.type)
     order_id = None if envelope.type in ORDERLESS_TYPES else envelope.order_id
     return InboundEvent(
         event_id=envelope.event_id,
         type=envelope.type,
         occurred_at=envelope.occurred_at,
         order_id=order_id,
-        data=data,
+        data=data if kind is None else event_structs.from_model(kind, data),
     )
+
+
+def _check_policy(document: dict[str, Any]) -> None:
+    try:
+        parse_policy(document)
+    except PolicyError as exc:
+        raise InvalidEvent(f"data.policy.{exc.key}" if exc.key else "data.policy", exc.reason) from None
 
 
 # ---- decoding: raw input -> JSON value -> event ---------------------------------------------

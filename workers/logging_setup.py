@@ -69,6 +69,7 @@ def configure(log_format: str, level: int | str = logging.WARNING) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warning is a log line like any other (JSON too)
 
 
 def uvicorn_formatters(config: dict, log_format: str) -> dict:

@@ -26,6 +26,7 @@ from adapters.db.bulk import WriteSet, among, insert_ignore
 from adapters.db.errors import storable
 from app.stores import ItemResult, SequencingReport
 from domain.events import InboundEvent, InvalidEvent, decode_event, parse_event, stored_raw
+from domain.policy_document import parse_policy, policy_document
 from domain.routing import lookup_for, order_key, package_key, waybill_key
 
 # States a recording leaves an input in that the metrics count then (a tick is applied as it is
@@ -150,6 +151,7 @@ class _Run:
         self.new_order_routes: list[dict[str, Any]] = []
         self.new_package_routes: list[dict[str, Any]] = []
         self.new_ticks: list[dict[str, Any]] = []
+        self.new_policies: list[dict[str, Any]] = []
 
     # -- entry -------------------------------------------------------------------------
     def sequence(self, first_offset: int | None, raw_items: list[Any], parsed: list[_Parsed], first_line: int | None) -> SequencingReport:
@@ -417,6 +419,9 @@ class _Run:
         if e.type == "clock.tick":
             self._tick(it)
             return
+        if e.type == "policy.published":
+            self._publish_policy(it)
+            return
         lk = lookup_for(e)
         if lk.merchant_id is not None:
             merchant, order_id = lk.merchant_id, e.order_id
@@ -495,6 +500,20 @@ class _Run:
         # A tick belongs to no partition: it is applied as soon as it is sequenced.
         it.state = "applied"
 
+    def _publish_policy(self, it: _Item) -> None:
+        """docs/policy.md: in force for the inputs after this position (its merchant's, or all)."""
+        e = it.event
+        policy = parse_policy(e.data.policy)  # the gate has validated it
+        it.state = "sequenced"
+        it.position = self.next_position
+        self.next_position += 1
+        it.result = ItemResult("sequenced", e.event_id)
+        self.new_policies.append({"position": it.position, "event_id": e.event_id, "merchant_id": e.data.merchant_id,
+                                  "version": policy.version, "document": policy_document(policy), "occurred_at": e.occurred_at,
+                                  "recorded_at": self.received_at})
+        # Like a tick it belongs to no partition: recorded, it is applied.
+        it.state = "applied"
+
     def _aside(self, it: _Item, reason: str, event_id: str | None) -> None:
         it.state, it.reason = "aside", reason
         it.result = ItemResult("aside", event_id, reason)
@@ -555,6 +574,8 @@ class _Run:
             # the order.placed that made the route.
             new = sorted(k for k in self.report.partitions & self.merchants_checked if k not in self.known_partitions)
             w.insert_ignore(t.partitions, [{"key": k, "applied_position": 0, "pending_through": 0} for k in new], ["key"])
+        if self.new_policies:
+            w.insert(t.policy_publications, self.new_policies)
         if self.new_ticks:
             w.insert(t.ticks, self.new_ticks)
             last = self.new_ticks[-1]

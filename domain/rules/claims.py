@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.values import replace
 
-from domain.events import ClaimResolved
+from domain.event_structs import ClaimResolved
 from domain.outcomes import derived_id
 from domain.state import Claim, Package
 from domain.work import Work

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.values import replace
 
-from domain.events import MerchantInterceptReported
+from domain.event_structs import MerchantInterceptReported
 from domain.outcomes import derived_id
 from domain.state import Intercept, Package
 from domain.work import Work, iso

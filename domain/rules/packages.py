@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from domain.values import replace
 
-from domain.events import LogisticsScanned, OrderShipped
+from domain.event_structs import LogisticsScanned, OrderShipped
 from domain.state import Package
 from domain.work import Work
 from domain.rules import carrier_intercept, claims, merchant_intercept, stalled

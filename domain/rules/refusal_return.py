@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from domain.values import replace
 
-from domain.events import ReturnReceived
+from domain.event_structs import ReturnReceived
 from domain.state import Package
 from domain.work import Work, iso
 from domain.rules import cases, claims

@@ -8,6 +8,18 @@ import sqlalchemy as sa
 from adapters.db.engine import make_engine, migrate
 from adapters.db.schema import metadata
 
+
+def _head() -> str:
+    """The newest revision: what `migrate` brings any database to."""
+    from alembic.config import Config  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
+    from adapters.db.engine import MIGRATIONS  # noqa: PLC0415
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
 # The JSON columns a release-2 database had (tables added since, such as applies, were born json).
 RELEASE_2_TABLES = {"inbox", "partitions", "orders", "outbox", "refund_actions", "dead_letters"}
 JSON_COLUMNS = {(table.name, c.name) for table in metadata.tables.values() if table.name in RELEASE_2_TABLES
@@ -85,5 +97,30 @@ def test_a_release_3_database_gains_the_dead_letter_overflow_and_keeps_its_dead_
         overflow = conn.execute(sa.text("SELECT count(*) FROM dead_letter_overflow")).scalar_one()
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
     assert (letter.reason, bytes(letter.body), letter.received_bytes) == ("old letter", b"body-bytes", None)
-    assert overflow == 0 and version == "0006"
+    assert overflow == 0 and version == _head()
+    engine.dispose()
+
+
+def test_a_release_6_database_gains_the_decision_records_and_the_ledger_tables_and_keeps_its_outbox(pg_url):
+    engine = make_engine(pg_url)
+    migrate(engine, "0006")
+    with engine.begin() as conn:
+        # What a release-6 database lacks (0001 builds today's tables on a new database).
+        for table in ("decisions", "ledger_intercepts", "ledger_fees", "ledger_claims"):
+            conn.execute(sa.text(f'DROP TABLE "{table}"'))
+        conn.execute(sa.text("DROP INDEX ix_inbox_order"))
+        conn.execute(sa.text(
+            "INSERT INTO outbox (event_id, type, caused_by, occurred_at, envelope, policy_version, position, ordinal, created_at) "
+            "VALUES ('out-1', 'refund.issued', 'ev-1', now(), '{}', 'p-1', 1, 0, now())"
+        ))
+
+    migrate(engine)
+
+    with engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+        indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("inbox")}
+        kept = conn.execute(sa.text("SELECT count(*) FROM outbox")).scalar_one()
+        empty = [conn.execute(sa.text(f'SELECT count(*) FROM "{name}"')).scalar_one() for name in ("decisions", "ledger_fees")]
+    assert {"decisions", "ledger_intercepts", "ledger_fees", "ledger_claims"} <= tables
+    assert "ix_inbox_order" in indexes and kept == 1 and empty == [0, 0]
     engine.dispose()

@@ -48,7 +48,7 @@ class Facts:
             d, at = ev.data, ev.occurred_at
             match ev.type:
                 case "merchant.configured":
-                    self.merchants[d.merchant_id].update(d.model_dump(exclude_none=True))
+                    self.merchants[d.merchant_id].update(ev.canonical()["data"])
                 case "order.placed":
                     self.placed[ev.order_id] = d
                 case "order.shipped":

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import click
 
-from workers.cli import admin, edges, load, runtime
+from workers.cli import admin, edges, insight, load, runtime
+from workers.cli import policy as policy_commands
 from workers.cli import ops
 
 
@@ -45,5 +46,6 @@ def main() -> None:
     """
 
 
-for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands, *ops.commands):
+for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands, *policy_commands.commands,
+                *insight.commands, *ops.commands):
     main.add_command(command)
