@@ -9,7 +9,8 @@ Tables by job:
 - decisions: the rule and facts behind every outcome, with the policy version;
 - ledger_intercepts, ledger_fees, ledger_claims: the ledger (docs/ledger.md);
 - dead_letters, dead_letter_overflow: raw bodies the ingress refused, with the reason, and
-  the count of unauthenticated refusals beyond a source's cap, counted but not kept.
+  the count of unauthenticated refusals beyond a source's cap, counted but not kept;
+- dead_letter_retries: who retried a dead letter, when, and what came of it.
 """
 
 from __future__ import annotations
@@ -312,6 +313,20 @@ dead_letter_overflow = sa.Table(
     sa.Column("bytes_not_kept", sa.BigInteger, nullable=False),
 )
 sa.Index("ix_dead_letter_overflow_minute", dead_letter_overflow.c.minute)
+
+# Each retry of a dead letter, by whom (an operator's name from the console, `cli:<user>` from
+# `intercept dlq retry`) and with what outcome: the letter's row keeps only its latest state.
+dead_letter_retries = sa.Table(
+    "dead_letter_retries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("letter_id", sa.BigInteger, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("retried_by", sa.String(200), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # retried | still_failing
+    sa.Column("reason", sa.Text, nullable=True),
+)
+sa.Index("ix_dead_letter_retries_letter", dead_letter_retries.c.letter_id)
 
 # Every decision (one input applied, or deadlines fired for one order) that emitted an outcome
 # or asked for an action: the rule behind each outcome and the facts it read, and the policy

@@ -252,8 +252,9 @@ class _Run:
             elif e.type == "order.shipped":
                 registers.add(waybill_key(e.data.carrier, e.data.tracking_no))
                 registers.add(package_key(e.data.package_id))
-        # Shipments look up their own waybill and package too (conflict check).
-        orders_, waybills, packages = self._unknown_routes(keys | {k for k in registers if not k.startswith("order:")})
+        # Shipments look up their own waybill and package too (conflict check), and an
+        # order.placed its order: placed again under a new event id, it goes where the order is.
+        orders_, waybills, packages = self._unknown_routes(keys | registers)
         parked = registers - self.parked_loaded
         merchants -= self.known_partitions
         c, text = self.conn, sa.String()
@@ -423,7 +424,13 @@ class _Run:
             self._publish_policy(it)
             return
         lk = lookup_for(e)
-        if lk.merchant_id is not None:
+        if e.type == "order.placed":
+            self._load_routes([order_key(e.order_id)])  # prefetched: no query
+        if e.type == "order.placed" and self.order_routes.get(e.order_id) is not None:
+            # Placed before (another event id): applied where the order lives, whose rules keep
+            # it aside (duplicate_order); a second route for the order cannot be written.
+            merchant, order_id = self.order_routes[e.order_id], e.order_id
+        elif lk.merchant_id is not None:
             merchant, order_id = lk.merchant_id, e.order_id
         else:
             route = self._resolve(lk.key)

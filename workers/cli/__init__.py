@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import click
 
-from workers.cli import admin, edges, insight, load, runtime
+from workers.cli import admin, console_cmd, edges, insight, load, ops, runtime
 from workers.cli import policy as policy_commands
-from workers.cli import ops
 
 
 class InterceptGroup(click.Group):
@@ -46,6 +45,7 @@ def main() -> None:
     """
 
 
-for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands, *policy_commands.commands,
-                *insight.commands, *ops.commands):
+COMMAND_MODULES = (runtime, edges, load, admin, policy_commands, insight, console_cmd, ops)
+
+for command in (command for module in COMMAND_MODULES for command in module.commands):
     main.add_command(command)

@@ -172,15 +172,18 @@ def dlq_overflow(limit: int, as_json: bool) -> None:
 
 @dlq.command("retry")
 @click.argument("letter_id", type=int)
-def dlq_retry(letter_id: int) -> None:
+@click.option("--by", default=None, help="Who retries, as recorded in dead_letter_retries (default: cli:<login name>).")
+def dlq_retry(letter_id: int, by: str | None) -> None:
     """Replay dead letter ID through its endpoint's parsing with today's configuration."""
+    import getpass  # noqa: PLC0415
+
     from adapters.dead_letters import SqlDeadLetterStore  # noqa: PLC0415
     from adapters.ingress import replay_dead_letter  # noqa: PLC0415
 
     store = SqlDeadLetterStore(_engine(_settings()))
     if store.get(letter_id) is None:
         raise click.ClickException(f"no dead letter {letter_id}")
-    outcome = replay_dead_letter(store, letter_id, _acceptor())
+    outcome = replay_dead_letter(store, letter_id, _acceptor(), by=by or f"cli:{getpass.getuser()}")
     counts: dict[str, int] = {}
     for r in outcome.results:
         counts[r.status] = counts.get(r.status, 0) + 1

@@ -1,4 +1,5 @@
-"""The load tools' commands: `generate`, `sample`, `load-report`, `replay`, `bench`, `profile`.
+"""The load tools' commands: `generate`, `sample`, `load-report`, `replay`, `bench`, `profile`, and
+`report` (interception analytics, drawn with the same plotting helpers).
 
 Their code lives in the loadtest package beside workers/; these only parse and hand over.
 """
@@ -108,6 +109,54 @@ def load_report(measurements: Path, outcomes: Path, out_dir: Path, compare_with:
         sys.exit(1)
 
 
+@click.command("report")
+@click.option("--from", "date_from", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="First day (YYYY-MM-DD, China Standard Time) of the cases, intercepts, fees and claims counted.")
+@click.option("--to", "date_to", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Last day, included.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write this self-contained page (plots embedded) and its PNGs beside it.")
+@click.option("--json", "as_json", is_flag=True, help="The figures as one JSON object instead of the text summary.")
+@click.option("--namespace", default=None, help="Read a replay's namespace (replay_..., as `intercept cleanup --dry-run` lists).")
+def report(date_from: datetime | None, date_to: datetime | None, html_out: Path | None, as_json: bool,
+           namespace: str | None) -> None:
+    """Interception analytics over the stored cases: success rate by carrier and by stage and
+    parcel age at request, time to refund by route (p50/p90/p99), stall rate, fees per refund
+    avoided by return, claims paid."""
+    from adapters.db.read_models.analytics import analytics, window  # noqa: PLC0415
+    from loadtest.analytics_report import figures, text, write_html  # noqa: PLC0415
+    from workers.cli.common import engine as migrated_engine  # noqa: PLC0415
+
+    if date_from and date_to and date_to < date_from:
+        raise click.BadParameter(f"{date_to:%Y-%m-%d} is before --from {date_from:%Y-%m-%d}", param_hint="--to")
+    settings = settings_mod.load()
+    if namespace is not None:
+        settings = _namespace_settings(settings, namespace)
+    since, until = window(date_from and date_from.date(), date_to and date_to.date())
+    a = analytics(migrated_engine(settings), since, until)
+    f = figures(a)
+    click.echo(json.dumps(f, ensure_ascii=False) if as_json else text(f).rstrip("\n"))
+    if html_out is not None:
+        pngs = write_html(html_out, a, f)
+        click.echo(f"wrote {html_out} and {', '.join(p.name for p in pngs)}", err=True)
+
+
+def _namespace_settings(settings, name: str):
+    from dataclasses import replace  # noqa: PLC0415
+    from urllib.parse import quote  # noqa: PLC0415
+
+    from adapters.db.namespaces import is_run_namespace  # noqa: PLC0415
+
+    if not is_run_namespace(name):
+        raise click.BadParameter(f"{name!r} is not a replay, bench or profile namespace (replay_<hex>)", param_hint="--namespace")
+    if settings.postgres:
+        sep = "&" if "?" in settings.database_url else "?"
+        return replace(settings, database_url=f"{settings.database_url}{sep}options={quote(f'-csearch_path={name}')}")
+    path = Path(os.environ.get("INTERCEPT_HOME", "var")).resolve() / f"{name}.sqlite"
+    if not path.is_file():
+        raise click.BadParameter(f"no {path}", param_hint="--namespace")
+    return replace(settings, database_url=f"sqlite:///{path}")
+
+
 @click.command("sample")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("workers/samples/sample.jsonl"), show_default=True)
@@ -204,4 +253,4 @@ def profile(events, batch, seed, profiler, out, metrics) -> None:
     print_result(run_profile(settings, events, batch, seed, profiler, out, metrics=metrics))
 
 
-commands = [generate, sample, load_report, replay, bench, profile]
+commands = [generate, sample, load_report, replay, bench, profile, report]
