@@ -54,7 +54,7 @@ def test_the_migration_runs_once_before_the_processes_that_use_the_database():
         needs = SERVICES[name]["depends_on"]
         assert needs["migrate"] == {"condition": "service_completed_successfully"}, name
         assert needs["postgres"]["condition"] == needs["redis"]["condition"] == "service_healthy", name
-        assert needs["rabbitmq"] == {"condition": "service_healthy", "required": False}, name  # only with its profile
+        assert "rabbitmq" not in needs, name  # only there with its profile: the processes retry the broker instead
 
 
 def test_every_long_running_service_restarts_and_is_probed():
@@ -167,14 +167,32 @@ def test_each_alert_has_a_severity_and_words_for_the_person_paged():
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
 
 
-def _promtool() -> str:
-    found = shutil.which("promtool")
+def _tool(name: str, package: str) -> str:
+    found = shutil.which(name)
     if found is None:
-        message = "promtool is not installed (Debian: apt-get install prometheus; .ci/run installs it)"
+        message = f"{name} is not installed (Debian: apt-get install {package}; .ci/run installs it)"
         if os.environ.get("CI") == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)  # deliberate, on a developer's machine without it: CI never takes this branch
     return found
+
+
+def _promtool() -> str:
+    return _tool("promtool", "prometheus")
+
+
+def test_docker_compose_reads_the_file_with_every_profile():
+    secrets = {name: "x" for name in re.findall(r"\$\{(INTERCEPT_[A-Z_]+):\?", (ROOT / "docker-compose.yml").read_text())}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("INTERCEPT_")}, **secrets, "COMPOSE_PROFILES": "dev,rabbitmq"}
+    done = subprocess.run([_tool("docker-compose", "docker-compose"), "config"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert set(yaml.safe_load(done.stdout)["services"]) == set(SERVICES)
+    # Without its secrets it refuses to start, naming the one missing.
+    missing = subprocess.run([_tool("docker-compose", "docker-compose"), "config", "-q"], cwd=ROOT,
+                             env={k: v for k, v in env.items() if k != "INTERCEPT_DB_PASSWORD"}, capture_output=True, text=True,
+                             timeout=60)
+    assert missing.returncode != 0 and "INTERCEPT_DB_PASSWORD" in missing.stderr
 
 
 @pytest.mark.parametrize("args", [["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"],
