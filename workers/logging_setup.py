@@ -60,9 +60,9 @@ def formatter(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
-def configure(log_format: str, level: int | str = logging.WARNING) -> None:
-    """One handler on the root logger, on stderr (results go to stdout)."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure(log_format: str, level: int | str = logging.WARNING, logfile: str | None = None) -> None:
+    """One handler on the root logger: on stderr (results go to stdout), or in `logfile`."""
+    handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(log_format))
     root = logging.getLogger()
     for old in list(root.handlers):
