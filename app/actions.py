@@ -55,8 +55,10 @@ def _ids(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def call_refunds(gateway: RefundGateway, rows: list[dict[str, Any]], now: datetime,
-                 crash_hook: Callable[[str], None] | None = None) -> ActionOutcomes:
-    """Call the gateway for each refund row (pending or unknown)."""
+                 crash_hook: Callable[[str, str], None] | None = None) -> ActionOutcomes:
+    """Call the gateway for each refund row (pending or unknown). `crash_hook(point, refund_id)`
+    (drills only) is told when a call is about to go out ("refund_call") and when its answer is
+    in hand but not yet committed ("refund_answered")."""
     done = ActionOutcomes()
     # A gateway that records each of its HTTP attempts already wrote the rows, committed
     # before a crash could lose them; one more here would count a call twice.
@@ -64,6 +66,8 @@ def call_refunds(gateway: RefundGateway, rows: list[dict[str, Any]], now: dateti
     for row in rows:
         key = row["idempotency_key"]
         started = time.perf_counter()
+        if crash_hook is not None:
+            crash_hook("refund_call", row["refund_id"])
         try:
             result = gateway.query(key) if row["state"] == "unknown" else None
             if result is None or result.status == "unknown":
@@ -74,7 +78,7 @@ def call_refunds(gateway: RefundGateway, rows: list[dict[str, Any]], now: dateti
             result, error = None, f"{type(exc).__name__}: {exc}"
         duration = (time.perf_counter() - started) * 1000
         if crash_hook is not None:
-            crash_hook(row["refund_id"])
+            crash_hook("refund_answered", row["refund_id"])
         status = result.status if result else "unknown"
         log.log(logging.INFO if status == "confirmed" else logging.WARNING, "refund %s of %d fen: %s%s", row["refund_id"],
                 row["amount_fen"], status, f" ({error})" if error else "", extra=_ids(row))

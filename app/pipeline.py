@@ -50,7 +50,7 @@ class Pipeline:
         inline_actions: bool = True,
         enqueue_actions: Callable[[list[str], list[str]], None] | None = None,
         batch_size: int = 2000,
-        crash_hook: Callable[[str], None] | None = None,
+        crash_hook: Callable[[str, str], None] | None = None,
         stream_lines: StreamLines | None = None,
         redrive_after: timedelta = timedelta(seconds=20),
         metrics: PipelineMetrics | None = None,

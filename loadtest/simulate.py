@@ -2,7 +2,7 @@
 
 The stream is read and put in order once, as the database's sequencer does (dedupe by
 event_id, routing by order, waybill and package, parking until what an input waits for is
-known, clock.tick and policy.published at their positions: adapters/db/sequencer.py); that
+known, clock.tick and policy.published at their positions: adapters/db/sequencer/); that
 order does not depend on the policy. Each policy then replays the ordered inputs through the
 same deciders the workers use (domain.decide), choosing the policy of each input as the
 workers do (app.policies.PolicyBook: what the stream publishes on top of the policy given, and

@@ -9,6 +9,10 @@ Why each setting (see shared reference "celery-reliability-and-performance"):
   messages whose worker is really gone; no task ever uses a long countdown/ETA — durable
   timers are rows in the database, swept by beat.
 - no result backend: outcomes live in the database, not in Celery results.
+- RabbitMQ (INTERCEPT_BROKER_URL=amqp://...): quorum queues (replicated, durable, Raft), so a
+  node's loss loses no message; publisher confirms, so a send returns only once the broker
+  has the message; a topic exchange, which Celery's native delayed delivery (how a countdown
+  retry waits on quorum queues, which have no global QoS) requires. Redis keeps its direct one.
 """
 
 from __future__ import annotations
@@ -27,7 +31,11 @@ settings = settings_mod.current()
 app = Celery("intercept", broker=settings.broker_url, include=["workers.tasks"])
 
 VISIBILITY_TIMEOUT = 3600
-_direct = Exchange("intercept", type="direct", durable=True)
+AMQP = settings.broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+_direct = Exchange("intercept", type="topic" if AMQP else "direct", durable=True)
+# Quorum queues on RabbitMQ; other brokers take no queue arguments.
+_QUEUE_ARGS = {"x-queue-type": "quorum"} if AMQP else None
+_TRANSPORT = {"confirm_publish": True} if AMQP else {"visibility_timeout": VISIBILITY_TIMEOUT}
 
 app.conf.update(
     task_serializer="json",
@@ -41,7 +49,7 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_time_limit=300,
     task_soft_time_limit=270,
-    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+    broker_transport_options=_TRANSPORT,
     visibility_timeout=VISIBILITY_TIMEOUT,
     broker_connection_retry_on_startup=True,
     worker_cancel_long_running_tasks_on_connection_loss=True,
@@ -54,9 +62,9 @@ app.conf.update(
     task_send_sent_event=settings.task_events,
     task_default_queue="ingest",
     task_queues=(
-        Queue("ingest", _direct, routing_key="ingest", durable=True),
-        Queue("actions", _direct, routing_key="actions", durable=True),
-        Queue("maintenance", _direct, routing_key="maintenance", durable=True),
+        Queue("ingest", _direct, routing_key="ingest", durable=True, queue_arguments=_QUEUE_ARGS),
+        Queue("actions", _direct, routing_key="actions", durable=True, queue_arguments=_QUEUE_ARGS),
+        Queue("maintenance", _direct, routing_key="maintenance", durable=True, queue_arguments=_QUEUE_ARGS),
     ),
     task_routes={
         "intercept.ingest": {"queue": "ingest", "routing_key": "ingest"},

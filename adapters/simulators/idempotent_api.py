@@ -133,6 +133,9 @@ class IdempotentApiSimulator(ABC, Generic[Wanted, Kept]):
             self._applied.clear()
             self._posts.clear()
 
+    def faults_switched(self, before: Faults) -> None:
+        """Called after POST /_sim/faults changed the switches (a simulator reacting to one)."""
+
 
 async def _faults_endpoint(sim: IdempotentApiSimulator, request: Request) -> JSONResponse:
     if request.method == "POST":
@@ -146,10 +149,12 @@ async def _faults_endpoint(sim: IdempotentApiSimulator, request: Request) -> JSO
             if not isinstance(body, dict):
                 return JSONResponse({"error": "body must be a JSON object of faults"}, 400)
             values.update(body)
+        before = sim.faults
         try:
             sim.faults = sim.faults.updated(values)
         except (ValueError, TypeError) as exc:
             return JSONResponse({"error": str(exc)}, 400)
+        sim.faults_switched(before)
     return JSONResponse(sim.faults.as_dict())
 
 

@@ -101,6 +101,11 @@ def test_no_import_circle():
     assert _cycles() == []
 
 
+# The command modules of the load tools (`generate`, `replay`, `bench`, `profile`; `chaos`;
+# `simulate`, a replay under other policies).
+LOAD_COMMANDS = {"workers.cli.load", "workers.cli.chaos", "workers.cli.policy"}
+
+
 def _project_packages(module: str) -> set[str]:
     return {m.split(".")[0] for m in IMPORTS[module]}
 
@@ -112,20 +117,15 @@ def _project_packages(module: str) -> set[str]:
     ("workers", {"workers", "adapters", "app", "domain"}),
 ])
 def test_a_layer_imports_only_the_layers_below_it(layer, allowed):
-    wrong = {m: _project_packages(m) - allowed for m in IMPORTS if m.split(".")[0] == layer and m not in LOAD_TOOL_COMMANDS}
+    wrong = {m: _project_packages(m) - allowed for m in IMPORTS if m.split(".")[0] == layer and m not in LOAD_COMMANDS}
     assert {m: w for m, w in wrong.items() if w} == {}
-
-
-# The command modules that front the load tools: `intercept generate|replay|bench|profile` and
-# `intercept simulate` (a replay under other policies).
-LOAD_TOOL_COMMANDS = {"workers.cli.load", "workers.cli.policy"}
 
 
 def test_only_the_load_commands_reach_into_the_load_tools():
     """The runtime ships without depending on its load tooling; `intercept generate|replay|bench`
     and `simulate` reach it through their command modules."""
     users = {m for m in IMPORTS if m.startswith("workers") and "loadtest" in _project_packages(m)}
-    assert users <= LOAD_TOOL_COMMANDS
+    assert users <= LOAD_COMMANDS
 
 
 def test_the_application_layer_touches_no_infrastructure():

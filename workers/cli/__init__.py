@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from workers.cli import admin, console_cmd, edges, insight, load, ops, runtime
+from workers.cli import admin, chaos, console_cmd, edges, insight, load, ops, runtime
 from workers.cli import policy as policy_commands
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     """
 
 
-COMMAND_MODULES = (runtime, edges, load, admin, policy_commands, insight, console_cmd, ops)
+COMMAND_MODULES = (runtime, edges, load, admin, policy_commands, insight, console_cmd, ops, chaos)
 
 for command in (command for module in COMMAND_MODULES for command in module.commands):
     main.add_command(command)
