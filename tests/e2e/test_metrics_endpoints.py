@@ -210,3 +210,17 @@ def test_ingress_and_http_attempts_metrics(tmp_path, pg_url, redis_url):
         assert total(page, "intercept_inputs_parked") == 1
         assert total(page, "intercept_inputs_parked_oldest_age_seconds") > 0
         assert total(page, "intercept_dead_letters", status="open") == 1
+
+
+def test_a_metrics_port_already_taken_is_one_line_and_exit_status_1(tmp_path, pg_url, redis_url):
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = intercept("worker", env={"INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url,
+                                        "INTERCEPT_HOME": str(tmp_path), "INTERCEPT_METRICS_PORT": str(port)}, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"Error: cannot serve /metrics on INTERCEPT_METRICS_PORT={port}: "
+                                                "[Errno 98] Address already in use"]

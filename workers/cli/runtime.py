@@ -75,7 +75,10 @@ def worker(ctx) -> None:
     if settings.metrics_port:
         from workers.metrics_server import start_exporter  # noqa: PLC0415
 
-        start_exporter(settings, settings.metrics_port)
+        try:
+            start_exporter(settings, settings.metrics_port)
+        except OSError as exc:  # the port is taken, say: one line, as for any service out of reach
+            raise click.ClickException(f"cannot serve /metrics on INTERCEPT_METRICS_PORT={settings.metrics_port}: {exc}") from None
     _log_before_celery(settings)
     app.worker_main(["worker", "-Q", INGEST_QUEUES, *ctx.args])
 
