@@ -12,9 +12,9 @@ RUN pip install --no-cache-dir . \
 # The one directory the unprivileged user writes: beat's schedule (`intercept beat` keeps it in
 # INTERCEPT_HOME), a worker's metrics files (prometheus/), worker logs, an embedded database when
 # no INTERCEPT_DATABASE_URL is set. Logs go to stderr unbuffered, one JSON object a line.
-ENV INTERCEPT_HOME=/var/lib/intercept \
-    INTERCEPT_LOG_FORMAT=json \
-    PYTHONUNBUFFERED=1
+ENV INTERCEPT_HOME=/var/lib/intercept
+ENV INTERCEPT_LOG_FORMAT=json
+ENV PYTHONUNBUFFERED=1
 WORKDIR /var/lib/intercept
 USER nobody
 # The ingress (`intercept serve`, /metrics too), the image's default command; workers and beat

@@ -95,12 +95,12 @@ def _migrate_before_consuming(**_kwargs) -> None:
 
 
 @signals.setup_logging.connect
-def _logging(loglevel=None, **_kwargs) -> None:
+def _logging(loglevel=None, logfile=None, **_kwargs) -> None:
     """Workers and beat log as every process does (INTERCEPT_LOG_FORMAT); Celery installs no
-    handler of its own once this signal has a receiver."""
+    handler of its own once this signal has a receiver (its -f/--logfile is honoured here)."""
     from workers.logging_setup import configure  # noqa: PLC0415
 
-    configure(settings.log_format, loglevel or "WARNING")
+    configure(settings.log_format, loglevel or "WARNING", logfile)
 
 
 _trim_heap = heap_trimmer() if settings.malloc_trim else None

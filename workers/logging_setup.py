@@ -60,15 +60,16 @@ def formatter(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
-def configure(log_format: str, level: int | str = logging.WARNING) -> None:
-    """One handler on the root logger, on stderr (results go to stdout)."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure(log_format: str, level: int | str = logging.WARNING, logfile: str | None = None) -> None:
+    """One handler on the root logger: on stderr (results go to stdout), or in `logfile`."""
+    handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(log_format))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warning is a log line like any other (JSON too)
 
 
 def uvicorn_formatters(config: dict, log_format: str) -> dict:

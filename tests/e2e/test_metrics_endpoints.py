@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -141,7 +142,8 @@ def test_ingress_and_http_attempts_metrics(tmp_path, pg_url, redis_url):
     procs = [
         spawn_intercept("sim", "--kind", "both", "--port", str(sim_port), "--accept-rate", "1.0", "--seed", "7",
                         "--answer-delay", "0.2", env=env, log=tmp_path / "sim.log"),
-        spawn_intercept("serve", "--port", str(ingress_port), env=env, log=tmp_path / "serve.log"),
+        spawn_intercept("serve", "--port", str(ingress_port), env={**env, "INTERCEPT_LOG_FORMAT": "json"},
+                        log=tmp_path / "serve.log"),
         spawn_intercept("worker", "--concurrency", "2", "--without-heartbeat", "--without-gossip", "--without-mingle",
                         env={**env, "INTERCEPT_METRICS_PORT": str(worker_port)}, log=tmp_path / "worker.log"),
     ]
@@ -201,7 +203,24 @@ def test_ingress_and_http_attempts_metrics(tmp_path, pg_url, redis_url):
     assert total(ingress_page, "intercept_inputs_total", type="order.placed", outcome="duplicate") == 1
     assert total(ingress_page, "intercept_ingress_requests_total", endpoint="/events", code="202") >= 2  # ours and the carrier's
     assert total(ingress_page, "intercept_ingress_requests_total", endpoint="/events", code="401") == 1
+    # The ingress logged in JSON, one object a line, its access log included.
+    logged = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines() if line.strip()]
+    assert any(r["logger"] == "uvicorn.access" and '"POST /events HTTP/1.1" 401' in r["message"] for r in logged)
     for page in (ingress_page, worker_page):
         assert total(page, "intercept_inputs_parked") == 1
         assert total(page, "intercept_inputs_parked_oldest_age_seconds") > 0
         assert total(page, "intercept_dead_letters", status="open") == 1
+
+
+def test_a_metrics_port_already_taken_is_one_line_and_exit_status_1(tmp_path, pg_url, redis_url):
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = intercept("worker", env={"INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url,
+                                        "INTERCEPT_HOME": str(tmp_path), "INTERCEPT_METRICS_PORT": str(port)}, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"Error: cannot serve /metrics on INTERCEPT_METRICS_PORT={port}: "
+                                                "[Errno 98] Address already in use"]

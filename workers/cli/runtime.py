@@ -75,8 +75,20 @@ def worker(ctx) -> None:
     if settings.metrics_port:
         from workers.metrics_server import start_exporter  # noqa: PLC0415
 
-        start_exporter(settings, settings.metrics_port)
+        try:
+            start_exporter(settings, settings.metrics_port)
+        except OSError as exc:  # the port is taken, say: one line, as for any service out of reach
+            raise click.ClickException(f"cannot serve /metrics on INTERCEPT_METRICS_PORT={settings.metrics_port}: {exc}") from None
+    _log_before_celery(settings)
     app.worker_main(["worker", "-Q", INGEST_QUEUES, *ctx.args])
+
+
+def _log_before_celery(settings) -> None:
+    """Our log format from the first line on: Celery warns (running as root, say) before it sets
+    up its logging, which our receiver of its setup_logging signal then does again."""
+    from workers.logging_setup import configure  # noqa: PLC0415
+
+    configure(settings.log_format, "WARNING")
 
 
 def _beat_schedule_args(args: list[str]) -> list[str]:
@@ -99,6 +111,7 @@ def beat(ctx) -> None:
     if _celery_help(ctx):
         app.start(["beat", "--help"])
         return
+    _log_before_celery(settings_mod.current())
     app.start(["beat", *_beat_schedule_args(ctx.args), *ctx.args])
 
 
