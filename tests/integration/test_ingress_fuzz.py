@@ -95,9 +95,13 @@ def _send_http(client: httpx.Client, request: Request, tag: str) -> tuple[int, d
     return response.status_code, answer
 
 
-def _send_raw(port: int, raw: bytes) -> int | None:
+def _send_raw(port: int, raw: bytes, tag: str) -> int | None:
     """Send bytes that are not well-formed HTTP, end our writing, and read what comes back: the
-    server must answer (under 500) or close, within the time-out."""
+    server must answer (under 500) or close, within the time-out. One that starts as a request
+    gets our user agent (a malformed one may still reach an endpoint, and leave a dead letter)."""
+    head, crlf, rest = raw.partition(b"\r\n")
+    if head.startswith(b"POST ") and crlf:
+        raw = head + crlf + f"User-Agent: fuzz-{tag}".encode() + crlf + rest
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as sock:
         try:
             sock.sendall(raw)
@@ -165,7 +169,7 @@ def test_hostile_requests_to_every_endpoint_get_4xx_and_leave_a_trace(ingress):
                 tag = f"{n}-again" if again else str(n)
                 at = time.time()
                 if request.raw is not None:
-                    status, answer = _send_raw(port, request.raw), None
+                    status, answer = _send_raw(port, request.raw, tag), None
                 else:
                     status, answer = _send_http(client, request, tag)
                 one = Sent(tag, request, at, status, answer)
@@ -221,9 +225,13 @@ def _every_refusal_is_kept_or_counted(engine, sent: list[Sent]) -> None:
         by_tag[agent.removeprefix("fuzz-")].append(letter)
     assert all(len(v) == 1 for v in by_tag.values()), "one request, one dead letter"
     not_kept: collections.Counter = collections.Counter()
+    raw_refused_unkept = 0  # malformed requests that may have reached an endpoint: no oracle for them
     for s in sent:
         r = s.request
-        if r.method != "POST" or r.path not in POST_ENDPOINTS or r.raw is not None:
+        if r.raw is not None:
+            raw_refused_unkept += s.tag not in by_tag and s.status in (400, 401, 413)
+            continue
+        if r.method != "POST" or r.path not in POST_ENDPOINTS:
             assert s.tag not in by_tag
             continue
         expected = _expected(s)
@@ -252,7 +260,11 @@ def _every_refusal_is_kept_or_counted(engine, sent: list[Sent]) -> None:
     for row in SqlDeadLetterStore(engine).overflow(limit=10**6):
         assert row.client == "127.0.0.1"
         overflow[row.endpoint] += row.not_kept
-    assert overflow == not_kept, "unauthenticated refusals not kept must be counted, each once"
+    # Unauthenticated refusals not kept are counted, each once (a malformed request that reached
+    # an endpoint beyond the cap is counted too, but what reached one is not known from here).
+    for endpoint in POST_ENDPOINTS:
+        assert not_kept[endpoint] <= overflow[endpoint] <= not_kept[endpoint] + raw_refused_unkept, (endpoint, overflow, not_kept)
+    assert sum(overflow.values()) <= sum(not_kept.values()) + raw_refused_unkept
 
 
 def _every_recorded_input_passes_the_gate_and_was_answered_accepted(engine, sent: list[Sent]) -> None:
