@@ -31,10 +31,23 @@ settings = settings_mod.current()
 app = Celery("intercept", broker=settings.broker_url, include=["workers.tasks"])
 
 VISIBILITY_TIMEOUT = 3600
-AMQP = settings.broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
-_direct = Exchange("intercept", type="topic" if AMQP else "direct", durable=True)
-# Quorum queues on RabbitMQ; other brokers take no queue arguments.
-_QUEUE_ARGS = {"x-queue-type": "quorum"} if AMQP else None
+QUEUES = ("ingest", "actions", "maintenance")
+
+
+def is_amqp(broker_url: str) -> bool:
+    return broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+
+
+def task_queues(broker_url: str) -> tuple[Queue, ...]:
+    """The work queues as this broker holds them (a client that sends tasks declares the same)."""
+    amqp = is_amqp(broker_url)
+    exchange = Exchange("intercept", type="topic" if amqp else "direct", durable=True)
+    # Quorum queues on RabbitMQ; other brokers take no queue arguments.
+    arguments = {"x-queue-type": "quorum"} if amqp else None
+    return tuple(Queue(name, exchange, routing_key=name, durable=True, queue_arguments=arguments) for name in QUEUES)
+
+
+AMQP = is_amqp(settings.broker_url)
 _TRANSPORT = {"confirm_publish": True} if AMQP else {"visibility_timeout": VISIBILITY_TIMEOUT}
 
 app.conf.update(
@@ -61,11 +74,7 @@ app.conf.update(
     worker_send_task_events=settings.task_events,
     task_send_sent_event=settings.task_events,
     task_default_queue="ingest",
-    task_queues=(
-        Queue("ingest", _direct, routing_key="ingest", durable=True, queue_arguments=_QUEUE_ARGS),
-        Queue("actions", _direct, routing_key="actions", durable=True, queue_arguments=_QUEUE_ARGS),
-        Queue("maintenance", _direct, routing_key="maintenance", durable=True, queue_arguments=_QUEUE_ARGS),
-    ),
+    task_queues=task_queues(settings.broker_url),
     task_routes={
         "intercept.ingest": {"queue": "ingest", "routing_key": "ingest"},
         "intercept.apply": {"queue": "ingest", "routing_key": "ingest"},

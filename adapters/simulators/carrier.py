@@ -153,7 +153,14 @@ class CarrierSimulator(IdempotentApiSimulator[_InterceptRequest, _Intercept]):
         with self._lock:
             waybills = {key: {"carrier": r.carrier, "tracking_no": r.tracking_no} for key, r in self._applied.items()}
         return {**super().observed(), "callbacks_sent": self.callbacks_sent, "callbacks_failed": self.callbacks_failed,
-                "callbacks_held": len(self._dispatcher.kept), "waybills": waybills}
+                "callbacks_held": len(self._dispatcher.kept), "callbacks_pending": self.callbacks_pending(),
+                "waybills": waybills}
+
+    def callbacks_pending(self) -> int:
+        """Answers not decided yet, and callbacks decided and not yet delivered (or given up)."""
+        with self._lock:
+            undecided = sum(1 for r in self._applied.values() if r.answer is None)
+        return undecided + self._dispatcher.pending
 
     def reset(self) -> None:
         super().reset()
@@ -196,6 +203,7 @@ released, and strays (for waybills never requested)."""
         self.cond = threading.Condition()
         self.held: list[dict[str, Any]] = []
         self.kept: list[dict[str, Any]] = []  # hold_callbacks: until the switch goes off
+        self.pending = 0  # callbacks decided and not yet delivered (or given up)
         self.stopped = False
         self.thread: threading.Thread | None = None
 
@@ -231,6 +239,7 @@ released, and strays (for waybills never requested)."""
             callback = self.sim.decide(action[1])
             if callback is None:
                 return
+            self.pending += 1
             if self.sim.faults.hold_callbacks:
                 self.kept.append(callback)
                 return
@@ -241,6 +250,7 @@ released, and strays (for waybills never requested)."""
                 self._release(callback)
         elif kind == "stray":
             for callback in self.sim.stray(action[1]):
+                self.pending += 1
                 self._send(callback)
         elif kind == "flush":
             self._flush()
@@ -262,9 +272,12 @@ released, and strays (for waybills never requested)."""
             self._send(callback)
 
     def _send(self, callback: dict[str, Any]) -> None:
-        self.sim.deliver(callback)
-        if self.sim.faults.duplicate_callbacks:
+        try:
             self.sim.deliver(callback)
+            if self.sim.faults.duplicate_callbacks:
+                self.sim.deliver(callback)
+        finally:
+            self.pending -= 1
 
 
 # ---- the app -------------------------------------------------------------------------------

@@ -23,8 +23,13 @@ TICK_EVERY_MINUTES = 120.0
 
 
 def chaos_stream(events: int, seed: int) -> list[dict]:
+    """A generated stream of at least `events` events (whole cases, and its final tick)."""
     cases = max(1, math.ceil(events / EVENTS_PER_CASE))
-    return list(generate_stream(cases, seed, tick_every_minutes=TICK_EVERY_MINUTES, id_prefix=f"chaos{seed}"))
+    while True:
+        stream = list(generate_stream(cases, seed, tick_every_minutes=TICK_EVERY_MINUTES, id_prefix=f"chaos{seed}"))
+        if len(stream) >= events:
+            return stream
+        cases = math.ceil(cases * max(1.02, events / len(stream)))
 
 
 def run_chaos(events: int, seed: int, broker: str, admin_dsn: str, *, workers: int = 2, relays: int = 3,

@@ -31,9 +31,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, timeout: float, what: str) -> None:
+def wait_port(port: int, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode} before listening on 127.0.0.1:{port}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return
@@ -79,7 +81,7 @@ class RedisServer:
              "--protected-mode", "no"],
             stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
-        wait_port(self.port, 20, "redis-server")
+        wait_port(self.port, 20, "redis-server", self.proc)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -125,9 +127,11 @@ class RabbitServer:
         self.node = f"chaos{self.port}@localhost"
         (self.dir / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
         (self.dir / "enabled_plugins").write_text("[].\n")
+        for sub in ("mnesia", "log"):
+            (self.dir / sub).mkdir(exist_ok=True)
         if os.geteuid() == 0:  # rabbitmq-server started by root runs as the rabbitmq user
-            shutil.chown(self.dir, "rabbitmq", "rabbitmq")
-            for p in self.dir.iterdir():
+            os.chmod(home, 0o755)
+            for p in (self.dir, *self.dir.iterdir()):
                 shutil.chown(p, "rabbitmq", "rabbitmq")
         self.proc: subprocess.Popen | None = None
 
@@ -153,7 +157,7 @@ class RabbitServer:
         log_file = open(self.dir / "server.log", "ab")
         self.proc = subprocess.Popen(["rabbitmq-server"], env=self._env(), stdout=log_file, stderr=subprocess.STDOUT,
                                      preexec_fn=_die_with_parent)
-        wait_port(self.port, 90, f"RabbitMQ node {self.node}")
+        wait_port(self.port, 90, f"RabbitMQ node {self.node} (its log: {self.dir / 'server.log'})", self.proc)
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
         out = subprocess.run(["rabbitmqctl", "-n", self.node, *args], capture_output=True, text=True, timeout=timeout)
@@ -179,16 +183,16 @@ class RabbitServer:
         self.start()
 
     def flush(self) -> str:
-        """Every message waiting in the run's queues deleted (those a worker holds unacknowledged
-        are not in the queue to purge)."""
-        purged = []
-        for queue in ("ingest", "actions", "maintenance"):
-            try:
-                self.ctl("purge_queue", queue)
-                purged.append(queue)
-            except RuntimeError as exc:
-                log.warning("could not purge %s: %s", queue, exc)
-        return f"purged {', '.join(purged) or 'nothing'}"
+        """Every message waiting in the run's queues deleted, over AMQP (queue.purge); those a
+        worker holds unacknowledged are not in the queue to purge."""
+        import kombu  # noqa: PLC0415
+
+        purged = {}
+        with kombu.Connection(self.url, connect_timeout=5) as conn:
+            channel = conn.default_channel
+            for queue in ("ingest", "actions", "maintenance"):
+                purged[queue] = channel.queue_purge(queue) or 0
+        return "purged " + ", ".join(f"{q} ({n} messages)" for q, n in purged.items())
 
     def close(self) -> None:
         self.stop()

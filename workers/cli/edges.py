@@ -20,7 +20,7 @@ def _acceptor():
 
 
 def readiness(engine, broker_url: str):
-    """What /readyz reports: the database, and the broker when it is Redis."""
+    """What /readyz reports: the database, and the broker when it is Redis or RabbitMQ."""
 
     def check() -> dict[str, object]:
         import sqlalchemy as sa  # noqa: PLC0415
@@ -44,6 +44,15 @@ def readiness(engine, broker_url: str):
                 client = redis.Redis.from_url(broker_url, socket_connect_timeout=1, socket_timeout=1)
                 client.ping()
                 client.close()
+                out["broker"] = "ok"
+            except Exception as exc:  # noqa: BLE001
+                out["broker"] = f"down: {type(exc).__name__}"
+        elif broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
+            try:
+                import kombu  # noqa: PLC0415
+
+                with kombu.Connection(broker_url, connect_timeout=1) as conn:
+                    conn.connect()
                 out["broker"] = "ok"
             except Exception as exc:  # noqa: BLE001
                 out["broker"] = f"down: {type(exc).__name__}"
