@@ -89,14 +89,17 @@ class _Batch:
         """Rows for what the decision emitted and asked, each recording the version of the `policy` that made it."""
         version = policy.version
         order = decision.order
+        # Each envelope built once: its id (a digest) is both the outbox key and the record's.
+        envelopes = [o.envelope() for o in decision.outcomes]
+        issued = {id(a): a.issued.envelope() for a in decision.actions if isinstance(a, IssueRefund)}
         if order is not None:
             # Recorded before anything of the batch changes: a failure here leaves it as it was.
-            self.record(decision, self.orders.get(order.order_id), merchant_before, position, input_event_id, policy)
+            self.record(decision, envelopes, issued, self.orders.get(order.order_id), merchant_before, position, input_event_id, policy)
             self.load(order)
             self.dirty_orders.add(order.order_id)
         merchant_id = decision.merchant.merchant_id
-        for ordinal, outcome in enumerate(decision.outcomes):
-            self.outbox.append(outbox_row(outcome.envelope(), outcome.occurred_at, merchant_id=merchant_id, policy_version=version,
+        for ordinal, (outcome, envelope) in enumerate(zip(decision.outcomes, envelopes)):
+            self.outbox.append(outbox_row(envelope, outcome.occurred_at, merchant_id=merchant_id, policy_version=version,
                                           position=position, ordinal=ordinal, created_at=self.now))
         refunds_decided = 0
         for action in decision.actions:
@@ -110,7 +113,7 @@ class _Batch:
                         "merchant_id": action.merchant_id,
                         "amount_fen": action.amount_fen,
                         "state": "pending",
-                        "issued_envelope": action.issued.envelope(),
+                        "issued_envelope": issued[id(action)],
                         # Written once the provider confirms: ranked after what its decision emitted.
                         "issued_ordinal": len(decision.outcomes) + refunds_decided - 1,
                         "position": position,
@@ -140,20 +143,22 @@ class _Batch:
                 )
         return decision.merchant
 
-    def record(self, decision: Decision, before: OrderState | None, merchant_before: MerchantState, position: int,
-               input_event_id: str | None, policy: Policy) -> None:
+    def record(self, decision: Decision, envelopes: list[dict[str, Any]], issued: dict[int, dict[str, Any]], before: OrderState | None,
+               merchant_before: MerchantState, position: int, input_event_id: str | None, policy: Policy) -> None:
         """The decision record (the rule and facts behind each outcome) and the ledger's rows."""
         order = decision.order
         assert order is not None
         row = None
-        if decision.outcomes or decision.actions:
-            made = (*decision.outcomes, *(a.issued for a in decision.actions if isinstance(a, IssueRefund)))
+        if decision.outcomes or issued:
+            made = [*zip(decision.outcomes, (e["event_id"] for e in envelopes)),
+                    *((a.issued, issued[id(a)]["event_id"]) for a in decision.actions if id(a) in issued)]
             row = {
                 "position": position, "order_id": order.order_id, "merchant_id": order.merchant_id, "input_event_id": input_event_id,
                 "policy_version": policy.version, "rules": explain(made, before, order, merchant_before, policy),
                 "decided_at": self.now,
             }
-        self.ledger.observe(decision.outcomes, before, order)
+        if decision.outcomes or order.intercepts:
+            self.ledger.observe(decision.outcomes, before, order)
         if row is not None:
             self.decisions.append(row)
 

@@ -18,6 +18,8 @@ from domain.state import OrderState, cst_month
 
 Row = dict[str, Any]
 
+_INTERCEPT_OUTCOMES = frozenset({"intercept.requested", "intercept.succeeded", "intercept.failed"})
+
 
 class LedgerBatch:
     def __init__(self) -> None:
@@ -29,16 +31,16 @@ class LedgerBatch:
 
     def observe(self, outcomes: tuple[Outcome, ...], before: OrderState | None, after: OrderState) -> None:
         for o in outcomes:
-            d = o.data
-            if o.type.startswith("intercept.") and d.get("channel") == "carrier":
-                self._intercept(o, after)
+            if o.type in _INTERCEPT_OUTCOMES:
+                if o.data.get("channel") == "carrier":
+                    self._intercept(o, after)
             elif o.type == "fee.charged":
                 self._fee(o, after)
             elif o.type == "claim.opened":
                 self._claim(o, after)
             elif o.type == "claim.settled":
                 self._settle(o)
-        for package_id, delivered_at in reversed_charges(before, after):
+        for package_id, delivered_at in reversed_charges(before, after) if after.intercepts else ():
             self._reverse(after, package_id, delivered_at)
 
     def _base(self, order: OrderState, package_id: str) -> Row:

@@ -114,11 +114,11 @@ def facts_for(outcome: Outcome, before: OrderState | None, after: OrderState, me
     """The facts the rule behind `outcome` read: JSON values only. `packages`: the package facts
     already built for this decision (its outcomes mostly concern one package), reused."""
     rule = rule or rule_of(outcome)
+    family, _, detail = rule.partition(".")
     d = outcome.data
     facts: dict[str, Any] = {}
-    deadline = deadline_of(outcome)
-    if deadline is not None:
-        facts["deadline"] = deadline
+    if outcome.discriminator[:2] == "t:":
+        facts["deadline"] = deadline_of(outcome)
     package = after.package(d["package_id"]) if "package_id" in d else None
     if package is not None:
         if packages is None:
@@ -127,48 +127,49 @@ def facts_for(outcome: Outcome, before: OrderState | None, after: OrderState, me
             if package.package_id not in packages:
                 packages[package.package_id] = _package_facts(package)
             facts["package"] = packages[package.package_id]
-    if rule.startswith("unshipped.") or rule.startswith("refund.rejected.amount"):
-        facts.update(paid_fen=after.paid_fen, category=after.category, instant_refund_tag=after.instant_refund_tag,
-                     instant_refund_limit_fen=policy.instant_refund_limit_fen, shipped=after.shipped)
-    refund = after.refund(outcome.refund_id) if outcome.refund_id else None
-    if refund is not None and rule.startswith(("unshipped.", "refund.")):
-        facts["amount_fen"] = refund.amount_fen
-    if rule == "unshipped.auto_strategy":
-        day = cst_day(outcome.occurred_at)
-        facts.update(per_order_cap_fen=merchant_before.auto_per_order_cap_fen, daily_cap_fen=merchant_before.auto_daily_cap_fen,
-                     day=day, auto_refunded_that_day_fen=merchant_before.auto_refunded_on(day))
-    elif rule == "refund.rejected.amount_exceeds_paid":
-        prior = before.refunds if before is not None else ()
-        facts["committed_by_other_refunds_fen"] = sum(r.amount_fen for r in prior if r.counts_toward_paid and r.refund_id != outcome.refund_id)
-    elif rule.startswith(("carrier_intercept.requested", "carrier_intercept.not_eligible")):
+    if family in ("unshipped", "refund"):
+        refund = after.refund(outcome.refund_id) if outcome.refund_id else None
+        if refund is not None:
+            facts["amount_fen"] = refund.amount_fen
+        if family == "unshipped" or detail == "rejected.amount_exceeds_paid":
+            facts.update(paid_fen=after.paid_fen, category=after.category, instant_refund_tag=after.instant_refund_tag,
+                         instant_refund_limit_fen=policy.instant_refund_limit_fen, shipped=after.shipped)
+        if detail == "auto_strategy":
+            day = cst_day(outcome.occurred_at)
+            facts.update(per_order_cap_fen=merchant_before.auto_per_order_cap_fen, daily_cap_fen=merchant_before.auto_daily_cap_fen,
+                         day=day, auto_refunded_that_day_fen=merchant_before.auto_refunded_on(day))
+        elif detail == "rejected.amount_exceeds_paid":
+            prior = before.refunds if before is not None else ()
+            facts["committed_by_other_refunds_fen"] = sum(r.amount_fen for r in prior if r.counts_toward_paid and r.refund_id != outcome.refund_id)
+        elif family == "refund" and detail[:7] == "issued." and refund is not None:
+            if refund.packages:
+                facts["packages_stopped"] = {pid: (p.stopped_route if (p := after.package(pid)) else None) for pid in refund.packages}
+            facts["route"] = d.get("route")
+    elif family == "carrier_intercept" and (detail == "requested" or detail[:13] == "not_eligible."):
         facts.update(category=after.category, intercept_value_cap_fen=policy.intercept_value_cap_fen,
                      carrier_has_api=package is not None and package.carrier in policy.carriers_with_intercept_api,
                      min_distance_km=policy.min_distance_km if package is not None and package.carrier in policy.carriers_with_distance_rule else None)
-    elif rule.startswith("fee."):
+    elif family == "fee":
         month = cst_month(outcome.occurred_at)
         quota = merchant_before.free_intercepts_per_month
         facts.update(month=month, free_intercepts_per_month=policy.default_free_intercepts_per_month if quota is None else quota,
                      successes_before_this_month=merchant_before.successes_in(month), fee_fen=d.get("fee_fen"))
-    elif rule.startswith("claim.opened"):
+    elif family == "claim" and detail[:7] == "opened.":
         facts.update(claim_cap_fen=policy.claim_cap_fen, amount_fen=d.get("amount_fen"))
-    elif rule.startswith("refund.issued") and refund is not None:
-        stops = [after.package(pid) for pid in refund.packages]
-        if stops:
-            facts["packages_stopped"] = {p.package_id: p.stopped_route for p in stops if p is not None}
-        facts["route"] = d.get("route")
-    elif rule.startswith("return.") and package is not None:
+    elif family == "return" and package is not None:
         facts.update(delivered_at=_iso(package.delivered_at), closes_at=d.get("closes_at"))
     return facts
 
 
-def explain(outcomes: Iterable[Outcome], before: OrderState | None, after: OrderState, merchant_before: MerchantState,
+def explain(outcomes: Iterable[tuple[Outcome, str]], before: OrderState | None, after: OrderState, merchant_before: MerchantState,
             policy: Policy) -> list[dict[str, Any]]:
-    """The entries of one decision's record: each outcome, the rule behind it and its facts."""
+    """The entries of one decision's record: each outcome (with its event id, known to the
+    caller: a digest not worth computing twice), the rule behind it and its facts."""
     packages: dict[str, dict[str, Any]] = {}
     entries = []
-    for o in outcomes:
+    for o, event_id in outcomes:
         rule = rule_of(o)
-        entries.append({"event_id": o.event_id, "type": o.type, "rule": rule,
+        entries.append({"event_id": event_id, "type": o.type, "rule": rule,
                         "facts": facts_for(o, before, after, merchant_before, policy, rule, packages)})
     return entries
 
