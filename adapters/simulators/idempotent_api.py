@@ -70,12 +70,15 @@ class IdempotentApiSimulator(ABC, Generic[Wanted, Kept]):
 
     async def post(self, request: Request) -> JSONResponse:
         faults = self.faults  # switched meanwhile or not, one request meets one set of faults
+        # The whole request is read first, then the provider takes its time: a caller that dies
+        # meanwhile leaves a request that is still applied, as a real provider would.
+        raw = await request.body()
         await added_latency(faults)
         key = request.headers.get("idempotency-key", "").strip()
         if not key:
             return self._refused("Idempotency-Key header is required", 400)
         try:
-            wanted = self.parse(json.loads(await request.body()))
+            wanted = self.parse(json.loads(raw))
         except (ValueError, KeyError, TypeError):
             return self._refused(self.malformed_reason, 400)
         with self._lock:

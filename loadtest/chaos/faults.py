@@ -60,7 +60,7 @@ PLAN = {
 # Switched on before the held carrier answers are released, after the stream.
 AT_RELEASE = ("duplicate_callbacks", "out_of_order_callbacks")
 SWITCH_S = 3.0  # how long a simulator fault stays on
-AIM_WAIT_S = 60.0  # how long an aimed kill waits for a worker to reach its point
+AIM_WAIT_S = 240.0  # how long an aimed kill waits for a worker to reach its point (a backlog can hold the calls back)
 
 
 @dataclass(order=True)

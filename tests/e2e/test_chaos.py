@@ -19,6 +19,9 @@ from tests.helpers import PG_ADMIN_DSN, intercept
 EVENTS = 1500
 
 
+# Two runs of real processes and servers, faults and settling included: longer than the suite's
+# 300 s per test (a bound against a hung run, not a timing assertion).
+@pytest.mark.timeout(1500)
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
 def test_chaos_loses_nothing_and_duplicates_nothing_under_every_fault(tmp_path, broker, pg_url):
     # pg_url: the PostgreSQL server is there (or the test says how to start it); the command
