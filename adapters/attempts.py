@@ -9,6 +9,7 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from adapters.db.schema import action_attempts
+from adapters.metrics.instruments import http_attempt_duration, http_attempts
 
 log = logging.getLogger("intercept.attempts")
 
@@ -45,7 +46,10 @@ class SqlAttemptRecorder:
 
 
 def record_safely(recorder: AttemptRecorder | None, kind: str, key: str, status: str, duration_ms: float, error: str | None) -> None:
-    """Recording is bookkeeping: a failure to record never turns a paid refund into an error."""
+    """Recording is bookkeeping: a failure to record never turns a paid refund into an error.
+    Every attempt is counted in the metrics too, recorded or not."""
+    http_attempts.labels(kind, status).inc()
+    http_attempt_duration.labels(kind).observe(duration_ms / 1000)
     if recorder is None:
         return
     try:

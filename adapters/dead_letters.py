@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.db.engine import is_postgres
-from adapters.db.schema import dead_letter_overflow, dead_letters
+from adapters.db.schema import dead_letter_overflow, dead_letter_retries, dead_letters
 from domain.events import shown, storable_text
 from domain.ports import AcceptResult
 
@@ -69,6 +69,17 @@ class Overflow:
     @property
     def not_kept(self) -> int:
         return self.refused - self.kept
+
+
+@dataclass(frozen=True)
+class Retry:
+    """One retry of a dead letter: who asked, when, and its outcome."""
+
+    letter_id: int
+    at: datetime
+    by: str
+    outcome: str  # retried | still_failing
+    reason: str | None
 
 
 class DeadLetterStore(Protocol):
@@ -222,6 +233,22 @@ class SqlDeadLetterStore:
     def reopen(self, id: int, reason: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(self.table.update().where(self.table.c.id == id).values(status="open", reason=reason))
+
+    def record_retry(self, id: int, by: str, outcome: str, reason: str | None, at: datetime | None = None) -> None:
+        """Who retried letter `id`, and what came of it (an audit row per try)."""
+        with self.engine.begin() as conn:
+            conn.execute(dead_letter_retries.insert().values(
+                letter_id=id, at=at or datetime.now(timezone.utc), retried_by=shown(by, 190), outcome=outcome,
+                reason=None if reason is None else storable_text(reason)))
+
+    def retries(self, ids: list[int] | None = None) -> list[Retry]:
+        """The retries of these letters (all when None), oldest first."""
+        r = dead_letter_retries
+        query = sa.select(r).order_by(r.c.id)
+        if ids is not None:
+            query = query.where(r.c.letter_id.in_(ids))
+        with self.engine.connect() as conn:
+            return [Retry(x.letter_id, x.at, x.retried_by, x.outcome, x.reason) for x in conn.execute(query)]
 
     @staticmethod
     def _row(row: Any) -> DeadLetter:

@@ -12,7 +12,7 @@ too deeply) is a 400; a bad item of a batch is refused on its own (its index, fi
 and the rest are recorded. Only a body that passed its sender's signature is kept whole; an
 unauthenticated one keeps its first bytes, a few a minute per source (dead_letters.py).
 
-Routes: POST /events, POST /webhooks/{kuaidi100,aftership,douyin}, GET /healthz, GET /readyz.
+Routes: POST /events, POST /webhooks/{kuaidi100,aftership,douyin}, GET /healthz, GET /readyz, GET /metrics.
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from domain.ports import AcceptResult, Acceptor
+from adapters.metrics.instruments import ingress_requests
 from adapters.dead_letters import UNVERIFIED_PREFIX_BYTES, DeadLetterStore, RetryOutcome, SqlDeadLetterStore
 from adapters.webhooks import Ignored, Malformed, aftership, douyin, kuaidi100
 from adapters.webhooks import signing
@@ -44,6 +45,11 @@ MIB = 1024 * 1024
 # client that sends the whole body before reading the answer reads the 413 instead of a reset
 # connection; beyond it the 413 is sent at once and the connection closed.
 DRAIN_BYTES = 16 * MIB
+# Items one request may carry (a /events batch, a push's scans or messages): one request is
+# recorded in one transaction, so this bounds the work and the lock time one sender can ask
+# for. The same as the stream lines a message carries by default (docs/performance.md); a
+# relay with more splits them. docs/ingress-limits.md lists every limit.
+MAX_BATCH_ITEMS = 2000
 EVENTS = "/events"
 KUAIDI100 = "/webhooks/kuaidi100"
 AFTERSHIP = "/webhooks/aftership"
@@ -78,6 +84,7 @@ class IngressSettings:
     max_body_bytes: int = MIB
     timestamp_tolerance_s: int = signing.DEFAULT_TOLERANCE_S
     drain_bytes: int = DRAIN_BYTES
+    max_batch_items: int = MAX_BATCH_ITEMS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngressSettings:
@@ -92,6 +99,7 @@ class IngressSettings:
             max_body_bytes=int(env.get("INTERCEPT_MAX_BODY_BYTES") or MIB),
             timestamp_tolerance_s=int(env.get("INTERCEPT_TIMESTAMP_TOLERANCE_S") or signing.DEFAULT_TOLERANCE_S),
             drain_bytes=int(env.get("INTERCEPT_DRAIN_BYTES") or DRAIN_BYTES),
+            max_batch_items=int(env.get("INTERCEPT_MAX_BATCH_ITEMS") or MAX_BATCH_ITEMS),
         )
 
 
@@ -177,6 +185,7 @@ def parse_request(endpoint: str, body: bytes, headers: Mapping[str, str], settin
         raise Refused(401, exc.reason, exc.field, authenticated=False) from None
     except Malformed as exc:
         raise Refused(400, exc.reason, exc.field) from None
+    _check_batch_length(len(translation.events) + len(translation.problems) + len(translation.ignored), settings)
     parsed = Parsed(endpoint, ignored=list(translation.ignored))
     for index, problem in enumerate(translation.problems):
         parsed.rejected.append({"index": index, "event_id": problem.ref, "error": problem.reason, "field": problem.field})
@@ -214,10 +223,17 @@ def _parse_events(body: bytes, h: dict[str, str], settings: IngressSettings, now
         raw_items = decoded
     else:
         raise Refused(400, "must be one event object or an array of them", "body")
+    _check_batch_length(len(raw_items), settings)
     parsed = Parsed(EVENTS, count=len(raw_items))
     for index, item in enumerate(raw_items):
         _validated(parsed, index, item)
     return parsed
+
+
+def _check_batch_length(count: int, settings: IngressSettings) -> None:
+    # Signed, so kept whole (it is within the body limit): a relay that splits it can replay it.
+    if count > settings.max_batch_items:
+        raise Refused(413, f"holds {count} items, more than the {settings.max_batch_items} a request may carry", "body")
 
 
 # ---- the app --------------------------------------------------------------------------------
@@ -282,7 +298,9 @@ def create_app(
     settings: IngressSettings | None = None,
     readiness_check: Callable[[], Mapping[str, Any]] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    metrics_page: Callable[[], tuple[bytes, str]] | None = None,
 ) -> Starlette:
+    """`metrics_page`: what GET /metrics answers (adapters.metrics.exposition.page); none, no route."""
     settings = settings or IngressSettings.from_env()
 
     async def store_dead_letter(
@@ -310,6 +328,11 @@ def create_app(
             return False
 
     def make_handler(endpoint: str):
+        async def counted(request: Request) -> JSONResponse:
+            response = await handler(request)
+            ingress_requests.labels(endpoint, str(response.status_code)).inc()
+            return response
+
         async def handler(request: Request) -> JSONResponse:
             received_at = clock()
             body = b""
@@ -353,7 +376,7 @@ def create_app(
                 return JSONResponse(_success_body(endpoint), 200)
             return _events_response(parsed, results)
 
-        return handler
+        return counted
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -373,6 +396,12 @@ def create_app(
 
     routes = [Route(path, make_handler(path), methods=["POST"]) for path in ENDPOINTS]
     routes += [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+    if metrics_page is not None:
+        def metrics(request: Request) -> Response:  # sync: Starlette runs it in its threadpool (it queries)
+            body, content_type = metrics_page()
+            return Response(body, media_type=content_type)
+
+        routes.append(Route("/metrics", metrics, methods=["GET"]))
     app = Starlette(routes=routes)
     app.state.settings = settings
     return app
@@ -417,12 +446,21 @@ def _events_response(parsed: Parsed, results: list[AcceptResult]) -> JSONRespons
     return JSONResponse(body, 200)
 
 
-def replay_dead_letter(store: SqlDeadLetterStore, id: int, acceptor: Acceptor, settings: IngressSettings | None = None) -> RetryOutcome:
+def replay_dead_letter(store: SqlDeadLetterStore, id: int, acceptor: Acceptor, settings: IngressSettings | None = None,
+                       *, by: str | None = None) -> RetryOutcome:
     """Replay one dead letter through its endpoint's parsing and hand what passes to `acceptor`.
 
     Items recorded before (a batch that was partly accepted) come back as duplicates, which
-    is harmless: the inbox dedupes by event_id.
+    is harmless: the inbox dedupes by event_id. With `by` (who asked), the try and its outcome
+    are recorded in `dead_letter_retries`.
     """
+    outcome = _replay(store, id, acceptor, settings)
+    if by is not None:
+        store.record_retry(id, by, outcome.status, outcome.reason)
+    return outcome
+
+
+def _replay(store: SqlDeadLetterStore, id: int, acceptor: Acceptor, settings: IngressSettings | None) -> RetryOutcome:
     letter = store.get(id)
     if letter is None:
         raise KeyError(f"no dead letter {id}")

@@ -49,9 +49,16 @@ def _attempt(kind: str, key: str, at: datetime, status: str, duration_ms: float,
     return {"kind": kind, "idempotency_key": key, "attempted_at": at, "status": status, "duration_ms": duration_ms, "error": error}
 
 
+def _ids(row: dict[str, Any]) -> dict[str, Any]:
+    """The identifiers of an action, as fields of its log lines (workers.logging_setup)."""
+    return {k: row[k] for k in ("order_id", "refund_id", "intercept_id") if row.get(k) is not None}
+
+
 def call_refunds(gateway: RefundGateway, rows: list[dict[str, Any]], now: datetime,
-                 crash_hook: Callable[[str], None] | None = None) -> ActionOutcomes:
-    """Call the gateway for each refund row (pending or unknown)."""
+                 crash_hook: Callable[[str, str], None] | None = None) -> ActionOutcomes:
+    """Call the gateway for each refund row (pending or unknown). `crash_hook(point, refund_id)`
+    (drills only) is told when a call is about to go out ("refund_call") and when its answer is
+    in hand but not yet committed ("refund_answered")."""
     done = ActionOutcomes()
     # A gateway that records each of its HTTP attempts already wrote the rows, committed
     # before a crash could lose them; one more here would count a call twice.
@@ -59,18 +66,22 @@ def call_refunds(gateway: RefundGateway, rows: list[dict[str, Any]], now: dateti
     for row in rows:
         key = row["idempotency_key"]
         started = time.perf_counter()
+        if crash_hook is not None:
+            crash_hook("refund_call", row["refund_id"])
         try:
             result = gateway.query(key) if row["state"] == "unknown" else None
             if result is None or result.status == "unknown":
                 result = gateway.issue(key, row["refund_id"], row["amount_fen"])
             error = None if result.status == "confirmed" else (None if result.reason is None else str(result.reason))
         except Exception as exc:  # the gateway adapter already retried transient failures
-            log.warning("refund %s: gateway call failed: %s", row["refund_id"], exc)
+            log.warning("refund %s: gateway call failed: %s", row["refund_id"], exc, extra=_ids(row))
             result, error = None, f"{type(exc).__name__}: {exc}"
         duration = (time.perf_counter() - started) * 1000
         if crash_hook is not None:
-            crash_hook(row["refund_id"])
+            crash_hook("refund_answered", row["refund_id"])
         status = result.status if result else "unknown"
+        log.log(logging.INFO if status == "confirmed" else logging.WARNING, "refund %s of %d fen: %s%s", row["refund_id"],
+                row["amount_fen"], status, f" ({error})" if error else "", extra=_ids(row))
         if record_call or result is None:
             done.attempts.append(_attempt("refund", key, now, status, duration, error))
         done.refund_updates.append({"id": row["refund_id"], "state": status, "last_error": error, "updated_at": now})
@@ -105,7 +116,7 @@ def call_intercepts(carrier: CarrierClient, rows: list[dict[str, Any]], now: dat
                 sub = carrier.submit(key, row["carrier"], row["tracking_no"])
             status, error, raised = sub.status, sub.reason, False
         except Exception as exc:
-            log.warning("intercept %s: carrier call failed: %s", row["intercept_id"], exc)
+            log.warning("intercept %s: carrier call failed: %s", row["intercept_id"], exc, extra=_ids(row))
             status, error, raised = "unknown", f"{type(exc).__name__}: {exc}", True
         if record_call or raised:
             done.attempts.append(_attempt("carrier", key, now, status, (time.perf_counter() - started) * 1000, error))

@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
+from app.ledger import LedgerBatch
 from app.outbox import outbox_row
 from app.parsed import ParsedEvents
+from app.policies import PolicyBook, as_book
 from app.stores import ClaimedPartition, PendingInput, UnitOfWork
 from domain.codec import merchant_from_dict, order_from_json
 from domain.decide import Decision, apply_event, fire_due
 from domain.events import InboundEvent, parse_event
+from domain.explain import explain
 from domain.outcomes import IssueRefund, RequestCarrierIntercept
 from domain.policy import Policy
 from domain.state import MerchantState, OrderState, new_merchant
@@ -37,16 +40,22 @@ class ApplyResult:
     applied_through: int = 0
     # The shard of its partitions (one apply transaction is in one shard).
     shard: int = 0
+    # For the metrics, by reference (nothing is copied): the inputs this apply took, those of
+    # them kept aside, the incidents it kept aside, and the orders as it left them (an
+    # intercept's outcome names its package; the package knows its carrier).
+    taken: list[PendingInput] = field(default_factory=list)
+    aside_rows: list[dict[str, Any]] = field(default_factory=list)
+    incidents: int = 0
+    orders: dict[str, OrderState] = field(default_factory=dict)
 
 
 class _Batch:
     """Everything one apply transaction reads, changes and writes."""
 
-    def __init__(self, policy: Policy, now: datetime, intercept_state: str = "pending"):
-        self.policy = policy
+    def __init__(self, policies: PolicyBook, now: datetime, intercept_state: str = "pending"):
+        self.policies = policies
         self.now = now
         self.intercept_state = intercept_state
-        self.version = policy.version
         self.orders: dict[str, OrderState] = {}
         # Per partition: its loaded orders' next deadlines, and the earliest of them (or one
         # earlier), so a tick skips a partition with nothing due without looking at its orders.
@@ -58,6 +67,8 @@ class _Batch:
         self.carrier_rows: list[dict[str, Any]] = []
         self.aside_rows: list[dict[str, Any]] = []
         self.incidents: list[dict[str, Any]] = []
+        self.decisions: list[dict[str, Any]] = []
+        self.ledger = LedgerBatch()
 
     def load(self, order: OrderState) -> None:
         self.orders[order.order_id] = order
@@ -75,14 +86,22 @@ class _Batch:
     def due_at(self, order_id: str) -> datetime | None:
         return self.due_by_partition[self.orders[order_id].merchant_id][order_id]
 
-    def take(self, decision: Decision, position: int) -> MerchantState:
+    def take(self, decision: Decision, position: int, policy: Policy, merchant_before: MerchantState,
+             input_event_id: str | None) -> MerchantState:
+        """Rows for what the decision emitted and asked, each recording the version of the `policy` that made it."""
+        version = policy.version
         order = decision.order
+        # Each envelope built once: its id (a digest) is both the outbox key and the record's.
+        envelopes = [o.envelope() for o in decision.outcomes]
+        issued = {id(a): a.issued.envelope() for a in decision.actions if isinstance(a, IssueRefund)}
         if order is not None:
+            # Recorded before anything of the batch changes: a failure here leaves it as it was.
+            self.record(decision, envelopes, issued, self.orders.get(order.order_id), merchant_before, position, input_event_id, policy)
             self.load(order)
             self.dirty_orders.add(order.order_id)
         merchant_id = decision.merchant.merchant_id
-        for ordinal, outcome in enumerate(decision.outcomes):
-            self.outbox.append(outbox_row(outcome.envelope(), outcome.occurred_at, merchant_id=merchant_id, policy_version=self.version,
+        for ordinal, (outcome, envelope) in enumerate(zip(decision.outcomes, envelopes)):
+            self.outbox.append(outbox_row(envelope, outcome.occurred_at, merchant_id=merchant_id, policy_version=version,
                                           position=position, ordinal=ordinal, created_at=self.now))
         refunds_decided = 0
         for action in decision.actions:
@@ -96,11 +115,11 @@ class _Batch:
                         "merchant_id": action.merchant_id,
                         "amount_fen": action.amount_fen,
                         "state": "pending",
-                        "issued_envelope": action.issued.envelope(),
+                        "issued_envelope": issued[id(action)],
                         # Written once the provider confirms: ranked after what its decision emitted.
                         "issued_ordinal": len(decision.outcomes) + refunds_decided - 1,
                         "position": position,
-                        "policy_version": self.version,
+                        "policy_version": version,
                         "attempts": 0,
                         "created_at": self.now,
                         "updated_at": self.now,
@@ -118,12 +137,32 @@ class _Batch:
                         "tracking_no": action.tracking_no,
                         "deadline": action.deadline,
                         "state": self.intercept_state,
+                        "policy_version": version,
                         "attempts": 0,
                         "created_at": self.now,
                         "updated_at": self.now,
                     }
                 )
         return decision.merchant
+
+    def record(self, decision: Decision, envelopes: list[dict[str, Any]], issued: dict[int, dict[str, Any]], before: OrderState | None,
+               merchant_before: MerchantState, position: int, input_event_id: str | None, policy: Policy) -> None:
+        """The decision record (the rule and facts behind each outcome) and the ledger's rows."""
+        order = decision.order
+        assert order is not None
+        row = None
+        if decision.outcomes or issued:
+            made = [*zip(decision.outcomes, (e["event_id"] for e in envelopes)),
+                    *((a.issued, issued[id(a)]["event_id"]) for a in decision.actions if id(a) in issued)]
+            row = {
+                "position": position, "order_id": order.order_id, "merchant_id": order.merchant_id, "input_event_id": input_event_id,
+                "policy_version": policy.version, "rules": explain(made, before, order, merchant_before, policy),
+                "decided_at": self.now,
+            }
+        if decision.outcomes or order.intercepts:
+            self.ledger.observe(decision.outcomes, before, order)
+        if row is not None:
+            self.decisions.append(row)
 
     def save(self, uow: UnitOfWork, partition_rows: list[dict[str, Any]]) -> ApplyResult:
         """Write everything this batch changed; what to act on and relay after the commit."""
@@ -138,6 +177,10 @@ class _Batch:
         uow.outbox.add(self.outbox)
         uow.actions.add_refunds(self.refund_rows)
         uow.actions.add_intercepts(self.carrier_rows)
+        uow.records.add_decisions(self.decisions)
+        ledger = self.ledger
+        uow.records.save_ledger(list(ledger.intercepts.values()), list(ledger.new_fees.values()), list(ledger.fee_updates.values()),
+                                list(ledger.new_claims.values()), list(ledger.claim_updates.values()))
         for incident in self.incidents:
             uow.inputs.add_incident(**incident)
         return ApplyResult(
@@ -146,6 +189,9 @@ class _Batch:
             refund_rows=self.refund_rows,
             intercept_rows=[r for r in self.carrier_rows if r["state"] == "pending"],
             shard=uow.shard,
+            aside_rows=self.aside_rows,
+            incidents=len(self.incidents),
+            orders=self.orders,
         )
 
     def fire(self, merchant: MerchantState, partition: str, now: datetime, position: int) -> MerchantState:
@@ -156,12 +202,13 @@ class _Batch:
         due = sorted(oid for oid, at in dues.items() if at is not None and at <= now)
         for oid in due:
             try:
-                decision = fire_due(merchant, self.orders[oid], now, self.policy)
+                policy = self.policies.for_order(partition, self.orders[oid], position)
+                decision = fire_due(merchant, self.orders[oid], now, policy)
             except Exception as exc:  # one order's deadline must not stop the tick for the others
-                log.exception("deadlines of order %s could not fire", oid)
+                log.exception("deadlines of order %s could not fire", oid, extra={"order_id": oid, "partition": partition})
                 self.quarantine(partition, oid, now, f"{type(exc).__name__}: {exc}")
                 continue
-            merchant = self.take(decision, position)
+            merchant = self.take(decision, position, policy, merchant, None)
         pending = [at for at in dues.values() if at is not None]
         if pending:
             self.earliest_due[partition] = min(pending)
@@ -186,11 +233,13 @@ class _Batch:
             if order is None and event.type not in ("order.placed", "merchant.configured"):
                 reason = f"order {item.order_id} is not known"
             else:
-                decision = apply_event(merchant, order, event, self.policy)
-                merchant = self.take(decision, item.position)
+                policy = self.policies.for_order(item.partition, order, item.position)
+                decision = apply_event(merchant, order, event, policy)
+                merchant = self.take(decision, item.position, policy, merchant, event.event_id)
                 reason = decision.aside
         except Exception as exc:  # a bug must cost one event, not the batch: kept aside, loudly
-            log.exception("input %s (%s) could not be applied", item.id, item.event_type)
+            log.exception("input %s (%s) could not be applied", item.id, item.event_type,
+                          extra={"input_id": item.id, "order_id": item.order_id, "partition": item.partition})
             reason = f"internal error while applying {item.event_type}: {type(exc).__name__}: {exc}"
         if reason:
             self.aside_rows.append({"id": item.id, "reason": reason, "applied_at": self.now})
@@ -201,7 +250,7 @@ def _merchant(part: ClaimedPartition) -> MerchantState:
     return merchant_from_dict(part.state) if part.state else new_merchant(part.key)
 
 
-def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy, *, clock: str, now: datetime,
+def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy | PolicyBook, *, clock: str, now: datetime,
                   max_inputs: int = 2000, parsed: ParsedEvents | None = None, through: int | None = None,
                   intercept_state: str = "pending", tick: tuple[int, datetime] | None = None) -> ApplyResult:
     """Apply what the claimed partitions have pending, up to `max_inputs` inputs and position
@@ -217,6 +266,8 @@ def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy, *,
     claimed, committed = uow.partitions.claim_for_apply(candidates)
     if not claimed:
         return ApplyResult()
+    policies = as_book(policy).in_shard(uow.shard)
+    policies.refresh(uow.policies, uow.partitions.latest_policy_position)
     through = committed if through is None else min(through, committed)
     keys = [p.key for p in claimed]
     inputs = uow.inputs.pending(keys, through, max_inputs, known=parsed.positions(uow.shard) if parsed else ()) if max_inputs else []
@@ -229,7 +280,7 @@ def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy, *,
     ticks: list[tuple[int, datetime]] = []
     if clock == "stream":
         ticks = uow.deadlines.ticks_between(min(p.applied_position for p in claimed), through)
-    batch = _Batch(policy, now, intercept_state)
+    batch = _Batch(policies, now, intercept_state)
     order_ids = {i.order_id for i in inputs if i.order_id}
     due_by = max(tick_now for _, tick_now in ticks) if ticks else None
     batch.load_states(uow.orders.load(order_ids, due_in=keys if ticks else None, due_by=due_by).values())
@@ -249,11 +300,13 @@ def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy, *,
             else:
                 merchant = batch.apply_one(merchant, item, events.get(item.position))
         partition_rows.append(
-            {"key": part.key, "applied_position": max(through, part.applied_position), "state": merchant, "policy_version": policy.version}
+            {"key": part.key, "applied_position": max(through, part.applied_position), "state": merchant,
+             "policy_version": policies.in_force(part.key, through + 1).version}
         )
     result = batch.save(uow, partition_rows)
     uow.partitions.log_apply(now, through, keys)
     result.inputs = len(inputs)
+    result.taken = inputs
     result.applied_through = through
     return result
 
@@ -272,42 +325,53 @@ def more_work(uow: UnitOfWork, result: ApplyResult, clock: str) -> set[str]:
     return pending
 
 
-def fire_wall_deadlines(uow: UnitOfWork, policy: Policy, now: datetime, limit: int = 500,
+def _book(uow: UnitOfWork, policy: Policy | PolicyBook) -> PolicyBook:
+    """The policies published so far (the paths off the hot one ask the database directly)."""
+    policies = as_book(policy).in_shard(uow.shard)
+    policies.refresh(uow.policies, uow.policies.latest_position())
+    return policies
+
+
+def fire_wall_deadlines(uow: UnitOfWork, policy: Policy | PolicyBook, now: datetime, limit: int = 500,
                         intercept_state: str = "pending") -> ApplyResult:
     """The wall-clock sweep: fire every deadline due by `now` in the partitions it can claim."""
     claimed = uow.partitions.claim(uow.deadlines.partitions_due(now, limit))
     if not claimed:
         return ApplyResult()
     keys = [p.key for p in claimed]
-    batch = _Batch(policy, now, intercept_state)
+    policies = _book(uow, policy)
+    batch = _Batch(policies, now, intercept_state)
     batch.load_states(uow.orders.load(uow.deadlines.due_orders(keys, now)).values())
     rows = []
     position = uow.inputs.sequenced_through()
     for part in claimed:
         merchant = batch.fire(_merchant(part), part.key, now, position)
-        rows.append({"key": part.key, "applied_position": part.applied_position, "state": merchant, "policy_version": policy.version})
+        rows.append({"key": part.key, "applied_position": part.applied_position, "state": merchant,
+                     "policy_version": policies.in_force(part.key, position + 1).version})
     return batch.save(uow, rows)
 
 
-def fire_one_order(uow: UnitOfWork, partition: str, order_id: str, policy: Policy, now: datetime, position: int,
+def fire_one_order(uow: UnitOfWork, partition: str, order_id: str, policy: Policy | PolicyBook, now: datetime, position: int,
                    intercept_state: str = "pending") -> ApplyResult:
     """The deadlines of one order due by `now`, alone in a transaction (isolating a failure)."""
     claimed = uow.partitions.claim([partition])
     if not claimed:
         return ApplyResult()
-    batch = _Batch(policy, now, intercept_state)
+    policies = _book(uow, policy)
+    batch = _Batch(policies, now, intercept_state)
     batch.load_states(uow.orders.load([order_id]).values())
     part = claimed[0]
     merchant = batch.fire(_merchant(part), partition, now, position)
-    return batch.save(uow, [{"key": partition, "applied_position": part.applied_position, "state": merchant, "policy_version": policy.version}])
+    return batch.save(uow, [{"key": partition, "applied_position": part.applied_position, "state": merchant,
+                             "policy_version": policies.in_force(partition, position + 1).version}])
 
 
-def advance_partition(uow: UnitOfWork, partition: str, position: int, policy: Policy) -> bool:
+def advance_partition(uow: UnitOfWork, partition: str, position: int, policy: Policy | PolicyBook) -> bool:
     """Mark the partition applied through `position` (its ticks done order by order)."""
     claimed = uow.partitions.claim([partition])
     if not claimed:
         return False
     part = claimed[0]
     uow.partitions.save([{"key": partition, "applied_position": max(position, part.applied_position), "state": part.state,
-                          "policy_version": policy.version}])
+                          "policy_version": _book(uow, policy).in_force(partition, position + 1).version}])
     return True

@@ -18,6 +18,7 @@ from typing import Callable
 
 from app.applying import ApplyResult, advance_partition, apply_pending, fire_one_order
 from app.stores import Database
+from app.policies import PolicyBook
 from domain.policy import Policy
 from domain.sharding import shard_of
 
@@ -37,7 +38,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 class Isolator:
-    def __init__(self, db: Database, policy: Policy, now: Callable[[], datetime], intercept_state: str = "pending"):
+    def __init__(self, db: Database, policy: Policy | PolicyBook, now: Callable[[], datetime], intercept_state: str = "pending"):
         self.db = db
         self.policy = policy
         self.now = now
@@ -59,9 +60,12 @@ class Isolator:
                 return results
             if nxt.attempts >= MAX_APPLY_TRIES:
                 reason = f"could not be applied after {nxt.attempts} tries: {nxt.reason or 'the worker stopped while applying it'}"
-                log.error("input %s (%s) kept aside: %s", nxt.id, nxt.event_type, reason)
+                log.error("input %s (%s) kept aside: %s", nxt.id, nxt.event_type, reason,
+                          extra={"input_id": nxt.id, "order_id": nxt.order_id, "partition": key})
+                aside = [{"id": nxt.id, "reason": reason, "applied_at": self.now()}]
                 with self._in(key) as uow:
-                    uow.inputs.keep_aside([{"id": nxt.id, "reason": reason, "applied_at": self.now()}])
+                    uow.inputs.keep_aside(aside)
+                results.append(ApplyResult(taken=[nxt], aside_rows=aside, shard=shard_of(key, self.db.shards)))  # counted by the metrics
                 continue
             with self._in(key) as uow:
                 uow.inputs.count_try(nxt.id)
@@ -72,7 +76,8 @@ class Isolator:
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
-                log.warning("input %s (%s) failed alone (try %d): %s", nxt.id, nxt.event_type, nxt.attempts + 1, describe_error(exc))
+                log.warning("input %s (%s) failed alone (try %d): %s", nxt.id, nxt.event_type, nxt.attempts + 1, describe_error(exc),
+                            extra={"input_id": nxt.id, "order_id": nxt.order_id, "partition": key})
                 with self._in(key) as uow:
                     uow.inputs.note_failure(nxt.id, describe_error(exc))
                 continue
@@ -125,9 +130,11 @@ class Isolator:
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
-                log.error("the deadlines of order %s failed alone: %s; quarantined", order_id, describe_error(exc))
+                log.error("the deadlines of order %s failed alone: %s; quarantined", order_id, describe_error(exc),
+                          extra={"order_id": order_id, "partition": key})
                 with self._in(key) as uow:
                     uow.orders.quarantine(order_id)
                     uow.inputs.add_incident(key, order_id, "deadline", f"the deadlines of order {order_id} due by "
                                             f"{now.isoformat()} could not be written: {describe_error(exc)}", now)
+                results.append(ApplyResult(incidents=1))  # counted by the metrics
         return results

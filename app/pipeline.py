@@ -15,8 +15,10 @@ from typing import Any, Callable, Iterable
 from app.actions import ActionOutcomes, call_intercepts, call_refunds
 from app.applying import ApplyResult, apply_pending, fire_wall_deadlines, more_work
 from app.isolation import Isolator, describe_error
+from app.metrics import NoMetrics, PipelineMetrics
 from app.parsed import ParsedEvents
 from app.stores import Database, SequencingReport, SweepReport
+from app.policies import PolicyBook, as_book
 from domain.policy import Policy
 from domain.ports import CarrierClient, Clock, RefundGateway, StreamLines
 from domain.sharding import shard_of
@@ -40,7 +42,7 @@ class Pipeline:
     def __init__(
         self,
         db: Database,
-        policy: Policy,
+        policy: Policy | PolicyBook,
         gateway: RefundGateway,
         carrier: CarrierClient,
         publisher: Publisher,
@@ -49,12 +51,14 @@ class Pipeline:
         inline_actions: bool = True,
         enqueue_actions: Callable[[list[str], list[str]], None] | None = None,
         batch_size: int = 2000,
-        crash_hook: Callable[[str], None] | None = None,
+        crash_hook: Callable[[str, str], None] | None = None,
         stream_lines: StreamLines | None = None,
         redrive_after: timedelta = timedelta(seconds=20),
+        metrics: PipelineMetrics | None = None,
     ):
         self.db = db
-        self.policy = policy
+        # The default, and what is published over it (docs/policy.md), read as it comes.
+        self.policy = as_book(policy)
         self.clock = db.clock
         self.gateway = gateway
         self.carrier = carrier
@@ -66,10 +70,11 @@ class Pipeline:
         self.crash_hook = crash_hook
         self.stream_lines = stream_lines
         self.redrive_after = redrive_after
+        self.metrics = metrics or NoMetrics()
         self.parsed = ParsedEvents(PARSED_BATCHES_KEPT * batch_size)
         # A carrier client that calls nobody (the recorded one): its intercepts need no call.
         self.intercept_state = "pending" if carrier.submits else "recorded"
-        self.isolator = Isolator(db, policy, now, self.intercept_state)
+        self.isolator = Isolator(db, self.policy, now, self.intercept_state)
 
     # -- recording -----------------------------------------------------------------------
     def record(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False,
@@ -86,6 +91,7 @@ class Pipeline:
                 raise
             log.exception("a message of %d inputs from %s could not be recorded; recording them one by one", len(items), source)
             report = self._sequence_one_by_one(source, first_offset, items, allow_internal, first_line)
+        self.metrics.recorded(report.settled)
         if keep_parsed:
             self.parsed.keep(report.sequenced)
         if flag_ticks:
@@ -119,6 +125,7 @@ class Pipeline:
             for shard, tick in report.ticks.items():
                 if shard not in merged.ticks or tick > merged.ticks[shard]:
                     merged.ticks[shard] = tick
+            merged.settled.update(report.settled)
         return merged
 
     def process(self, source: str, first_offset: int | None, items: list[Any], *, first_line: int | None = None,
@@ -223,6 +230,7 @@ class Pipeline:
             done.write(uow, now)
             uow.outbox.mark_relayed([r["event_id"] for r in result.outbox], now)
             pending = more_work(uow, result, self.clock)
+        self.metrics.acted(done)
         return pending | self._record_feedback(done)
 
     def _finish_shards(self, results: list[ApplyResult]) -> set[str]:
@@ -240,10 +248,13 @@ class Pipeline:
                 uow.outbox.mark_relayed([r["event_id"] for r in result.outbox], now)
                 pending |= more_work(uow, result, self.clock)
         for _, done in busy:
+            self.metrics.acted(done)
+        for _, done in busy:
             pending |= self._record_feedback(done)
         return pending
 
     def _publish_and_call(self, result: ApplyResult) -> ActionOutcomes:
+        self.metrics.applied(result, self.now())
         self.publisher.publish(r["envelope"] for r in result.outbox)
         if result.refund_rows or result.intercept_rows:
             if self.inline_actions or self.enqueue_actions is None:
@@ -280,6 +291,7 @@ class Pipeline:
         done = self._call(refunds, intercepts)
         with self.db.transaction() as uow:
             done.write(uow, self.now())
+        self.metrics.acted(done)
         self.drain(self._record_feedback(done))
 
     # -- relaying ------------------------------------------------------------------------

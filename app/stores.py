@@ -8,6 +8,7 @@ dataclasses below.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Container, Iterable, Protocol
@@ -37,6 +38,7 @@ class PendingInput:
     payload: dict[str, Any] | None  # None: the caller holds the event parsed
     attempts: int = 0  # tries to apply it alone (inbox.attempts)
     reason: str | None = None  # why the last of those failed
+    received_at: datetime | None = None  # when it was recorded (naive UTC), for the decision latency
 
 
 @dataclass
@@ -55,6 +57,9 @@ class SequencingReport:
     ticks: dict[int, tuple[int, datetime]] = field(default_factory=dict)
     # The events sequenced, by (shard, position): valid once the transaction has committed.
     sequenced: dict[tuple[int, int], InboundEvent] = field(default_factory=dict)
+    # Inputs whose outcome this recording fixed, by (event type or None, state: duplicate,
+    # parked, aside, or applied for a tick): what the metrics count, from rows written anyway.
+    settled: Counter = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -140,8 +145,11 @@ class Partitions(Protocol):
     def save(self, rows: list[Row]) -> None: ...
     def with_work(self, sequenced_before: datetime | None = None, limit: int = 500) -> list[str]: ...
     def claim_for_apply(self, keys: Iterable[str]) -> tuple[list[ClaimedPartition], int]:
-        """claim, and the position through which every input is committed (one read)."""
+        """claim, and the position through which every input is committed (one read); sets
+        `latest_policy_position`, the highest position of a policy.published, in the same read."""
         ...
+
+    latest_policy_position: int | None
 
     def check_after_apply(self, keys: list[str], applied_through: int) -> tuple[set[str], tuple[int, datetime] | None]:
         """Which of these partitions have work again (inputs sequenced beyond their applied
@@ -196,6 +204,20 @@ class Outbox(Protocol):
         ...
 
 
+class Records(Protocol):
+    """What an apply decided, kept to be explained and summed: decision records and the ledger."""
+
+    def add_decisions(self, rows: list[Row]) -> None:
+        """rows: position, order_id, merchant_id, input_event_id, policy_version, rules, decided_at."""
+        ...
+
+    def save_ledger(self, intercepts: list[Row], new_fees: list[Row], fee_updates: list[Row], new_claims: list[Row],
+                    claim_updates: list[Row]) -> None:
+        """Ledger rows (app/ledger.py): intercepts upserted whole; fees and claims inserted when
+        born in this transaction, else updated by key."""
+        ...
+
+
 class Sources(Protocol):
     def register(self, name: str, locator: str, expected: int, at: datetime) -> None:
         """A stream about to be published: where its lines are, and how many inputs it holds."""
@@ -210,6 +232,13 @@ class Sweeps(Protocol):
     def since(self, at: datetime) -> SweepReport: ...
 
 
+class PolicyStore(Protocol):
+    """The policies published (docs/policy.md; app/policies.py reads them into a PolicyBook)."""
+
+    def publications_after(self, position: int) -> list[Row]: ...
+    def latest_position(self) -> int | None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: committed when the `with` block ends normally, rolled back otherwise.
     Positions, ticks and the partitions' work are those of its shard."""
@@ -222,8 +251,10 @@ class UnitOfWork(Protocol):
     deadlines: Deadlines
     actions: Actions
     outbox: Outbox
+    records: Records
     sources: Sources
     sweeps: Sweeps
+    policies: PolicyStore
 
 
 class Database(Protocol):

@@ -50,6 +50,7 @@ from domain.events_limits import (
 )
 from domain.events_limits import MAX_SHOWN_CHARS as _MAX_SHOWN_CHARS
 from domain.events_limits import UNSTORABLE as _UNSTORABLE
+from domain.policy_document import PolicyError, parse_policy
 
 
 class InvalidEvent(ValueError):
@@ -243,6 +244,13 @@ class ClockTick(_Data):
     now: Time
 
 
+class PolicyPublished(_Data):
+    """docs/policy.md: a policy document put in force, for one merchant or (no merchant_id) for all."""
+
+    merchant_id: Identifier | None = None
+    policy: dict[str, Any]
+
+
 class RefundProviderFailed(_Data):
     """Internal input: the refund provider refused a refund for good (docs/domain.md §5)."""
 
@@ -263,6 +271,7 @@ DATA_MODELS: dict[str, type[_Data]] = {
     "claim.resolved": ClaimResolved,
     "merchant.configured": MerchantConfigured,
     "clock.tick": ClockTick,
+    "policy.published": PolicyPublished,
 }
 
 # Inputs the system itself feeds back (action outcomes); never accepted from outside.
@@ -273,6 +282,7 @@ INTERNAL_DATA_MODELS: dict[str, type[_Data]] = {
 # docs/domain.md §3: these belong to no single order and carry no order_id.
 ORDERLESS_TYPES = frozenset(
     {"merchant.configured", "clock.tick", "claim.resolved", "logistics.scanned", "carrier.intercept_reported"}
+    | {"policy.published"}
 )
 
 
@@ -384,6 +394,8 @@ def parse_by_models(raw: Any, *, allow_internal: bool = False) -> InboundEvent:
         data = model.model_validate(envelope.data)
     except ValidationError as exc:
         raise _first_error(exc, "data.") from None
+    if envelope.type == "policy.published":
+        _check_policy(data.policy)
     kind = event_structs.DATA_STRUCTS.get(envelope.type)
     order_id = None if envelope.type in ORDERLESS_TYPES else envelope.order_id
     return InboundEvent(
@@ -393,6 +405,13 @@ def parse_by_models(raw: Any, *, allow_internal: bool = False) -> InboundEvent:
         order_id=order_id,
         data=data if kind is None else event_structs.from_model(kind, data),
     )
+
+
+def _check_policy(document: dict[str, Any]) -> None:
+    try:
+        parse_policy(document)
+    except PolicyError as exc:
+        raise InvalidEvent(f"data.policy.{exc.key}" if exc.key else "data.policy", exc.reason) from None
 
 
 # ---- decoding: raw input -> JSON value -> event ---------------------------------------------

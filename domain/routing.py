@@ -44,6 +44,6 @@ def lookup_for(event: InboundEvent) -> Lookup:
         # buyer's report on a package we have not heard of yet waits for it instead of being
         # set aside as unknown (its order_id, when given, is the package's order anyway).
         return Lookup(key=package_key(data.package_id))
-    if event.type == "clock.tick":
+    if event.type in ("clock.tick", "policy.published"):
         return Lookup(key=None)
     return Lookup(key=order_key(event.order_id))

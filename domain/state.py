@@ -30,6 +30,17 @@ class MonthCount:
 
 
 @dataclass(frozen=True)
+class CarrierTally:
+    """Carrier intercepts of a merchant that ended, by carrier and the stage they were asked
+    in: what the cost-aware choice learns its success rates from (docs/policy.md)."""
+
+    carrier: str
+    stage: str
+    tried: int
+    succeeded: int
+
+
+@dataclass(frozen=True)
 class MerchantState:
     merchant_id: str
     free_intercepts_per_month: int | None = None  # None: the policy's default
@@ -37,12 +48,24 @@ class MerchantState:
     auto_daily_cap_fen: int | None = None
     auto_refunds_by_day: tuple[DayTotal, ...] = ()
     carrier_successes_by_month: tuple[MonthCount, ...] = ()
+    carrier_tallies: tuple[CarrierTally, ...] = ()
 
     def auto_refunded_on(self, day: str) -> int:
         return next((d.fen for d in self.auto_refunds_by_day if d.day == day), 0)
 
     def successes_in(self, month: str) -> int:
         return next((m.count for m in self.carrier_successes_by_month if m.month == month), 0)
+
+
+def carrier_tally(m: MerchantState, carrier: str, stage: str) -> CarrierTally:
+    return next((t for t in m.carrier_tallies if t.carrier == carrier and t.stage == stage), CarrierTally(carrier, stage, 0, 0))
+
+
+def add_intercept_outcome(m: MerchantState, carrier: str, stage: str, succeeded: bool) -> MerchantState:
+    t = carrier_tally(m, carrier, stage)
+    rest = tuple(x for x in m.carrier_tallies if not (x.carrier == carrier and x.stage == stage))
+    new = CarrierTally(carrier, stage, t.tried + 1, t.succeeded + int(succeeded))
+    return replace(m, carrier_tallies=tuple(sorted(rest + (new,), key=lambda x: (x.carrier, x.stage))))
 
 
 def new_merchant(merchant_id: str) -> MerchantState:
@@ -130,6 +153,7 @@ class Intercept:
     requested_by: str
     status: str = "pending"  # pending | succeeded | failed
     succeeded_at: datetime | None = None
+    requested_stage: str | None = None  # the package's stage when it was asked (carrier channel)
 
 
 @dataclass(frozen=True)
@@ -196,6 +220,13 @@ class OrderState:
     timers: tuple[Timer, ...] = ()
     issued_fen: int = 0  # amounts of refunds decided (and not later rejected)
     stop_counter: int = 0
+    # docs/policy.md: the policy version its open case was opened under; the order's decisions
+    # keep using it while a case is open, whatever is published meanwhile.
+    policy_version: str | None = None
+
+    @property
+    def has_open_case(self) -> bool:
+        return any(r.status != "closed" for r in self.refunds)
 
     @property
     def next_due_at(self) -> datetime | None:

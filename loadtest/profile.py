@@ -85,7 +85,38 @@ class StatementCounter:
             self.read_only_commits += 1
 
 
-def profile(settings: Settings, events: int, batch: int, seed: int, profiler: str | None, out: Path | None) -> dict:
+class _TimedMetrics:
+    """The worker's metrics, with the CPU time spent inside them (this thread's): their direct
+    cost, which a whole run's figures on a shared machine are too noisy to show."""
+
+    def __init__(self):
+        from workers.metrics_server import use_multiprocess_mode  # noqa: PLC0415
+
+        # The metrics a prefork worker keeps: multiprocess mode (values in files, the dearer one),
+        # in a directory of this run (removed when it ends).
+        use_multiprocess_mode()
+        from adapters.metrics.pipeline import PrometheusPipelineMetrics  # noqa: PLC0415
+
+        self.inner = PrometheusPipelineMetrics()
+        self.cpu_s = 0.0
+
+    def _timed(self, call, *args) -> None:
+        started = time.thread_time()
+        call(*args)
+        self.cpu_s += time.thread_time() - started
+
+    def recorded(self, *args) -> None:
+        self._timed(self.inner.recorded, *args)
+
+    def applied(self, *args) -> None:
+        self._timed(self.inner.applied, *args)
+
+    def acted(self, *args) -> None:
+        self._timed(self.inner.acted, *args)
+
+
+def profile(settings: Settings, events: int, batch: int, seed: int, profiler: str | None, out: Path | None,
+            metrics: bool = True) -> dict:
     settings = fresh_namespace(settings, "profile")
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -94,8 +125,10 @@ def profile(settings: Settings, events: int, batch: int, seed: int, profiler: st
         if len(lines) >= events:
             break
         lines.append(dump_line(ev))
+    timed_metrics = _TimedMetrics() if metrics else None
     pipeline = Pipeline(SqlDatabase(engine, "stream", settings.shards), DEFAULT_POLICY, InProcessRefundSimulator(), RecordedCarrierClient(),
-                        _DiscardingPublisher(), lambda: datetime.now(timezone.utc), batch_size=batch)
+                        _DiscardingPublisher(), lambda: datetime.now(timezone.utc), batch_size=batch,
+                        metrics=timed_metrics)
     prof = None
     if profiler == "cprofile":
         import cProfile  # noqa: PLC0415
@@ -136,6 +169,9 @@ def profile(settings: Settings, events: int, batch: int, seed: int, profiler: st
         "read_only_commits_per_message": round(counter.read_only_commits / messages, 1),
         **gate_timings(lines),
         "profiler": profiler,
+        "metrics": metrics,
+        # CPU inside the metrics calls, per event (None: --no-metrics).
+        "metrics_us_per_event": None if timed_metrics is None else round(timed_metrics.cpu_s * 1e6 / n, 2),
     }
 
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.fakes import FakeAcceptor
-from tests.helpers import PG_ADMIN_DSN, REDIS_BASE_URL, REDIS_TEST_DB, pg_url_for, unavailable
+from tests.helpers import PG_ADMIN_DSN, RABBITMQ_BASE_URL, REDIS_BASE_URL, REDIS_TEST_DB, pg_url_for, unavailable
 
 
 @pytest.fixture
@@ -111,3 +111,39 @@ def unique() -> str:
 @pytest.fixture
 def acceptor() -> FakeAcceptor:
     return FakeAcceptor()
+
+
+@pytest.fixture
+def rabbitmq_url():
+    """A RabbitMQ virtual host of its own on the local node (rabbitmqctl), deleted afterwards."""
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    import kombu  # noqa: PLC0415
+
+    vhost = f"intercept-t-{uuid.uuid4().hex[:12]}"
+    if shutil.which("rabbitmqctl") is None:
+        unavailable("RabbitMQ", FileNotFoundError("rabbitmqctl is not installed"))
+
+    def ctl(*args: str) -> None:
+        out = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr.strip() or out.stdout.strip())
+
+    try:
+        ctl("add_vhost", vhost)
+        ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        url = f"{RABBITMQ_BASE_URL}/{vhost}"
+        with kombu.Connection(url, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 - any of them means the broker is not there to test on
+        unavailable("RabbitMQ", exc)
+    yield url
+    ctl("delete_vhost", vhost)
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request):
+    """The test runs once on Redis and once on RabbitMQ (each a fresh database/virtual host):
+    for tests where the broker's behaviour matters (delivery, redelivery, publishing)."""
+    return request.getfixturevalue("redis_url" if request.param == "redis" else "rabbitmq_url")

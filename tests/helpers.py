@@ -26,7 +26,9 @@ def pg_url_for(database: str) -> str:
 HOW_TO_START = {
     "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
     "Redis": 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
+    "RabbitMQ": "rabbitmq-server -detached (apt-get install rabbitmq-server if missing)",
 }
+RABBITMQ_BASE_URL = os.environ.get("INTERCEPT_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672")
 
 
 def unavailable(service: str, error: Exception) -> None:
@@ -86,3 +88,19 @@ def wait_for(predicate: Callable[[], object], timeout: float = 60, interval: flo
 
 def read_outcomes(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def send_task(broker_url: str, name: str, args: tuple, queue: str) -> None:
+    """Send a task as the ingress does, onto the queues as the workers declare them (on RabbitMQ
+    a quorum queue: a client declaring a classic queue of the same name would be refused)."""
+    from celery import Celery  # noqa: PLC0415
+
+    from workers.app import task_queues  # noqa: PLC0415
+
+    client = Celery(broker=broker_url)
+    client.conf.task_queues = task_queues(broker_url)
+    client.conf.broker_transport_options = {"confirm_publish": True} if broker_url.startswith("amqp") else {}
+    try:
+        client.send_task(name, args=args, queue=queue)
+    finally:
+        client.close()

@@ -9,6 +9,10 @@ Why each setting (see shared reference "celery-reliability-and-performance"):
   messages whose worker is really gone; no task ever uses a long countdown/ETA — durable
   timers are rows in the database, swept by beat.
 - no result backend: outcomes live in the database, not in Celery results.
+- RabbitMQ (INTERCEPT_BROKER_URL=amqp://...): quorum queues (replicated, durable, Raft), so a
+  node's loss loses no message; publisher confirms, so a send returns only once the broker
+  has the message; a topic exchange, which Celery's native delayed delivery (how a countdown
+  retry waits on quorum queues, which have no global QoS) requires. Redis keeps its direct one.
 """
 
 from __future__ import annotations
@@ -27,7 +31,24 @@ settings = settings_mod.current()
 app = Celery("intercept", broker=settings.broker_url, include=["workers.tasks"])
 
 VISIBILITY_TIMEOUT = 3600
-_direct = Exchange("intercept", type="direct", durable=True)
+QUEUES = ("ingest", "actions", "maintenance")
+
+
+def is_amqp(broker_url: str) -> bool:
+    return broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+
+
+def task_queues(broker_url: str) -> tuple[Queue, ...]:
+    """The work queues as this broker holds them (a client that sends tasks declares the same)."""
+    amqp = is_amqp(broker_url)
+    exchange = Exchange("intercept", type="topic" if amqp else "direct", durable=True)
+    # Quorum queues on RabbitMQ; other brokers take no queue arguments.
+    arguments = {"x-queue-type": "quorum"} if amqp else None
+    return tuple(Queue(name, exchange, routing_key=name, durable=True, queue_arguments=arguments) for name in QUEUES)
+
+
+AMQP = is_amqp(settings.broker_url)
+_TRANSPORT = {"confirm_publish": True} if AMQP else {"visibility_timeout": VISIBILITY_TIMEOUT}
 
 app.conf.update(
     task_serializer="json",
@@ -41,21 +62,19 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_time_limit=300,
     task_soft_time_limit=270,
-    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+    broker_transport_options=_TRANSPORT,
     visibility_timeout=VISIBILITY_TIMEOUT,
     broker_connection_retry_on_startup=True,
     worker_cancel_long_running_tasks_on_connection_loss=True,
-    worker_soft_shutdown_timeout=20.0,
+    # SIGTERM (remapped by `intercept worker`): running tasks get this long to finish before they
+    # are handed back to the broker; an orchestrator's grace period must exceed it (compose: 30 s).
+    worker_soft_shutdown_timeout=float(os.environ.get("INTERCEPT_SHUTDOWN_GRACE_S", "20")),
     # Task events (received, started, succeeded, and sent by the publisher) are what Flower and
     # `celery events` show; a few per message of hundreds of events (measured: docs/performance.md).
     worker_send_task_events=settings.task_events,
     task_send_sent_event=settings.task_events,
     task_default_queue="ingest",
-    task_queues=(
-        Queue("ingest", _direct, routing_key="ingest", durable=True),
-        Queue("actions", _direct, routing_key="actions", durable=True),
-        Queue("maintenance", _direct, routing_key="maintenance", durable=True),
-    ),
+    task_queues=task_queues(settings.broker_url),
     task_routes={
         "intercept.ingest": {"queue": "ingest", "routing_key": "ingest"},
         "intercept.apply": {"queue": "ingest", "routing_key": "ingest"},
@@ -82,6 +101,15 @@ def _migrate_before_consuming(**_kwargs) -> None:
         migrate(engine)
     finally:
         engine.dispose()
+
+
+@signals.setup_logging.connect
+def _logging(loglevel=None, logfile=None, **_kwargs) -> None:
+    """Workers and beat log as every process does (INTERCEPT_LOG_FORMAT); Celery installs no
+    handler of its own once this signal has a receiver (its -f/--logfile is honoured here)."""
+    from workers.logging_setup import configure  # noqa: PLC0415
+
+    configure(settings.log_format, loglevel or "WARNING", logfile)
 
 
 _trim_heap = heap_trimmer() if settings.malloc_trim else None

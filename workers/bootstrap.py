@@ -37,15 +37,24 @@ def wall_clock(now_file: str | None) -> datetime:
 
 
 def _crash_hook():
-    """INTERCEPT_CRASH_AFTER_REFUND_CALL=<refund id>: die between the provider call and the
-    commit that records it, the window an exactly-once refund must survive (used by drills)."""
+    """Drills only. INTERCEPT_CRASH_AFTER_REFUND_CALL=<refund id>: die between the provider call
+    and the commit that records it, the window an exactly-once refund must survive.
+    INTERCEPT_CRASHPOINT_DIR: announce the refund points to a drill that aims a SIGKILL
+    (workers.crashpoints, used by `intercept chaos`)."""
+    from workers import crashpoints  # noqa: PLC0415
+
     target = os.environ.get("INTERCEPT_CRASH_AFTER_REFUND_CALL")
-    if not target:
+    aimed = crashpoints.enabled()
+    if not (target or aimed):
         return None
 
-    def hook(refund_id: str) -> None:
+    def hook(point: str, refund_id: str) -> None:
+        if aimed:
+            crashpoints.reached(point)
+        if point != "refund_answered" or refund_id != target:
+            return
         marker = os.environ.get("INTERCEPT_CRASH_MARKER")
-        if refund_id == target and not (marker and os.path.exists(marker)):
+        if not (marker and os.path.exists(marker)):
             if marker:
                 open(marker, "w").close()
             os._exit(17)
@@ -109,6 +118,8 @@ def build_pipeline(s: Settings, celery_app) -> Pipeline:
         celery_app.send_task("intercept.actions", args=(refunds, intercepts), queue="actions")
 
     in_process = s.refund_gateway == "inprocess" and s.carrier_adapter == "recorded"
+    from adapters.metrics.pipeline import PrometheusPipelineMetrics  # noqa: PLC0415 (after the multiprocess set-up)
+
     return Pipeline(
         SqlDatabase(engine, s.clock, s.shards),
         DEFAULT_POLICY,
@@ -122,6 +133,7 @@ def build_pipeline(s: Settings, celery_app) -> Pipeline:
         crash_hook=_crash_hook(),
         stream_lines=StreamFiles(),
         redrive_after=timedelta(seconds=s.redrive_after_s),
+        metrics=PrometheusPipelineMetrics(),
     )
 
 

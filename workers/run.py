@@ -27,7 +27,9 @@ def _remove_sqlite(url: str) -> None:
 
 
 def run_stream(settings: Settings, stream, out, workers, no_workers, batch, timeout, fresh) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from workers import logging_setup  # noqa: PLC0415
+
+    logging_setup.configure(settings.log_format, logging.WARNING)
     stream_path = Path(stream) if stream else sample_stream()
     reachability.check(settings)
     if fresh is None:

@@ -42,6 +42,8 @@ class Settings:
     redrive_after_s: float = 20.0  # the sweep re-drives a stream that has not moved for this long
     task_events: bool = True  # workers and publishers send Celery task events (Flower sees the tasks)
     shards: int = 1  # sequencing shards: merchants hash to this many position counters (INTERCEPT_SHARDS)
+    metrics_port: int | None = None  # `intercept worker` serves /metrics on this port (workers.metrics_server)
+    log_format: str = "text"  # text | json (one object per line: workers.logging_setup)
 
     @property
     def embedded_broker(self) -> bool:
@@ -69,6 +71,8 @@ class Settings:
                 )
             if self.carrier_burst < 1:
                 return "INTERCEPT_CARRIER_BURST must be at least 1"
+        if self.log_format not in ("text", "json"):
+            return f"INTERCEPT_LOG_FORMAT must be 'text' or 'json', not {self.log_format!r}"
         return None
 
     @property
@@ -122,6 +126,8 @@ def load(default_clock: str = "wall") -> Settings:
         redrive_after_s=float(env.get("INTERCEPT_REDRIVE_AFTER_S", "20")),
         task_events=env.get("INTERCEPT_TASK_EVENTS", "1") != "0",
         shards=_shards(env.get("INTERCEPT_SHARDS", "1")),
+        metrics_port=_port(env.get("INTERCEPT_METRICS_PORT")),
+        log_format=env.get("INTERCEPT_LOG_FORMAT", "text"),
     )
     problem = settings.problem()
     if problem:
@@ -137,3 +143,11 @@ def _shards(text: str) -> int:
     if shards < 1:
         raise SystemExit(f"INTERCEPT_SHARDS must be a whole number of at least 1, not {text!r}")
     return shards
+
+
+def _port(value: str | None) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SystemExit(f"INTERCEPT_METRICS_PORT must be a TCP port (1-65535), not {value!r}")
+    return int(value)

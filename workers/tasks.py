@@ -15,6 +15,7 @@ import kombu.exceptions
 
 from adapters.db.errors import is_transient
 from workers.app import app
+from workers import crashpoints
 from workers.bootstrap import pipeline
 
 MAX_RETRIES = 20
@@ -40,12 +41,16 @@ def _came_back(task) -> bool:
 def ingest(self, source: str, first_offset: int | None, items: list, first_line: int | None = None) -> None:
     with _retried_when_transient(self):
         pipeline(app).process(source, first_offset, items, first_line=first_line, careful=_came_back(self))
+    if crashpoints.enabled():
+        crashpoints.reached("after_commit")  # a drill's SIGKILL between the commit and the ack
 
 
 @app.task(name="intercept.apply", bind=True)
 def apply(self, partitions: list[str]) -> None:
     with _retried_when_transient(self):
-        pipeline(app).drain(partitions, careful=_came_back(self))
+        applied = pipeline(app).drain(partitions, careful=_came_back(self))
+    if applied and crashpoints.enabled():
+        crashpoints.reached("after_commit")  # a drill's SIGKILL between the commit and the ack
 
 
 @app.task(name="intercept.actions", bind=True)

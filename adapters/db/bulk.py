@@ -43,6 +43,8 @@ def _pg_array_type(column: sa.Column) -> tuple[str, Callable[[Any], Any] | None]
         return "timestamp", _naive_utc
     if isinstance(ty, sa.JSON):
         return "json", _json_text
+    if isinstance(ty, sa.Boolean):
+        return "bool", None
     if isinstance(ty, sa.Float):
         return "float8", None
     if isinstance(ty, sa.BigInteger):

@@ -73,3 +73,20 @@ def migrate(engine: sa.Engine, revision: str = "head") -> None:
 def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     with engine.begin() as conn:
         yield conn
+
+
+def schema_revision(engine: sa.Engine) -> str | None:
+    """The migration the database is at (None: never migrated)."""
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest migration this code ships."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()

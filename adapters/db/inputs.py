@@ -13,6 +13,7 @@ from typing import Any, Container, Iterable
 import sqlalchemy as sa
 
 from adapters.db import schema as t
+from adapters.db.policies import latest_position_query as latest_policy_position_query
 from adapters.db.bulk import WriteSet, among
 from adapters.db.errors import storable
 from app.stores import ClaimedPartition, PendingInput
@@ -42,13 +43,14 @@ class SqlInputs:
         in `known` (events this process sequenced and still holds parsed)."""
         i = t.inbox
         rows = self.conn.execute(
-            sa.select(i.c.id, i.c.position, i.c.partition_key, i.c.order_id, i.c.event_type)
+            # received_at as the stored naive UTC value: the decision latency needs no aware datetime.
+            sa.select(i.c.id, i.c.position, i.c.partition_key, i.c.order_id, i.c.event_type, sa.type_coerce(i.c.received_at, sa.DateTime))
             .select_from(_unapplied())
             .where(i.c.partition_key.in_(partitions), i.c.position <= through)
             .order_by(i.c.position)
             .limit(limit)
         ).all()
-        inputs = [PendingInput(*r, payload=None) for r in rows]
+        inputs = [PendingInput(*r[:5], payload=None, received_at=r[5]) for r in rows]
         self.load_payloads([p for p in inputs if p.position not in known])
         return inputs
 
@@ -96,6 +98,7 @@ class SqlPartitions:
         self.conn = conn
         self.writes = writes
         self.shard = shard
+        self.latest_policy_position: int | None = None  # as the last claim_for_apply saw it
 
     def claim(self, keys: Iterable[str]) -> list[ClaimedPartition]:
         p = t.partitions
@@ -129,11 +132,14 @@ class SqlPartitions:
             return [], 0
         committed = sa.select(sq.c.next_position - 1).where(sq.c.id == _counter_id(self.shard)).scalar_subquery()
         rows = self.conn.execute(
-            sa.select(p.c.key, p.c.applied_position, p.c.pending_through, p.c.state, committed)
+            sa.select(p.c.key, p.c.applied_position, p.c.pending_through, p.c.state, committed, latest_policy_position_query(self.shard))
             .where(among(p.c.key, keys, self.conn))
             .order_by(p.c.key)
             .with_for_update(of=p, skip_locked=True)
         ).all()
+        # Carried by this query so the apply knows, without a statement of its own, whether a
+        # policy was published since its process last looked (app/policies.py).
+        self.latest_policy_position = rows[0][5] if rows else None
         return [ClaimedPartition(*r[:4]) for r in rows], (rows[0][4] or 0) if rows else 0
 
     def check_after_apply(self, keys: list[str], applied_through: int) -> tuple[set[str], tuple[int, datetime] | None]:

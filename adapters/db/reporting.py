@@ -126,3 +126,13 @@ def kept_aside(engine: sa.Engine, limit: int = 50, source: str | None = None) ->
         query = query.where(i.c.source == source)
     with engine.connect() as conn:
         return [AsideInput(*row[:5], reason=row[5] or "", recorded_at=row[6]) for row in conn.execute(query)]
+
+
+def ordered_inputs(engine: sa.Engine):
+    """Every input the database put in order, by position: (position, payload, merchant, order_id).
+    What `intercept simulate --from-db` replays: what was kept aside or still waits has no position."""
+    i = t.inbox
+    with engine.connect() as conn:
+        query = sa.select(i.c.position, i.c.payload, i.c.partition_key, i.c.order_id).where(i.c.position.is_not(None)).order_by(i.c.position)
+        for position, payload, partition, order_id in conn.execute(query).yield_per(5000):
+            yield int(position), payload, partition, order_id

@@ -6,8 +6,11 @@ Tables by job:
 - outbox: every outbound event, kept, with the policy version that decided it;
 - sweeps: what each sweep re-drove;
 - refund_actions, carrier_actions, action_attempts: actions in the world, one attempt a row;
+- decisions: the rule and facts behind every outcome, with the policy version;
+- ledger_intercepts, ledger_fees, ledger_claims: the ledger (docs/ledger.md);
 - dead_letters, dead_letter_overflow: raw bodies the ingress refused, with the reason, and
-  the count of unauthenticated refusals beyond a source's cap, counted but not kept.
+  the count of unauthenticated refusals beyond a source's cap, counted but not kept;
+- dead_letter_retries: who retried a dead letter, when, and what came of it.
 """
 
 from __future__ import annotations
@@ -238,6 +241,8 @@ carrier_actions = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # The policy that decided to intercept (revision 0007; null on rows written before it).
+    sa.Column("policy_version", sa.String(32), nullable=True),
 )
 sa.Index("ix_carrier_actions_state", carrier_actions.c.state)
 
@@ -315,6 +320,106 @@ dead_letter_overflow = sa.Table(
 )
 sa.Index("ix_dead_letter_overflow_minute", dead_letter_overflow.c.minute)
 
+# Each retry of a dead letter, by whom (an operator's name from the console, `cli:<user>` from
+# `intercept dlq retry`) and with what outcome: the letter's row keeps only its latest state.
+dead_letter_retries = sa.Table(
+    "dead_letter_retries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("letter_id", sa.BigInteger, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("retried_by", sa.String(200), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # retried | still_failing
+    sa.Column("reason", sa.Text, nullable=True),
+)
+sa.Index("ix_dead_letter_retries_letter", dead_letter_retries.c.letter_id)
+
+# Every decision (one input applied, or deadlines fired for one order) that emitted an outcome
+# or asked for an action: the rule behind each outcome and the facts it read, and the policy
+# version (migration 0008). Written in the apply's transaction, beside the outbox; read by
+# `intercept explain` (adapters/db/read_models/cases.py).
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("order_id", sa.String(128), nullable=False),
+    sa.Column("merchant_id", sa.String(128), nullable=False),
+    # The input applied (its event id), or NULL for deadlines a clock fired.
+    sa.Column("input_event_id", sa.String(128), nullable=True),
+    sa.Column("policy_version", sa.String(32), nullable=False),
+    # [{event_id, type, rule, facts}] in the order the outcomes were emitted (domain/explain.py).
+    sa.Column("rules", Json, nullable=False),
+    sa.Column("decided_at", UtcDateTime, nullable=False),
+)
+sa.Index("ix_decisions_order", decisions.c.order_id)
+
+# The ledger (docs/ledger.md): carrier intercepts, their fees and the claims they opened, as
+# rows finance can sum per merchant, carrier and month (CST). Written in the apply's
+# transaction from the outcomes it decided (app/ledger.py).
+ledger_intercepts = sa.Table(
+    "ledger_intercepts",
+    metadata,
+    sa.Column("intercept_id", sa.String(128), primary_key=True),
+    sa.Column("package_id", sa.String(128), nullable=False),
+    sa.Column("order_id", sa.String(128), nullable=False),
+    sa.Column("merchant_id", sa.String(128), nullable=False),
+    sa.Column("carrier", sa.String(128), nullable=False),
+    sa.Column("tracking_no", sa.String(128), nullable=False),
+    sa.Column("month", sa.String(7), nullable=False),  # CST month of the request
+    # requested -> succeeded | failed; not_eligible: never asked (docs/domain.md §5)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(200), nullable=True),
+    sa.Column("requested_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime, nullable=True),
+)
+sa.Index("ix_ledger_intercepts_month", ledger_intercepts.c.month, ledger_intercepts.c.carrier)
+
+ledger_fees = sa.Table(
+    "ledger_fees",
+    metadata,
+    sa.Column("intercept_id", sa.String(128), primary_key=True),
+    sa.Column("package_id", sa.String(128), nullable=False),
+    sa.Column("order_id", sa.String(128), nullable=False),
+    sa.Column("merchant_id", sa.String(128), nullable=False),
+    sa.Column("carrier", sa.String(128), nullable=False),
+    sa.Column("tracking_no", sa.String(128), nullable=False),
+    sa.Column("month", sa.String(7), nullable=False),  # CST month of the charge
+    sa.Column("fee_fen", sa.BigInteger, nullable=False),  # the carrier's full fee
+    # charged | waived (inside the free monthly quota) | refunded (the carrier reversed it)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("waived", sa.Boolean, nullable=False),
+    sa.Column("charged_at", UtcDateTime, nullable=False),
+    sa.Column("refunded_at", UtcDateTime, nullable=True),
+)
+sa.Index("ix_ledger_fees_month", ledger_fees.c.month, ledger_fees.c.carrier)
+
+ledger_claims = sa.Table(
+    "ledger_claims",
+    metadata,
+    sa.Column("claim_id", sa.String(128), primary_key=True),
+    sa.Column("package_id", sa.String(128), nullable=False),
+    sa.Column("order_id", sa.String(128), nullable=False),
+    sa.Column("merchant_id", sa.String(128), nullable=False),
+    sa.Column("carrier", sa.String(128), nullable=False),
+    sa.Column("tracking_no", sa.String(128), nullable=False),
+    sa.Column("month", sa.String(7), nullable=False),  # CST month it was opened
+    sa.Column("reason", sa.String(32), nullable=False),  # lost | damaged | not_returned
+    sa.Column("value_fen", sa.BigInteger, nullable=False),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),  # min(value, 1000 CNY)
+    # opened -> submitted (finance filed it with the carrier) -> paid | rejected (paid nothing)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("paid_fen", sa.BigInteger, nullable=True),
+    sa.Column("opened_at", UtcDateTime, nullable=False),
+    sa.Column("submitted_at", UtcDateTime, nullable=True),
+    sa.Column("resolved_at", UtcDateTime, nullable=True),
+)
+sa.Index("ix_ledger_claims_month", ledger_claims.c.month, ledger_claims.c.carrier)
+
+# Case lookups of `intercept explain` (migration 0008): an order's inputs. Its outbound events
+# are found through its decisions (their event ids), by the outbox's key.
+sa.Index("ix_inbox_order", inbox.c.order_id)
+
 # Views (made by migration 0005, not by metadata.create_all): read-only shapes over the tables.
 views = sa.MetaData()
 
@@ -325,3 +430,20 @@ input_states = sa.Table(
     views,
     *(sa.Column(c.name, c.type) for c in inbox.columns),
 )
+
+# docs/policy.md: every policy.published input, in the global order; a publication takes effect
+# for the inputs after its position (globally, or for its merchant). Revision 0007. Like a
+# clock.tick it takes a position in every sequencing shard: one row per shard (0013).
+policy_publications = sa.Table(
+    "policy_publications",
+    metadata,
+    sa.Column("shard", sa.Integer, primary_key=True, server_default="0"),
+    sa.Column("position", sa.BigInteger, primary_key=True),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("merchant_id", sa.String(128), nullable=True),
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("document", Json, nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+)
+sa.Index("ix_policy_publications_merchant", policy_publications.c.merchant_id, policy_publications.c.position)

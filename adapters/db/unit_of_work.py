@@ -19,7 +19,9 @@ from adapters.db.errors import is_transient
 from adapters.db.inputs import SqlInputs, SqlPartitions
 from adapters.db.orders import SqlOrders
 from adapters.db.outbox import SqlOutbox
+from adapters.db.policies import SqlPolicies
 from adapters.db.progress import progress
+from adapters.db.records import SqlRecords
 from adapters.db.sequencer import SqlSequencer
 from adapters.db.sources import SqlSources
 from adapters.db.sweeps import SqlSweeps
@@ -66,12 +68,20 @@ class SqlUnitOfWork:
         return SqlOutbox(self.conn, self.writes)
 
     @cached_property
+    def records(self) -> SqlRecords:
+        return SqlRecords(self.writes)
+
+    @cached_property
     def sources(self) -> SqlSources:
         return SqlSources(self.conn)
 
     @cached_property
     def sweeps(self) -> SqlSweeps:
         return SqlSweeps(self.conn)
+
+    @cached_property
+    def policies(self) -> SqlPolicies:
+        return SqlPolicies(self.conn, self.shard)
 
 
 class SqlDatabase:

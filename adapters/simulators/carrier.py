@@ -62,6 +62,7 @@ class CarrierSimulator(IdempotentApiSimulator[_InterceptRequest, _Intercept]):
     callback_secret: str | None = None
     callbacks_sent: int = 0
     callbacks_failed: int = 0
+    strays_sent: int = 0
 
     refusal = "rejected"
     malformed_reason = "carrier and tracking_no are required"
@@ -149,12 +150,42 @@ class CarrierSimulator(IdempotentApiSimulator[_InterceptRequest, _Intercept]):
     # ---- observation and control ---------------------------------------------------------
 
     def observed(self) -> dict[str, Any]:
-        return {**super().observed(), "callbacks_sent": self.callbacks_sent, "callbacks_failed": self.callbacks_failed}
+        with self._lock:
+            waybills = {key: {"carrier": r.carrier, "tracking_no": r.tracking_no} for key, r in self._applied.items()}
+        return {**super().observed(), "callbacks_sent": self.callbacks_sent, "callbacks_failed": self.callbacks_failed,
+                "callbacks_held": len(self._dispatcher.kept), "callbacks_pending": self.callbacks_pending(),
+                "waybills": waybills}
+
+    def callbacks_pending(self) -> int:
+        """Answers not decided yet, and callbacks decided and not yet delivered (or given up)."""
+        with self._lock:
+            undecided = sum(1 for r in self._applied.values() if r.answer is None)
+        return undecided + self._dispatcher.pending
 
     def reset(self) -> None:
         super().reset()
         with self._lock:
             self.callbacks_sent = self.callbacks_failed = 0
+
+    def faults_switched(self, before) -> None:
+        if before.hold_callbacks and not self.faults.hold_callbacks:
+            self._dispatcher.schedule(time.monotonic(), ("release",))
+        if self.faults.stray_callbacks:
+            self._dispatcher.schedule(time.monotonic(), ("stray", self.faults.stray_callbacks))
+
+    def stray(self, n: int) -> list[dict[str, Any]]:
+        """Callbacks for waybills never sent here: what a carrier's misrouted push looks like."""
+        with self._lock:
+            first = self.strays_sent
+            self.strays_sent += n
+        url = self.callback_url
+        out = []
+        for i in range(first, first + n):
+            data = {"carrier": "zto", "tracking_no": f"STRAY{self.seed}-{i}", "accepted": True}
+            event = {"event_id": digest_id("simstray", self.seed, i), "type": "carrier.intercept_reported",
+                     "occurred_at": datetime.now(CST).isoformat(), "data": data}
+            out.append({"url": url, "event": event})
+        return out
 
     def close(self) -> None:
         self._dispatcher.stop()
@@ -162,7 +193,8 @@ class CarrierSimulator(IdempotentApiSimulator[_InterceptRequest, _Intercept]):
 
 class _Dispatcher:
     """Fires decisions when due and sends callbacks, in a thread of its own (the answer comes
-    later than the request, as with a real carrier). Faults: duplicate and out-of-order."""
+    later than the request, as with a real carrier). Faults: duplicate, out-of-order, held until
+released, and strays (for waybills never requested)."""
 
     def __init__(self, sim: CarrierSimulator):
         self.sim = sim
@@ -170,6 +202,8 @@ class _Dispatcher:
         self.counter = itertools.count()
         self.cond = threading.Condition()
         self.held: list[dict[str, Any]] = []
+        self.kept: list[dict[str, Any]] = []  # hold_callbacks: until the switch goes off
+        self.pending = 0  # callbacks decided and not yet delivered (or given up)
         self.stopped = False
         self.thread: threading.Thread | None = None
 
@@ -205,17 +239,32 @@ class _Dispatcher:
             callback = self.sim.decide(action[1])
             if callback is None:
                 return
-            if self.sim.faults.out_of_order_callbacks:
-                # Held in pairs and released newest first; a lone one is flushed after a while.
-                self.held.append(callback)
-                if len(self.held) >= 2:
-                    self._flush()
-                else:
-                    self.schedule(time.monotonic() + max(0.5, self.sim.answer_delay_s * 5), ("flush",))
+            self.pending += 1
+            if self.sim.faults.hold_callbacks:
+                self.kept.append(callback)
                 return
-            self._send(callback)
+            self._release(callback)
+        elif kind == "release":
+            kept, self.kept = self.kept, []
+            for callback in kept:
+                self._release(callback)
+        elif kind == "stray":
+            for callback in self.sim.stray(action[1]):
+                self.pending += 1
+                self._send(callback)
         elif kind == "flush":
             self._flush()
+
+    def _release(self, callback: dict[str, Any]) -> None:
+        if self.sim.faults.out_of_order_callbacks:
+            # Held in pairs and released newest first; a lone one is flushed after a while.
+            self.held.append(callback)
+            if len(self.held) >= 2:
+                self._flush()
+            else:
+                self.schedule(time.monotonic() + max(0.5, self.sim.answer_delay_s * 5), ("flush",))
+            return
+        self._send(callback)
 
     def _flush(self) -> None:
         held, self.held = self.held, []
@@ -223,9 +272,12 @@ class _Dispatcher:
             self._send(callback)
 
     def _send(self, callback: dict[str, Any]) -> None:
-        self.sim.deliver(callback)
-        if self.sim.faults.duplicate_callbacks:
+        try:
             self.sim.deliver(callback)
+            if self.sim.faults.duplicate_callbacks:
+                self.sim.deliver(callback)
+        finally:
+            self.pending -= 1
 
 
 # ---- the app -------------------------------------------------------------------------------

@@ -36,6 +36,11 @@ class Faults:
     hold_s: float = 2.0
     duplicate_callbacks: bool = False  # carrier: every callback delivered twice
     out_of_order_callbacks: bool = False  # carrier: callbacks released in pairs, newest first
+    # carrier: callbacks kept until the switch goes off, then released (duplicated and reordered
+    # as the switches above say): answers that arrive after everything else.
+    hold_callbacks: bool = False
+    # carrier: each time set, this many callbacks for waybills nobody asked to intercept.
+    stray_callbacks: int = 0
 
     @classmethod
     def names(cls) -> list[str]:

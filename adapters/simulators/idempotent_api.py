@@ -70,12 +70,15 @@ class IdempotentApiSimulator(ABC, Generic[Wanted, Kept]):
 
     async def post(self, request: Request) -> JSONResponse:
         faults = self.faults  # switched meanwhile or not, one request meets one set of faults
+        # The whole request is read first, then the provider takes its time: a caller that dies
+        # meanwhile leaves a request that is still applied, as a real provider would.
+        raw = await request.body()
         await added_latency(faults)
         key = request.headers.get("idempotency-key", "").strip()
         if not key:
             return self._refused("Idempotency-Key header is required", 400)
         try:
-            wanted = self.parse(json.loads(await request.body()))
+            wanted = self.parse(json.loads(raw))
         except (ValueError, KeyError, TypeError):
             return self._refused(self.malformed_reason, 400)
         with self._lock:
@@ -133,6 +136,9 @@ class IdempotentApiSimulator(ABC, Generic[Wanted, Kept]):
             self._applied.clear()
             self._posts.clear()
 
+    def faults_switched(self, before: Faults) -> None:
+        """Called after POST /_sim/faults changed the switches (a simulator reacting to one)."""
+
 
 async def _faults_endpoint(sim: IdempotentApiSimulator, request: Request) -> JSONResponse:
     if request.method == "POST":
@@ -146,10 +152,12 @@ async def _faults_endpoint(sim: IdempotentApiSimulator, request: Request) -> JSO
             if not isinstance(body, dict):
                 return JSONResponse({"error": "body must be a JSON object of faults"}, 400)
             values.update(body)
+        before = sim.faults
         try:
             sim.faults = sim.faults.updated(values)
         except (ValueError, TypeError) as exc:
             return JSONResponse({"error": str(exc)}, 400)
+        sim.faults_switched(before)
     return JSONResponse(sim.faults.as_dict())
 
 

@@ -7,9 +7,9 @@ from domain.values import replace
 
 from domain.event_structs import CarrierInterceptReported
 from domain.outcomes import RequestCarrierIntercept, derived_id
-from domain.state import Intercept, OrderState, Package
+from domain.state import Intercept, OrderState, Package, add_intercept_outcome
 from domain.work import Work, iso
-from domain.rules import claims, fees
+from domain.rules import claims, cost_aware, fees
 from domain.rules.common import refund_for
 from domain.rules.refusal_return import request_refusal
 
@@ -54,16 +54,27 @@ def consider(w: Work, p: Package) -> None:
         )
         request_refusal(w, w.pkg(p.package_id))
         return
+    comparison = cost_aware.compare(w, p) if w.policy.cost_aware.enabled else None
+    if comparison is not None and not comparison["try"]:
+        icp_id = derived_id("icp", p.package_id, CHANNEL)
+        w.put_intercept(Intercept(icp_id, p.package_id, CHANNEL, w.at, w.at, w.cause, status="failed"))
+        w.emit(
+            "intercept.failed",
+            {"package_id": p.package_id, "channel": CHANNEL, "reason": "not_worth_trying", "cost_comparison": comparison},
+            refund_for(w.order, p.package_id),
+            disc=f"{p.package_id}:{CHANNEL}",
+        )
+        request_refusal(w, w.pkg(p.package_id))
+        return
     deadline = w.at + w.policy.carrier_answer_deadline  # docs/domain.md §1: carriers act in 24-48 h
-    icp = Intercept(derived_id("icp", p.package_id, CHANNEL), p.package_id, CHANNEL, w.at, deadline, w.cause)
+    icp = Intercept(derived_id("icp", p.package_id, CHANNEL), p.package_id, CHANNEL, w.at, deadline, w.cause,
+                    requested_stage=p.stage)
     w.put_intercept(icp)
     w.set_timer("carrier_deadline", p.package_id, deadline)
-    w.emit(
-        "intercept.requested",
-        {"package_id": p.package_id, "channel": CHANNEL, "carrier": p.carrier, "deadline": iso(deadline)},
-        refund_for(w.order, p.package_id),
-        disc=f"{p.package_id}:{CHANNEL}",
-    )
+    data = {"package_id": p.package_id, "channel": CHANNEL, "carrier": p.carrier, "deadline": iso(deadline)}
+    if comparison is not None:
+        data["cost_comparison"] = comparison
+    w.emit("intercept.requested", data, refund_for(w.order, p.package_id), disc=f"{p.package_id}:{CHANNEL}")
     w.act(
         RequestCarrierIntercept(
             intercept_id=icp.intercept_id,
@@ -87,6 +98,7 @@ def fail(w: Work, p: Package, reason: str, evidence: str | None = None) -> None:
     icp = w.order.intercept(p.package_id, CHANNEL)
     assert icp is not None
     w.put_intercept(replace(icp, status="failed"))
+    w.merchant = add_intercept_outcome(w.merchant, p.carrier, icp.requested_stage or "in_transit", succeeded=False)
     w.cancel_timer("carrier_deadline", p.package_id)
     data = {"package_id": p.package_id, "channel": CHANNEL, "reason": reason}
     if p.stalled:  # docs/domain.md §5: kept for the platform's appeal of a stalled parcel
@@ -108,6 +120,7 @@ def on_report(w: Work, data: CarrierInterceptReported) -> str | None:
     icp = w.order.intercept(p.package_id, CHANNEL)
     assert icp is not None
     w.put_intercept(replace(icp, status="succeeded", succeeded_at=w.at))
+    w.merchant = add_intercept_outcome(w.merchant, p.carrier, icp.requested_stage or "in_transit", succeeded=True)
     w.cancel_timer("carrier_deadline", p.package_id)
     fees.charge(w, p)
     w.emit(

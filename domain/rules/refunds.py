@@ -25,6 +25,10 @@ def on_requested(w: Work, data: RefundRequested) -> str | None:
     named = tuple(data.package_ids) if data.package_ids is not None else None
     covered = tuple(p.package_id for p in w.order.packages if named is None or p.package_id in named)
     r = Refund(data.refund_id, data.amount_fen, w.at, w.cause, named, packages=covered)
+    if not w.order.has_open_case:
+        # docs/policy.md: a case keeps the policy it was opened under (the caller gave the one
+        # in force, since no case of the order was open).
+        w.order = replace(w.order, policy_version=w.policy.version)
     w.put_refund(r)
     if data.amount_fen > left:
         cases.reject(w, r, "amount_exceeds_paid")

@@ -19,13 +19,16 @@ def _instant(w: Work) -> bool:
 def _auto_strategy_approves(w: Work, amount: int) -> bool:
     """A merchant with an auto-refund strategy set (either cap); a cap left unset does not bind."""
     m = w.merchant
-    if m.auto_per_order_cap_fen is None and m.auto_daily_cap_fen is None:
+    # The merchant's own caps, else the policy's defaults (none in the default policy).
+    per_order = w.policy.default_auto_per_order_cap_fen if m.auto_per_order_cap_fen is None else m.auto_per_order_cap_fen
+    daily = w.policy.default_auto_daily_cap_fen if m.auto_daily_cap_fen is None else m.auto_daily_cap_fen
+    if per_order is None and daily is None:
         return False
-    if m.auto_per_order_cap_fen is not None and amount > m.auto_per_order_cap_fen:
+    if per_order is not None and amount > per_order:
         return False
     # Only auto-strategy refunds count toward the daily cap (CST day of the request).
     today = m.auto_refunded_on(cst_day(w.at))
-    return m.auto_daily_cap_fen is None or today + amount <= m.auto_daily_cap_fen
+    return daily is None or today + amount <= daily
 
 
 def approve(w: Work, r: Refund, route: str) -> None:

@@ -76,12 +76,13 @@ def stop(*procs) -> None:
             proc.wait(timeout=10)
 
 
-def test_refund_in_transit_is_intercepted_through_the_ingress_and_refunded_once(tmp_path, pg_url, redis_url):
+def test_refund_in_transit_is_intercepted_through_the_ingress_and_refunded_once(tmp_path, pg_url, broker_url, redis_url):
     ingress_port, sim_port = free_port(), free_port()
     ingress, sim = f"http://127.0.0.1:{ingress_port}", f"http://127.0.0.1:{sim_port}"
     env = {
         "INTERCEPT_DATABASE_URL": pg_url,
-        "INTERCEPT_BROKER_URL": redis_url,
+        "INTERCEPT_BROKER_URL": broker_url,
+        "INTERCEPT_REDIS_URL": redis_url,  # the carriers' token buckets, whichever the broker
         "INTERCEPT_CLOCK": "wall",
         "INTERCEPT_WEBHOOK_SECRETS": SECRET,
         "INTERCEPT_KUAIDI100_SALT": SALT,

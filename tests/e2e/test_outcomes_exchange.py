@@ -1,7 +1,7 @@
 """Outbound events reach subscribers through the `intercept.outcomes` topic exchange (docs/domain.md §7):
 routing key = event type, message id = event id, body = the envelope kept in the outbox.
 
-A real `intercept worker` on Redis and PostgreSQL; the subscriber is a kombu queue bound to the
+A real `intercept worker` on PostgreSQL, on Redis and on RabbitMQ; the subscriber is a kombu queue bound to the
 exchange with `refund.#`, as finance would bind one.
 """
 
@@ -12,13 +12,12 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
-from celery import Celery
 from kombu import Connection, Queue
 
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
 from adapters.publisher import OUTCOMES_EXCHANGE
-from tests.helpers import event, spawn_intercept, wait_for
+from tests.helpers import event, send_task, spawn_intercept, wait_for
 
 CST = timezone(timedelta(hours=8))
 
@@ -29,7 +28,7 @@ def outbox(engine) -> list[tuple[str, dict, object]]:
         return [(r.type, r.envelope, r.relayed_at) for r in conn.execute(sa.select(o.c.type, o.c.envelope, o.c.relayed_at))]
 
 
-def test_refund_outcomes_are_published_to_the_topic_exchange_by_event_type(tmp_path, pg_url, redis_url):
+def test_refund_outcomes_are_published_to_the_topic_exchange_by_event_type(tmp_path, pg_url, broker_url):
     now = datetime.now(CST).replace(microsecond=0)
 
     def at(minutes_ago: int) -> str:
@@ -47,17 +46,17 @@ def test_refund_outcomes_are_published_to_the_topic_exchange_by_event_type(tmp_p
     ]
     engine = make_engine(pg_url)
     migrate(engine)
-    env = {"INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url, "INTERCEPT_CLOCK": "wall"}
+    env = {"INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": broker_url, "INTERCEPT_CLOCK": "wall"}
     worker = spawn_intercept("worker", "-P", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle",
                              env=env, log=tmp_path / "worker.log")
     subscriber = Queue(f"finance-{uuid.uuid4().hex[:8]}", exchange=OUTCOMES_EXCHANGE, routing_key="refund.#", durable=False)
     received: list = []
     try:
-        with Connection(redis_url) as conn:
+        with Connection(broker_url) as conn:
             queue = subscriber(conn.default_channel)
             queue.declare()  # bound before anything is published: a topic exchange keeps nothing for late binders
 
-            Celery(broker=redis_url).send_task("intercept.ingest", args=("outcomes-test", None, stream), queue="ingest")
+            send_task(broker_url, "intercept.ingest", ("outcomes-test", None, stream), "ingest")
 
             def all_relayed():
                 rows = outbox(engine)

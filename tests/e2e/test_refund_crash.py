@@ -1,7 +1,7 @@
 """A worker killed between the refund provider's answer and the commit that records it: the
 sweep repeats the call under the same key, and the provider pays once (docs/domain.md §7, README "Actions").
 
-Real processes (`intercept worker`, `intercept beat`) on PostgreSQL and Redis, the refund
+Real processes (`intercept worker`, `intercept beat`) on PostgreSQL and Redis, and on RabbitMQ, the refund
 provider simulator on loopback HTTP in this test process.
 """
 
@@ -10,13 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
-from celery import Celery
 
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
 from adapters.simulators.common import BackgroundServer
 from adapters.simulators.refund_http import RefundProviderSimulator, create_refund_sim_app
-from tests.helpers import event, spawn_intercept, wait_for
+from tests.helpers import event, send_task, spawn_intercept, wait_for
 
 CST = timezone(timedelta(hours=8))
 WORKER_ARGS = ("worker", "-P", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle")
@@ -61,7 +60,7 @@ def stop(*procs) -> None:
             proc.wait(timeout=10)
 
 
-def test_crash_between_refund_call_and_commit_pays_once_and_issues_once(tmp_path, pg_url, redis_url):
+def test_crash_between_refund_call_and_commit_pays_once_and_issues_once(tmp_path, pg_url, broker_url):
     refund_id, order_id = "rf-crash-1", "o-crash-1"
     key = f"{refund_id}-refund"
     sim = RefundProviderSimulator(seed=5)
@@ -72,7 +71,7 @@ def test_crash_between_refund_call_and_commit_pays_once_and_issues_once(tmp_path
     marker = tmp_path / "crashed"
     env = {
         "INTERCEPT_DATABASE_URL": pg_url,
-        "INTERCEPT_BROKER_URL": redis_url,
+        "INTERCEPT_BROKER_URL": broker_url,
         "INTERCEPT_CLOCK": "wall",
         "INTERCEPT_REFUND_GATEWAY": "http",
         "INTERCEPT_REFUND_URL": refund_url,
@@ -85,9 +84,7 @@ def test_crash_between_refund_call_and_commit_pays_once_and_issues_once(tmp_path
     )
     worker = beat = None
     try:
-        Celery(broker=redis_url).send_task(
-            "intercept.ingest", args=("crash-test", None, instant_refund_stream(order_id, refund_id)), queue="ingest"
-        )
+        send_task(broker_url, "intercept.ingest", ("crash-test", None, instant_refund_stream(order_id, refund_id)), "ingest")
         assert crashing.wait(timeout=90) == 17, (tmp_path / "worker-1.log").read_text()[-3000:]
         assert marker.exists()
 

@@ -35,14 +35,14 @@ def test_sample_run_on_the_embedded_default_takes_every_route(tmp_path):
     assert result.stderr.splitlines() == [f"wrote {len(outcomes)} outbound events to {out}"]
 
 
-def test_same_stream_same_outcomes_on_embedded_and_on_redis_postgres_with_two_workers(tmp_path, pg_url, redis_url):
+def test_same_stream_same_outcomes_on_embedded_and_on_a_broker_and_postgres_with_two_workers(tmp_path, pg_url, broker_url):
     embedded_out = tmp_path / "embedded.jsonl"
     real_out = tmp_path / "real.jsonl"
     embedded = intercept("run", "--out", str(embedded_out), env={"INTERCEPT_HOME": str(tmp_path / "e")})
     assert embedded.returncode == 0, embedded.stderr[-3000:]
     real = intercept(
         "run", "--out", str(real_out), "--workers", "2", "--batch", "20",
-        env={"INTERCEPT_HOME": str(tmp_path / "r"), "INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url},
+        env={"INTERCEPT_HOME": str(tmp_path / "r"), "INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": broker_url},
     )
     assert real.returncode == 0, real.stderr[-3000:]
 

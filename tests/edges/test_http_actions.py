@@ -234,3 +234,24 @@ def _wait(predicate, timeout=10.0) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+def test_held_callbacks_go_out_only_when_released_and_strays_name_waybills_never_requested(acceptor, ingress, unique):
+    sim = CarrierSimulator(seed=5, answer_delay_s=0.02, callback_url=f"{ingress}/events", callback_secret="cb-secret",
+                           faults=Faults(hold_callbacks=True))
+    with BackgroundServer(create_carrier_sim_app(sim)) as url:
+        client = HttpCarrierClient(url, timeout=TIMEOUT, policy=POLICY)
+        for n in range(2):
+            client.submit(f"i-{unique}-{n}", "zto", f"ZT{unique}{n}")
+        assert _wait(lambda: sim_effects(url)["callbacks_held"] == 2)
+        assert acceptor.events() == [] and sim_effects(url)["callbacks_pending"] == 2  # decided, held, still owed
+        set_faults(url, duplicate_callbacks=True)
+        set_faults(url, hold_callbacks=False)  # released now, each twice
+        assert acceptor.wait_for(lambda items: len(items) == 2)
+        assert _wait(lambda: sim_effects(url)["callbacks_sent"] == 4 and sim_effects(url)["callbacks_pending"] == 0)
+        set_faults(url, stray_callbacks=2, duplicate_callbacks=False)
+        assert acceptor.wait_for(lambda items: len(items) == 4)
+        strays = {e["data"]["tracking_no"] for e in acceptor.events()} - {f"ZT{unique}{n}" for n in range(2)}
+        assert len(strays) == 2 and not any(s.startswith(f"ZT{unique}") for s in strays)
+        assert set(sim_effects(url)["waybills"]) == {f"i-{unique}-0", f"i-{unique}-1"}  # the strays were never requested
+    sim.close()

@@ -8,6 +8,18 @@ import sqlalchemy as sa
 from adapters.db.engine import make_engine, migrate
 from adapters.db.schema import metadata
 
+
+def _head() -> str:
+    """The newest revision: what `migrate` brings any database to."""
+    from alembic.config import Config  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
+    from adapters.db.engine import MIGRATIONS  # noqa: PLC0415
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
 # The JSON columns a release-2 database had (tables added since, such as applies, were born json).
 RELEASE_2_TABLES = {"inbox", "partitions", "orders", "outbox", "refund_actions", "dead_letters"}
 JSON_COLUMNS = {(table.name, c.name) for table in metadata.tables.values() if table.name in RELEASE_2_TABLES
@@ -122,4 +134,65 @@ def test_a_release_6_database_gains_sequencing_shards_and_keeps_its_ticks_and_pa
         conn.execute(sa.text("INSERT INTO ticks (shard, position, now, event_id) VALUES (1, 5, now(), 't-5')"))
         pk = sa.inspect(conn).get_pk_constraint("ticks")["constrained_columns"]
     assert pk == ["shard", "position"]
+    engine.dispose()
+
+
+def test_a_release_6_database_gains_the_decision_records_and_the_ledger_tables_and_keeps_its_outbox(pg_url):
+    engine = make_engine(pg_url)
+    migrate(engine, "0006")
+    with engine.begin() as conn:
+        # What a release-6 database lacks (0001 builds today's tables on a new database).
+        for table in ("decisions", "ledger_intercepts", "ledger_fees", "ledger_claims"):
+            conn.execute(sa.text(f'DROP TABLE "{table}"'))
+        conn.execute(sa.text("DROP INDEX ix_inbox_order"))
+        conn.execute(sa.text(
+            "INSERT INTO outbox (event_id, type, caused_by, occurred_at, envelope, policy_version, position, ordinal, created_at) "
+            "VALUES ('out-1', 'refund.issued', 'ev-1', now(), '{}', 'p-1', 1, 0, now())"
+        ))
+
+    migrate(engine)
+
+    with engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+        indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("inbox")}
+        kept = conn.execute(sa.text("SELECT count(*) FROM outbox")).scalar_one()
+        empty = [conn.execute(sa.text(f'SELECT count(*) FROM "{name}"')).scalar_one() for name in ("decisions", "ledger_fees")]
+    assert {"decisions", "ledger_intercepts", "ledger_fees", "ledger_claims"} <= tables
+    assert "ix_inbox_order" in indexes and kept == 1 and empty == [0, 0]
+    engine.dispose()
+
+
+def _head() -> str:
+    """The newest revision (the test is about reaching it, whichever it is)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from adapters.db.engine import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_a_release_6_database_gains_the_policy_publications_and_keeps_its_carrier_actions(pg_url):
+    engine = make_engine(pg_url)
+    migrate(engine, "0006")
+    with engine.begin() as conn:
+        # Revision 0001 builds today's tables: take away what release 6 did not have.
+        conn.execute(sa.text("DROP TABLE policy_publications"))
+        conn.execute(sa.text("ALTER TABLE carrier_actions DROP COLUMN policy_version"))
+        conn.execute(sa.text(
+            "INSERT INTO carrier_actions (intercept_id, idempotency_key, order_id, merchant_id, package_id, carrier, tracking_no, "
+            "deadline, state, attempts, created_at, updated_at) VALUES ('icp-1', 'icp-1-carrier', 'o-1', 'm-1', 'p-1', 'zto', 't-1', "
+            "now(), 'pending', 0, now(), now())"
+        ))
+
+    migrate(engine)
+
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT intercept_id, policy_version FROM carrier_actions")).one()
+        publications = conn.execute(sa.text("SELECT count(*) FROM policy_publications")).scalar_one()
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert tuple(kept) == ("icp-1", None)
+    assert publications == 0 and version == _head()
     engine.dispose()

@@ -17,8 +17,10 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 OUR_IMAGE = "refund-intercept:latest"
 PASS_THROUGH = {"worker", "beat"}  # their arguments go to Celery
-SECRET_NAME = re.compile(r"(PASSWORD|SECRETS?|KEY|SALT)$")
+SECRET_NAME = re.compile(r"(PASSWORD|PASS|SECRETS?|KEY|SALT|AUTH)$")
 FROM_ENVIRONMENT = re.compile(r"^\$\{[A-Z_]+:\?[^}]+\}$")
+# A user name may precede the secret (Flower's basic auth is user:password).
+SECRET_PART = re.compile(r"^(?:[a-z]+:)?(\$\{[A-Z_]+:\?[^}]+\})$")
 
 
 def _assert_intercept_command(argv: list[str]) -> None:
@@ -35,7 +37,7 @@ def _ours() -> dict[str, dict]:
 
 def test_every_service_of_our_image_runs_a_command_intercept_provides():
     services = _ours()
-    assert set(services) == {"worker", "beat", "ingress"}
+    assert set(services) == {"migrate", "worker", "beat", "ingress", "sim"}
     for service in services.values():
         _assert_intercept_command(service["command"])
 
@@ -43,7 +45,7 @@ def test_every_service_of_our_image_runs_a_command_intercept_provides():
 def test_the_images_default_command_is_one_intercept_provides_and_it_is_probed():
     (cmd,) = re.findall(r"^CMD (\[.*\])$", DOCKERFILE, flags=re.M)
     _assert_intercept_command(json.loads(cmd))
-    assert re.search(r"^EXPOSE 8080$", DOCKERFILE, flags=re.M)
+    assert re.search(r"^EXPOSE 8080 9100$", DOCKERFILE, flags=re.M)  # the ingress, a worker's /metrics
     assert "HEALTHCHECK" in DOCKERFILE and "/healthz" in DOCKERFILE
     # Every package the CLI imports is in the image (the CLI imports the load tools' commands).
     for package in ("domain", "app", "adapters", "workers", "loadtest"):
@@ -57,16 +59,18 @@ def test_the_unprivileged_user_can_write_intercept_home_where_beat_keeps_its_sch
 
 
 def test_databases_and_brokers_are_not_published_on_the_host():
-    published = {name for name, s in COMPOSE["services"].items() if s.get("ports")}
-    assert published == {"ingress"}
-    assert COMPOSE["services"]["ingress"]["ports"] == ["8080:8080"]
+    published = {name: s["ports"] for name, s in COMPOSE["services"].items() if s.get("ports")}
+    assert published.pop("ingress") == ["8080:8080"]
+    # The operators' consoles, on the host's loopback only (an SSH tunnel or a proxy reaches them).
+    assert published == {"flower": ["127.0.0.1:5555:5555"], "prometheus": ["127.0.0.1:9090:9090"],
+                         "grafana": ["127.0.0.1:3000:3000"]}
 
 
 def test_secrets_come_from_the_environment_and_compose_refuses_to_start_without_them():
     for name, service in COMPOSE["services"].items():
         for key, value in (service.get("environment") or {}).items():
             if SECRET_NAME.search(key):
-                assert FROM_ENVIRONMENT.match(str(value)), f"{name}: {key} is written in the file"
+                assert SECRET_PART.match(str(value)), f"{name}: {key} is written in the file"
             if key == "INTERCEPT_DATABASE_URL":
                 password = re.match(r"^postgresql\+psycopg://intercept:(.*)@postgres:5432/intercept$", value).group(1)
                 assert FROM_ENVIRONMENT.match(password), f"{name}: the database password is written in the file"

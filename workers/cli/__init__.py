@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import click
 
-from workers.cli import admin, edges, load, runtime
+from workers.cli import admin, chaos, console_cmd, edges, insight, load, ops, runtime
+from workers.cli import policy as policy_commands
 
 
 class InterceptGroup(click.Group):
@@ -44,5 +45,7 @@ def main() -> None:
     """
 
 
-for command in (*runtime.commands, *edges.commands, *load.commands, *admin.commands):
+COMMAND_MODULES = (runtime, edges, load, admin, policy_commands, insight, console_cmd, ops, chaos)
+
+for command in (command for module in COMMAND_MODULES for command in module.commands):
     main.add_command(command)

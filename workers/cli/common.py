@@ -26,6 +26,8 @@ def uvicorn_log_config() -> dict:
 
     from uvicorn.config import LOGGING_CONFIG  # noqa: PLC0415
 
+    from workers.logging_setup import uvicorn_formatters  # noqa: PLC0415
+
     config = copy.deepcopy(LOGGING_CONFIG)
     config["handlers"]["access"]["stream"] = "ext://sys.stderr"
-    return config
+    return uvicorn_formatters(config, settings().log_format)

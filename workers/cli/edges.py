@@ -20,7 +20,7 @@ def _acceptor():
 
 
 def readiness(engine, broker_url: str):
-    """What /readyz reports: the database, and the broker when it is Redis."""
+    """What /readyz reports: the database, and the broker when it is Redis or RabbitMQ."""
 
     def check() -> dict[str, object]:
         import sqlalchemy as sa  # noqa: PLC0415
@@ -47,6 +47,15 @@ def readiness(engine, broker_url: str):
                 out["broker"] = "ok"
             except Exception as exc:  # noqa: BLE001
                 out["broker"] = f"down: {type(exc).__name__}"
+        elif broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
+            try:
+                import kombu  # noqa: PLC0415
+
+                with kombu.Connection(broker_url, connect_timeout=1) as conn:
+                    conn.connect()
+                out["broker"] = "ok"
+            except Exception as exc:  # noqa: BLE001
+                out["broker"] = f"down: {type(exc).__name__}"
         return out
 
     return check
@@ -56,7 +65,7 @@ def readiness(engine, broker_url: str):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
-    """Run the HTTP ingress: POST /events, /webhooks/{kuaidi100,aftership,douyin}, /healthz, /readyz."""
+    """Run the HTTP ingress: POST /events, /webhooks/{kuaidi100,aftership,douyin}, /healthz, /readyz, /metrics."""
     import uvicorn  # noqa: PLC0415
 
     from adapters.dead_letters import SqlDeadLetterStore  # noqa: PLC0415
@@ -71,7 +80,15 @@ def serve(host: str, port: int) -> None:
     if not ingress_settings.webhook_secrets:
         click.echo("warning: INTERCEPT_WEBHOOK_SECRETS is empty: every POST /events will be refused", err=True)
     engine = _engine(settings)
-    app = create_app(_acceptor(), SqlDeadLetterStore(engine), ingress_settings, readiness(engine, settings.broker_url))
+    from adapters.metrics.exposition import build_registry, page  # noqa: PLC0415
+    from adapters.metrics.stored_state import StoredStateCollector  # noqa: PLC0415
+
+    metrics = page(build_registry(StoredStateCollector(settings.database_url, settings.broker_url, settings.clock)))
+    app = create_app(_acceptor(), SqlDeadLetterStore(engine), ingress_settings, readiness(engine, settings.broker_url),
+                     metrics_page=metrics)
+    from workers.logging_setup import configure  # noqa: PLC0415
+
+    configure(settings.log_format, "INFO")  # the ingress's own loggers; uvicorn's are configured by uvicorn_log_config
     uvicorn.run(app, host=host, port=port, log_level="info", log_config=uvicorn_log_config())
 
 
@@ -164,7 +181,8 @@ def dlq_overflow(limit: int, as_json: bool) -> None:
 
 @dlq.command("retry")
 @click.argument("letter_id", type=int)
-def dlq_retry(letter_id: int) -> None:
+@click.option("--by", default=None, help="Who retries, as recorded in dead_letter_retries (default: cli:<login name>).")
+def dlq_retry(letter_id: int, by: str | None) -> None:
     """Replay dead letter ID through its endpoint's parsing with today's configuration."""
     from adapters.dead_letters import SqlDeadLetterStore  # noqa: PLC0415
     from adapters.ingress import replay_dead_letter  # noqa: PLC0415
@@ -172,13 +190,24 @@ def dlq_retry(letter_id: int) -> None:
     store = SqlDeadLetterStore(_engine(_settings()))
     if store.get(letter_id) is None:
         raise click.ClickException(f"no dead letter {letter_id}")
-    outcome = replay_dead_letter(store, letter_id, _acceptor())
+    outcome = replay_dead_letter(store, letter_id, _acceptor(), by=by or f"cli:{_login_name()}")
     counts: dict[str, int] = {}
     for r in outcome.results:
         counts[r.status] = counts.get(r.status, 0) + 1
     click.echo(json.dumps({"id": outcome.id, "status": outcome.status, "reason": outcome.reason, "items": counts}, ensure_ascii=False))
     if outcome.status != "retried":
         sys.exit(1)
+
+
+def _login_name() -> str:
+    """Who runs this command; a container's user may have no name (no passwd entry): its uid."""
+    import getpass  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid{os.getuid()}"
 
 
 commands = [serve, sim, dlq]

@@ -1,4 +1,5 @@
-"""The load tools' commands: `generate`, `sample`, `load-report`, `replay`, `bench`, `profile`.
+"""The load tools' commands: `generate`, `sample`, `load-report`, `replay`, `bench`, `profile`,
+`simulate`, and `report` (interception analytics, drawn with the same plotting helpers).
 
 Their code lives in the loadtest package beside workers/; these only parse and hand over.
 """
@@ -108,6 +109,54 @@ def load_report(measurements: Path, outcomes: Path, out_dir: Path, compare_with:
         sys.exit(1)
 
 
+@click.command("report")
+@click.option("--from", "date_from", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="First day (YYYY-MM-DD, China Standard Time) of the cases, intercepts, fees and claims counted.")
+@click.option("--to", "date_to", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Last day, included.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write this self-contained page (plots embedded) and its PNGs beside it.")
+@click.option("--json", "as_json", is_flag=True, help="The figures as one JSON object instead of the text summary.")
+@click.option("--namespace", default=None, help="Read a replay's namespace (replay_..., as `intercept cleanup --dry-run` lists).")
+def report(date_from: datetime | None, date_to: datetime | None, html_out: Path | None, as_json: bool,
+           namespace: str | None) -> None:
+    """Interception analytics over the stored cases: success rate by carrier and by stage and
+    parcel age at request, time to refund by route (p50/p90/p99), stall rate, fees per refund
+    avoided by return, claims paid."""
+    from adapters.db.read_models.analytics import analytics, window  # noqa: PLC0415
+    from loadtest.analytics_report import figures, text, write_html  # noqa: PLC0415
+    from workers.cli.common import engine as migrated_engine  # noqa: PLC0415
+
+    if date_from and date_to and date_to < date_from:
+        raise click.BadParameter(f"{date_to:%Y-%m-%d} is before --from {date_from:%Y-%m-%d}", param_hint="--to")
+    settings = settings_mod.load()
+    if namespace is not None:
+        settings = _namespace_settings(settings, namespace)
+    since, until = window(date_from and date_from.date(), date_to and date_to.date())
+    a = analytics(migrated_engine(settings), since, until)
+    f = figures(a)
+    click.echo(json.dumps(f, ensure_ascii=False) if as_json else text(f).rstrip("\n"))
+    if html_out is not None:
+        pngs = write_html(html_out, a, f)
+        click.echo(f"wrote {html_out} and {', '.join(p.name for p in pngs)}", err=True)
+
+
+def _namespace_settings(settings, name: str):
+    from dataclasses import replace  # noqa: PLC0415
+    from urllib.parse import quote  # noqa: PLC0415
+
+    from adapters.db.namespaces import is_run_namespace  # noqa: PLC0415
+
+    if not is_run_namespace(name):
+        raise click.BadParameter(f"{name!r} is not a replay, bench or profile namespace (replay_<hex>)", param_hint="--namespace")
+    if settings.postgres:
+        sep = "&" if "?" in settings.database_url else "?"
+        return replace(settings, database_url=f"{settings.database_url}{sep}options={quote(f'-csearch_path={name}')}")
+    path = Path(os.environ.get("INTERCEPT_HOME", "var")).resolve() / f"{name}.sqlite"
+    if not path.is_file():
+        raise click.BadParameter(f"no {path}", param_hint="--namespace")
+    return replace(settings, database_url=f"sqlite:///{path}")
+
+
 @click.command("sample")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("workers/samples/sample.jsonl"), show_default=True)
@@ -194,12 +243,82 @@ def bench(events, batch, workers, seed, as_json, timeout, tick_every_minutes) ->
 @click.option("--profile", "profiler", type=click.Choice(["cprofile", "pyinstrument"]), default=None,
               help="Also profile: cProfile stats (read with pstats) or a pyinstrument text tree.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where the profile goes.")
-def profile(events, batch, seed, profiler, out) -> None:
+@click.option("--metrics/--no-metrics", default=True, show_default=True,
+              help="Count the Prometheus metrics as a worker does (in multiprocess mode, the dearer one).")
+def profile(events, batch, seed, profiler, out, metrics) -> None:
     """The pipeline in this one process, no broker: events/s and CPU per event (worker, PostgreSQL)."""
     from loadtest.profile import print_result, profile as run_profile  # noqa: PLC0415
 
     settings = settings_mod.load(default_clock="stream")
-    print_result(run_profile(settings, events, batch, seed, profiler, out))
+    print_result(run_profile(settings, events, batch, seed, profiler, out, metrics=metrics))
 
 
-commands = [generate, sample, load_report, replay, bench, profile]
+@click.command("simulate")
+@click.argument("stream", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--policy", "policy_files", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="A policy file; repeat for each policy to compare (the first is the baseline).")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write an HTML page with the figures and plots.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object instead of tables.")
+@click.option("--outcomes", "outcomes_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write each policy's outbound events here as JSON Lines (as `intercept run --out` does).")
+@click.option("--from-db", is_flag=True, help="Take the stream from the configured database's inbox instead of a file.")
+def simulate(stream: str | None, policy_files: tuple[str, ...], html_out: Path | None, as_json: bool,
+             outcomes_dir: Path | None, from_db: bool) -> None:
+    """Run one stream under each policy, side by side, in memory: refunds by route, time to refund,
+    intercepts by carrier, fees, claims, refusals, return windows, and the differences from the
+    first policy. Same inputs, same bytes."""
+    import time  # noqa: PLC0415
+
+    from loadtest import simulate as sim  # noqa: PLC0415
+    from workers.cli.policy import read_policy_or_refuse  # noqa: PLC0415
+    from loadtest.simulate_output import figures_table, write_html, write_outcomes  # noqa: PLC0415
+    from workers.console import logs as log_console  # noqa: PLC0415
+
+    console = log_console()
+
+    def logs(line: str) -> None:
+        console.print(line, highlight=False)
+
+    if bool(stream) == from_db:
+        raise click.UsageError("give either a STREAM file or --from-db")
+    policies = [(Path(f).stem, read_policy_or_refuse(f)) for f in policy_files]
+    labels = [label for label, _ in policies]
+    if len(set(labels)) != len(labels):
+        raise click.UsageError(f"each --policy needs a file name of its own (they name the columns and outcome files): {', '.join(labels)}")
+    started = time.monotonic()
+    if from_db:
+        from adapters.db.reporting import ordered_inputs  # noqa: PLC0415
+        from workers.cli.common import engine  # noqa: PLC0415
+
+        ordered = sim.ordered_from_events(ordered_inputs(engine()))
+        source = "the configured database's inbox"
+    else:
+        with open(stream, "rb") as fh:
+            ordered = sim.order_stream(fh)
+        source = stream
+    logs(f"{ordered.received} inputs read from {source}, {len(ordered.inputs)} in order ({time.monotonic() - started:.1f} s)")
+    per_policy = []
+    for label, p in policies:
+        t0 = time.monotonic()
+        run = sim.replay(ordered, p, label)
+        logs(f"{label} ({p.version}): {len(run.emitted)} outbound events in {time.monotonic() - t0:.1f} s")
+        per_policy.append(sim.figures(run))
+        if outcomes_dir is not None:
+            for path, n in write_outcomes(outcomes_dir, [run]):
+                logs(f"wrote {n} outbound events to {path}")
+        del run  # one policy's events in memory at a time
+    result = sim.compare(ordered, per_policy)
+    if html_out is not None:
+        write_html(html_out, result)
+        logs(f"wrote {html_out}")
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True, ensure_ascii=False))
+    else:
+        from rich.console import Console  # noqa: PLC0415
+
+        # Wide enough that no row wraps (a script reading the table splits on its bars).
+        Console(file=sys.stdout, width=60 + 32 * len(policies), highlight=False).print(figures_table(result))
+
+
+commands = [generate, sample, load_report, replay, bench, profile, report, simulate]

@@ -78,9 +78,14 @@ class ShardPositions:
         self.partitions.add(merchant)
         return position
 
-    def tick(self, now: datetime, event_id: str) -> int:
+    def take(self) -> int:
+        """A position that belongs to no partition: a barrier (a tick, a policy publication)."""
         position = self.next_position
         self.next_position += 1
+        return position
+
+    def tick(self, now: datetime, event_id: str) -> int:
+        position = self.take()
         if self.stream_now is None or now > self.stream_now:
             self.stream_now = now
         self.new_ticks.append({"shard": self.shard, "position": position, "now": now, "event_id": event_id})

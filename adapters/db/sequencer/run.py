@@ -21,6 +21,7 @@ from adapters.db.sequencer.positions import ShardPositions, flush_positions
 from adapters.db.sequencer.routing import Parking, Routes
 from app.stores import ItemResult, SequencingReport
 from domain.events import InboundEvent, InvalidEvent, parse_event, stored_raw
+from domain.policy_document import parse_policy, policy_document
 from domain.routing import lookup_for, order_key, package_key, waybill_key
 from domain.sharding import shard_of
 
@@ -64,6 +65,11 @@ def _row_of(kind: str, *cols) -> list:
     return [sa.literal(kind, text).label("kind"), *(col.label(f"c{n}") for n, col in enumerate(texts))]
 
 
+# States a recording leaves an input in that the metrics count then (a tick is applied as it is
+# sequenced; a parked input is counted again when it is applied).
+_SETTLED_AT_RECORD = frozenset({"duplicate", "parked", "aside", "applied"})
+
+
 class _Run:
     """The state of one sequencing transaction."""
 
@@ -92,6 +98,7 @@ class _Run:
         self.seen = SeenEvents()
         self.new_rows: list[Item] = []
         self.updated_rows: list[Item] = []
+        self.new_policies: list[dict[str, Any]] = []
 
     # -- entry -------------------------------------------------------------------------
     def sequence(self, first_offset: int | None, raw_items: list[Any], parsed: list[Parsed], first_line: int | None) -> SequencingReport:
@@ -183,8 +190,9 @@ class _Run:
             elif e.type == "order.shipped":
                 registers.add(waybill_key(e.data.carrier, e.data.tracking_no))
                 registers.add(package_key(e.data.package_id))
-        # Shipments look up their own waybill and package too (conflict check).
-        orders_, waybills, packages = self.routes.unknown(keys | {k for k in registers if not k.startswith("order:")})
+        # Shipments look up their own waybill and package too (conflict check), and an
+        # order.placed its order: placed again under a new event id, it goes where the order is.
+        orders_, waybills, packages = self.routes.unknown(keys | registers)
         parked = self.parking.not_loaded(registers)
         merchants -= self.known_partitions
         c, row = self.conn, _row_of
@@ -276,8 +284,17 @@ class _Run:
         if e.type == "clock.tick":
             self._tick(it)
             return
+        if e.type == "policy.published":
+            self._publish_policy(it)
+            return
         lk = lookup_for(e)
-        if lk.merchant_id is not None:
+        if e.type == "order.placed":
+            self.routes.load([order_key(e.order_id)])  # prefetched: no query
+        if e.type == "order.placed" and self.routes.orders.get(e.order_id) is not None:
+            # Placed before (another event id): applied where the order lives, whose rules keep
+            # it aside (duplicate_order); a second route for the order cannot be written.
+            merchant, order_id = self.routes.orders[e.order_id], e.order_id
+        elif lk.merchant_id is not None:
             merchant, order_id = lk.merchant_id, e.order_id
         else:
             route = self.routes.resolve(lk.key)
@@ -333,6 +350,22 @@ class _Run:
         # A tick belongs to no partition: it is applied as soon as it is sequenced.
         it.state = "applied"
 
+    def _publish_policy(self, it: Item) -> None:
+        """docs/policy.md: in force for the inputs after this position (its merchant's, or all)."""
+        e = it.event
+        policy = parse_policy(e.data.policy)  # the gate has validated it
+        # Like a tick, a barrier in every shard: a position in each, and a row for each (the
+        # inbox row keeps shard 0's position).
+        document = policy_document(policy)
+        positions = [self._shard(k).take() for k in range(self.shard_count)]
+        self.new_policies += [{"shard": k, "position": position, "event_id": e.event_id, "merchant_id": e.data.merchant_id,
+                               "version": policy.version, "document": document, "occurred_at": e.occurred_at,
+                               "recorded_at": self.received_at} for k, position in enumerate(positions)]
+        it.position = positions[0]
+        it.result = ItemResult("sequenced", e.event_id)
+        # Like a tick it belongs to no partition: recorded, it is applied.
+        it.state = "applied"
+
     def _aside(self, it: Item, reason: str, event_id: str | None) -> None:
         it.state, it.reason = "aside", reason
         it.result = ItemResult("aside", event_id, reason)
@@ -379,6 +412,13 @@ class _Run:
                 row = self._row(it)
                 rows.append({"id": it.row_id, **{k: row[k] for k in cols}})
             w.update(t.inbox, "id", rows)
+        if self.new_policies:
+            w.insert(t.policy_publications, self.new_policies)
         shards = [self.shards[k] for k in sorted(self.shards)]
         flush_positions(self.writes, shards, self.known_partitions, self.merchants_checked)
         self.report.ticks = {sp.shard: sp.latest_tick for sp in shards if sp.latest_tick is not None}
+        settled = self.report.settled
+        for rows in (self.new_rows, self.updated_rows):
+            for it in rows:
+                if it.state in _SETTLED_AT_RECORD:
+                    settled[(it.event.type if it.event else None, it.state)] += 1
