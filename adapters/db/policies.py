@@ -24,13 +24,17 @@ class SqlPolicies:
         return [dict(r) for r in rows]
 
     def latest_position(self) -> int | None:
-        return self.conn.execute(latest_position_query(self.shard)).scalar()
+        return self.conn.execute(_latest_position(self.shard)).scalar()
+
+
+def _latest_position(shard: int) -> sa.Select:
+    p = t.policy_publications
+    return sa.select(sa.func.max(p.c.position)).where(p.c.shard == shard)
 
 
 def latest_position_query(shard: int = 0):
     """The shard's highest publication position, as a scalar subquery another statement can carry."""
-    p = t.policy_publications
-    return sa.select(sa.func.max(p.c.position)).where(p.c.shard == shard).scalar_subquery()
+    return _latest_position(shard).scalar_subquery()
 
 
 def publications(engine: sa.Engine) -> list[dict[str, Any]]:
