@@ -13,6 +13,7 @@ and the rest are recorded. Only a body that passed its sender's signature is kep
 unauthenticated one keeps its first bytes, a few a minute per source (dead_letters.py).
 
 Routes: POST /events, POST /webhooks/{kuaidi100,aftership,douyin}, GET /healthz, GET /readyz, GET /metrics.
+Limits (body, items a request, fields) and who can reach what: docs/ingress-limits.md.
 """
 
 from __future__ import annotations
