@@ -68,7 +68,7 @@ SOURCE = "relay"
 STEP_OF_CALLER = {
     "_sequence": "accept", "record": "accept",
     "_apply_or_isolate": "apply", "_apply_alone": "apply", "apply_partition": "apply", "_ticks": "apply",
-    "_ticks_order_by_order": "apply", "fire_orders": "apply", "_fire_wall_deadlines": "apply",
+    "_ticks_order_by_order": "apply", "fire_orders": "apply", "_fire_wall_deadlines": "apply", "_fire_wall_deadlines_in": "apply",
     "_finish": "action commit", "act": "action commit",
     "_relay_stale": "relay",
 }
@@ -115,10 +115,10 @@ class CrashingDatabase(SqlDatabase):
         self.plan = plan
 
     @contextmanager
-    def transaction(self):
+    def transaction(self, shard: int = 0):
         caller = sys._getframe(2).f_code.co_name
         step = STEP_OF_CALLER.get(caller, "sweep")
-        with super().transaction() as uow:
+        with super().transaction(shard) as uow:
             yield uow
             self.plan.step(f"{step}:{caller}:before commit")  # raised inside: rolled back
         self.plan.step(f"{step}:{caller}:after commit")
