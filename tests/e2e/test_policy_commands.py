@@ -64,3 +64,25 @@ def test_publish_refuses_an_invalid_file_and_records_nothing(tmp_path):
     result = intercept("policy", "publish", str(bad), env=env)
     assert result.returncode == 1 and "stall.after: must be a duration" in result.stderr
     assert json.loads(intercept("policy", "show", "--json", env=env).stdout)["source"] == "the built-in default (nothing published globally)"
+
+
+def test_publish_with_shards_takes_a_position_in_every_shard_and_refuses_another_number(tmp_path):
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    env = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_SHARDS": "2"}
+    quick = ROOT / "docs" / "policies" / "quick-refunds.toml"
+    version = read_policy_text(quick.read_text()).version
+    published = intercept("policy", "publish", str(quick), env=env)
+    assert published.returncode == 0, published.stderr
+    assert json.loads(intercept("policy", "show", "--json", env=env).stdout)["version"] == version
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'intercept.sqlite'}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT shard, position, version FROM policy_publications ORDER BY shard")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(0, 1, version), (1, 1, version)]
+
+    # The database is sequenced with 2 shards now: publishing with one would put it in one shard only.
+    again = intercept("policy", "publish", str(quick), env={"INTERCEPT_HOME": str(tmp_path)})
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert again.stderr.strip() == ("Error: INTERCEPT_SHARDS=1, but this database's inputs were sequenced with 2 shard(s); "
+                                    "set INTERCEPT_SHARDS=2, or start on an empty database")
