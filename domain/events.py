@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from domain import event_structs
+from domain.event_structs import Category, ScanStatus
 from domain.events_limits import (
     EARLIEST_TIME,
     END_OF_TIME,
@@ -148,20 +149,6 @@ Count = Annotated[StrictInt, _bounded(0, MAX_COUNT)]
 Kilometres = Annotated[float, Field(strict=True, allow_inf_nan=False), _bounded(0, MAX_DISTANCE_KM, "km")]
 Time = Annotated[AwareDatetime, BeforeValidator(_time_text), AfterValidator(_time_in_range)]
 
-Category = Literal["standard", "fresh", "virtual", "custom"]
-ScanStatus = Literal[
-    "picked_up",
-    "in_transit",
-    "arrived_destination_city",
-    "exception",
-    "out_for_delivery",
-    "delivered",
-    "rejected",
-    "returning",
-    "returned",
-    "lost",
-    "damaged",
-]
 
 
 class _Data(BaseModel):

@@ -33,13 +33,18 @@ RABBITMQ_BASE_URL = os.environ.get("INTERCEPT_TEST_RABBITMQ", "amqp://guest:gues
 
 def unavailable(service: str, error: Exception) -> None:
     """A service the test needs is down: skip saying how to start it, or fail under CI=true."""
+    cannot_run_here(f"{service} is not reachable ({error}); start it with: {HOW_TO_START[service]}")
+
+
+def cannot_run_here(message: str) -> None:
+    """What a test needs is not on this machine (a server, a tool, a browser): fail under CI=true,
+    where .ci/run provides it; elsewhere skip, saying how to get it."""
     import pytest  # noqa: PLC0415
 
-    message = f"{service} is not reachable ({error}); start it with: {HOW_TO_START[service]}"
     if os.environ.get("CI") == "true":
         pytest.fail(message, pytrace=False)
-    # Deliberate: on a developer's machine without the server, the test cannot run at all; it
-    # says so with the command that starts the server. CI never takes this branch (above).
+    # Deliberate: on a developer's machine without it, the test cannot run at all; it says so
+    # with the command that provides it. CI never takes this branch (above).
     pytest.skip(message)
 
 

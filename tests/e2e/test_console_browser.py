@@ -24,7 +24,7 @@ from adapters.db import schema as t
 from adapters.db.engine import make_engine
 from adapters.dead_letters import SqlDeadLetterStore
 from adapters.webhooks.signing import sign_headers
-from tests.helpers import PG_ADMIN_DSN, intercept, pg_url_for, spawn_intercept, unavailable, wait_for
+from tests.helpers import PG_ADMIN_DSN, cannot_run_here, intercept, pg_url_for, spawn_intercept, unavailable, wait_for
 
 CHROMIUM = os.environ.get("INTERCEPT_CHROMIUM", "/usr/bin/chromium")
 TOKEN = "browser-test-token-0123456789"
@@ -40,11 +40,7 @@ def _browser_or_skip():
     except ImportError:
         missing.append("Playwright (pip install -e '.[test]')")
     if missing:
-        message = "the console's browser tests need " + " and ".join(missing)
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        # Deliberate: on a machine without a browser the page cannot be driven at all; CI never skips.
-        pytest.skip(message)
+        cannot_run_here("the console's browser tests need " + " and ".join(missing))
 
 
 @pytest.fixture(scope="module")
