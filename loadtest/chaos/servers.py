@@ -57,7 +57,23 @@ def _die_with_parent() -> None:
 # ---- the broker servers ---------------------------------------------------------------------
 
 
-class RedisServer:
+def _reap(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait for a server asked to stop; kill it when it does not within `timeout`."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class _BrokerServer:
+    def restart(self, down_s: float = 1.0) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+
+class RedisServer(_BrokerServer):
     """redis-server on its own port and directory: AOF with fsync every second, no eviction
     (docs/reliability.md, operator configuration), so a restart keeps what it had."""
 
@@ -86,16 +102,7 @@ class RedisServer:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()  # SIGTERM: Redis fsyncs its AOF before it exits
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def restart(self, down_s: float = 1.0) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
+            _reap(self.proc, 20)
 
     def flush(self) -> str:
         """Every key of the broker gone: queued messages, unacknowledged ones, bindings."""
@@ -111,7 +118,7 @@ class RedisServer:
         self.stop()
 
 
-class RabbitServer:
+class RabbitServer(_BrokerServer):
     """A RabbitMQ node of its own (name, ports, data directory), started with rabbitmq-server
     beside any node already running; quorum queues survive its restart."""
 
@@ -171,16 +178,7 @@ class RabbitServer:
                 self.ctl("stop", timeout=60)
             except (RuntimeError, subprocess.TimeoutExpired):
                 self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def restart(self, down_s: float = 1.0) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
+            _reap(self.proc, 60)
 
     def flush(self) -> str:
         """Every message waiting in the run's queues deleted, over AMQP (queue.purge); those a
