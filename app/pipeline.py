@@ -157,7 +157,14 @@ class Pipeline:
             if careful:
                 results = [r for shard, (keys, tick) in work.items() for r in self._apply_alone(shard, keys, tick)]
             elif len(work) > 1:
-                results = self._apply_or_isolate_shards(work)
+                # The shards of one database share one apply transaction; shards in separate
+                # databases (INTERCEPT_SHARD_URLS) have one each.
+                results = []
+                for group in self.db.by_database(work):
+                    if len(group) > 1:
+                        results += self._apply_or_isolate_shards({shard: work[shard] for shard in group})
+                    else:
+                        results += self._apply_or_isolate(group[0], *work[group[0]])
             else:
                 results = [r for shard, (keys, tick) in work.items() for r in self._apply_or_isolate(shard, keys, tick)]
             ticks = {}
@@ -282,22 +289,30 @@ class Pipeline:
 
     def act(self, refund_ids: list[str], intercept_ids: list[str]) -> None:
         """The actions task and the sweep: carry out the actions still open among these, record
-        what they did, and apply what the outcomes fed back."""
-        with self.db.transaction() as uow:
+        what they did, and apply what the outcomes fed back (in each database the actions may
+        be in: one, unless the shards are in separate databases)."""
+        for shard in self.db.database_shards():
+            self._act_in(shard, refund_ids, intercept_ids)
+
+    def _act_in(self, shard: int, refund_ids: list[str], intercept_ids: list[str]) -> None:
+        with self.db.transaction(shard) as uow:
             refunds = uow.actions.open_refunds(refund_ids) if refund_ids else []
             intercepts = uow.actions.open_intercepts(intercept_ids) if intercept_ids else []
         if not (refunds or intercepts):
             return
         done = self._call(refunds, intercepts)
-        with self.db.transaction() as uow:
+        with self.db.transaction(shard) as uow:
             done.write(uow, self.now())
         self.metrics.acted(done)
         self.drain(self._record_feedback(done))
 
     # -- relaying ------------------------------------------------------------------------
     def _relay_stale(self, older_than: datetime, limit: int = 2000) -> int:
-        """Publish what a crashed worker committed but never relayed."""
-        with self.db.transaction() as uow:
+        """Publish what a crashed worker committed but never relayed (in every database)."""
+        return sum(self._relay_stale_in(shard, older_than, limit) for shard in self.db.database_shards())
+
+    def _relay_stale_in(self, shard: int, older_than: datetime, limit: int) -> int:
+        with self.db.transaction(shard) as uow:
             rows = uow.outbox.take_unrelayed(older_than, limit)
             if rows:
                 self.publisher.publish(r["envelope"] for r in rows)
@@ -314,13 +329,14 @@ class Pipeline:
         now = self.now()
         report = SweepReport(now)
         report.relayed = self._relay_stale(now - grace)
-        with self.db.transaction() as uow:
-            refunds, intercepts = uow.actions.stale(now - grace)
+        for shard in self.db.database_shards():
+            with self.db.transaction(shard) as uow:
+                refunds, intercepts = uow.actions.stale(now - grace)
+                if refunds or intercepts:
+                    report.actions += len(refunds) + len(intercepts)
+                    uow.sweeps.record(SweepReport(now, actions=len(refunds) + len(intercepts)))
             if refunds or intercepts:
-                report.actions = len(refunds) + len(intercepts)
-                uow.sweeps.record(SweepReport(now, actions=report.actions))
-        if refunds or intercepts:
-            self.act(refunds, intercepts)
+                self._act_in(shard, refunds, intercepts)
         if self.clock == "stream":
             for shard in range(self.db.shards):
                 with self.db.transaction(shard) as uow:
@@ -329,11 +345,15 @@ class Pipeline:
                     if latest is not None:
                         uow.deadlines.flag_due(*latest)
         self._redrive_streams(now - self.redrive_after, report)
-        with self.db.transaction() as uow:
-            pending = uow.partitions.with_work(sequenced_before=now - grace)
-            stranded = uow.partitions.count_unapplied(pending, sequenced_before=now - grace) if pending else 0
-            if stranded:
-                uow.sweeps.record(SweepReport(now, inputs=stranded))
+        pending, stranded = [], 0
+        for shard in self.db.database_shards():
+            with self.db.transaction(shard) as uow:
+                found = uow.partitions.with_work(sequenced_before=now - grace)
+                count = uow.partitions.count_unapplied(found, sequenced_before=now - grace) if found else 0
+                if count:
+                    uow.sweeps.record(SweepReport(now, inputs=count))
+            pending += found
+            stranded += count
         if pending:
             self.drain(pending)
         report.inputs = stranded

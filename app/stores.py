@@ -72,6 +72,16 @@ class Progress:
     actions_in_flight: int
     oldest_unapplied_at: datetime | None = None  # when the oldest input not applied yet was recorded
 
+    @classmethod
+    def total(cls, parts: list[Progress]) -> Progress:
+        """The progress of several databases (shards in separate databases), added up."""
+        if len(parts) == 1:
+            return parts[0]
+        oldest = [p.oldest_unapplied_at for p in parts if p.oldest_unapplied_at is not None]
+        return cls(*(sum(getattr(p, name) for p in parts) for name in
+                     ("recorded", "waiting_in_order", "unapplied", "ticks_pending", "unrelayed", "actions_in_flight")),
+                   min(oldest) if oldest else None)
+
     def settled(self, expected_inputs: int) -> bool:
         return (
             self.recorded >= expected_inputs
@@ -102,6 +112,15 @@ class SweepReport:
     deadlines: int = 0  # outcomes of wall-clock deadlines
     lines: int = 0  # stream lines read again from their file
     problems: list[str] = field(default_factory=list)
+
+    def add(self, other: SweepReport) -> None:
+        """Another database's sweeps, counted in (shards in separate databases)."""
+        self.relayed += other.relayed
+        self.actions += other.actions
+        self.inputs += other.inputs
+        self.deadlines += other.deadlines
+        self.lines += other.lines
+        self.problems += [p for p in other.problems if p not in self.problems]
 
     @property
     def redrove_anything(self) -> bool:
@@ -266,8 +285,18 @@ class Database(Protocol):
         ...
 
     def transaction_in(self, shards: Iterable[int]) -> AbstractContextManager[dict[int, UnitOfWork]]:
-        """One transaction with a unit of work for each of these shards (they share its database)."""
+        """A unit of work for each of these shards: one transaction per database they are in."""
         ...
+
+    def database_shards(self) -> list[int]:
+        """One shard per database (the routing database's, 0, first): what reads or sweeps
+        every database opens a transaction(shard) on each."""
+        ...
+
+    def by_database(self, shards: Iterable[int]) -> list[list[int]]:
+        """These shards grouped by the database they are in."""
+        ...
+
     def is_transient(self, error: BaseException) -> bool:
         """A failure worth the same work again later (connection lost, serialization failure,
         deadlock, a locked database); anything else is the data's or the code's, and retrying

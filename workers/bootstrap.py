@@ -12,6 +12,8 @@ import threading
 from datetime import datetime, timedelta, timezone
 from functools import partial
 
+import sqlalchemy as sa
+
 from adapters.carrier_recorded import RecordedCarrierClient
 from adapters.db.engine import make_engine, migrate
 from adapters.db.sequencer import check_shards
@@ -107,12 +109,37 @@ def build_carrier(s: Settings, engine=None) -> CarrierClient:
     return RecordedCarrierClient()
 
 
+def _where(url: str) -> str:
+    """A database URL as a message may show it (no user or password)."""
+    return url.split("@")[-1].split("?")[0]
+
+
+def shard_engines(s: Settings) -> list:
+    """One engine per shard database (the same engine for shards sharing one), each migrated and
+    checked: a worker refuses to start on a shard database it cannot reach or that was
+    sequenced with another number of shards."""
+    urls = s.shard_database_urls
+    engines: dict[str, object] = {}
+    for url in urls:
+        if url in engines:
+            continue
+        engine = engines[url] = make_engine(url)
+        try:
+            migrate(engine)
+        except sa.exc.OperationalError as exc:
+            if len(set(urls)) == 1:
+                raise
+            raise SystemExit(f"shard database {_where(url)} (INTERCEPT_SHARD_URLS) cannot be reached: "
+                             f"{str(exc.orig).strip().splitlines()[0]}") from exc
+        problem = check_shards(engine, s.shards)
+        if problem:
+            raise SystemExit(problem if len(set(urls)) == 1 else f"shard database {_where(url)}: {problem}")
+    return [engines[url] for url in urls]
+
+
 def build_pipeline(s: Settings, celery_app) -> Pipeline:
-    engine = make_engine(s.database_url)
-    migrate(engine)
-    problem = check_shards(engine, s.shards)
-    if problem:
-        raise SystemExit(problem)
+    engines = shard_engines(s)
+    engine = engines[0]
 
     def enqueue_actions(refunds, intercepts):
         celery_app.send_task("intercept.actions", args=(refunds, intercepts), queue="actions")
@@ -121,7 +148,7 @@ def build_pipeline(s: Settings, celery_app) -> Pipeline:
     from adapters.metrics.pipeline import PrometheusPipelineMetrics  # noqa: PLC0415 (after the multiprocess set-up)
 
     return Pipeline(
-        SqlDatabase(engine, s.clock, s.shards),
+        SqlDatabase(engines if s.separate_shard_databases else engine, s.clock, s.shards),
         DEFAULT_POLICY,
         build_gateway(s, engine),
         build_carrier(s, engine),

@@ -26,6 +26,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
         INTERCEPT_CLOCK=settings.clock,
         INTERCEPT_SHARDS=str(settings.shards),
     )
+    if settings.shard_urls:
+        env["INTERCEPT_SHARD_URLS"] = ",".join(settings.shard_urls)
     return env
 
 

@@ -44,6 +44,18 @@ class Settings:
     shards: int = 1  # sequencing shards: merchants hash to this many position counters (INTERCEPT_SHARDS)
     metrics_port: int | None = None  # `intercept worker` serves /metrics on this port (workers.metrics_server)
     log_format: str = "text"  # text | json (one object per line: workers.logging_setup)
+    # Shard k's database (INTERCEPT_SHARD_URLS, one URL per shard; a URL may repeat: shards
+    # sharing a database). Empty: every shard in database_url. The first is the routing database.
+    shard_urls: tuple[str, ...] = ()
+
+    @property
+    def shard_database_urls(self) -> list[str]:
+        """The database of each shard, shard 0 first (the routing database)."""
+        return list(self.shard_urls) if self.shard_urls else [self.database_url] * self.shards
+
+    @property
+    def separate_shard_databases(self) -> bool:
+        return len(set(self.shard_database_urls)) > 1
 
     @property
     def embedded_broker(self) -> bool:
@@ -106,8 +118,9 @@ def load(default_clock: str = "wall") -> Settings:
     clock = env.get("INTERCEPT_CLOCK", default_clock)
     if clock not in ("wall", "stream"):
         raise SystemExit(f"INTERCEPT_CLOCK must be 'wall' or 'stream', not {clock!r}")
+    shard_urls, shards = _shard_urls(env)
     settings = Settings(
-        database_url=env.get("INTERCEPT_DATABASE_URL") or default_database_url(),
+        database_url=(shard_urls[0] if shard_urls else env.get("INTERCEPT_DATABASE_URL")) or default_database_url(),
         broker_url=env.get("INTERCEPT_BROKER_URL") or EMBEDDED_BROKER,
         clock=clock,
         carrier_adapter=env.get("INTERCEPT_CARRIER_ADAPTER", "recorded"),
@@ -125,7 +138,8 @@ def load(default_clock: str = "wall") -> Settings:
         malloc_trim=env.get("INTERCEPT_MALLOC_TRIM", "1") != "0",
         redrive_after_s=float(env.get("INTERCEPT_REDRIVE_AFTER_S", "20")),
         task_events=env.get("INTERCEPT_TASK_EVENTS", "1") != "0",
-        shards=_shards(env.get("INTERCEPT_SHARDS", "1")),
+        shards=shards,
+        shard_urls=shard_urls,
         metrics_port=_port(env.get("INTERCEPT_METRICS_PORT")),
         log_format=env.get("INTERCEPT_LOG_FORMAT", "text"),
     )
@@ -133,6 +147,26 @@ def load(default_clock: str = "wall") -> Settings:
     if problem:
         raise SystemExit(problem)
     return settings
+
+
+def _shard_urls(env) -> tuple[tuple[str, ...], int]:
+    """(INTERCEPT_SHARD_URLS as a tuple, S). With URLs, S is their number; INTERCEPT_SHARDS, when
+    also set, must agree, and INTERCEPT_DATABASE_URL must be the first (the routing database)."""
+    shards = _shards(env.get("INTERCEPT_SHARDS", "1"))
+    text = env.get("INTERCEPT_SHARD_URLS", "").strip()
+    if not text:
+        return (), shards
+    urls = tuple(u.strip() for u in text.split(","))
+    if any(not u for u in urls):
+        raise SystemExit(f"INTERCEPT_SHARD_URLS must be database URLs separated by commas, with none empty, not {text!r}")
+    if "INTERCEPT_SHARDS" in env and shards != len(urls):
+        raise SystemExit(f"INTERCEPT_SHARDS={env['INTERCEPT_SHARDS']} disagrees with INTERCEPT_SHARD_URLS, which names "
+                         f"{len(urls)} shard database(s): set one of them, or make them agree")
+    database_url = env.get("INTERCEPT_DATABASE_URL")
+    if database_url and database_url != urls[0]:
+        raise SystemExit("INTERCEPT_DATABASE_URL must be the first of INTERCEPT_SHARD_URLS (the routing database) "
+                         "when both are set; set only INTERCEPT_SHARD_URLS")
+    return urls, len(urls)
 
 
 def _shards(text: str) -> int:

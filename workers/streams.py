@@ -162,8 +162,12 @@ def register(db: Database, source: str, path: Path, inputs: int) -> datetime:
 
 
 def redriven_since(db: Database, at: datetime) -> SweepReport:
-    with db.transaction() as uow:
-        return uow.sweeps.since(at)
+    """What the sweeps re-drove since `at`, in every database (each logs what it found there)."""
+    total = SweepReport(at)
+    for shard in db.database_shards():
+        with db.transaction(shard) as uow:
+            total.add(uow.sweeps.since(at))
+    return total
 
 
 def describe_redrive(report: SweepReport) -> str:

@@ -48,6 +48,7 @@ class Item:
     raw: Any
     offset: int | None
     parsed: Parsed | None = None
+    source: str | None = None  # a parked input's own source (None: the message's)
     row_id: int | None = None  # set when the row already exists (received or parked)
     event: InboundEvent | None = None
     canonical: orjson.Fragment | dict[str, Any] | None = None

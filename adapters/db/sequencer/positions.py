@@ -40,7 +40,7 @@ def check_shards(engine: sa.Engine, shards: int) -> str | None:
 
 
 class ShardPositions:
-    def __init__(self, conn: sa.Connection, writes: WriteSet, shard: int = 0):
+    def __init__(self, conn: sa.Connection, writes: WriteSet, shard: int = 0, stamp_shards: int | None = None):
         self.conn = conn
         self.writes = writes
         self.shard = shard
@@ -52,6 +52,10 @@ class ShardPositions:
         row = self._lock()
         if row is None:
             insert_ignore(conn, t.sequencer, [{"id": self.row_id, "next_position": 1, "stream_now": None}], ["id"])
+            if stamp_shards is not None:
+                # A shard database other than the routing one keeps S too, where check_shards
+                # reads it (it has no routing lock of its own).
+                insert_ignore(conn, t.sequencer, [{"id": ROUTING_ROW, "next_position": stamp_shards, "stream_now": None}], ["id"])
             row = self._lock()
         self.next_position, self.stream_now = row
         self.partitions: set[str] = set()  # merchants given a position here
@@ -112,8 +116,11 @@ class ShardPositions:
 
 
 def flush_positions(writes: WriteSet, shards: Iterable[ShardPositions], known: set[str], checked: set[str]) -> None:
-    """The shards' new partitions, ticks and counters, sent with the transaction's other writes."""
+    """The shards' new partitions, ticks and counters, sent with the transaction's other writes
+    (`writes`: those of the database the shards are in)."""
     shards = list(shards)
+    if not shards:
+        return
     writes.insert_ignore(t.partitions, [row for sp in shards for row in sp.new_partitions(known, checked)], ["key"])
     writes.insert(t.ticks, [tick for sp in shards for tick in sp.new_ticks])
     writes.update(t.sequencer, "id", [{"id": sp.row_id, "next_position": sp.next_position, "stream_now": sp.stream_now} for sp in shards])

@@ -138,7 +138,7 @@ class Parking:
 
     def query(self, keys: Iterable[str], *cols) -> sa.Select:
         i = t.inbox
-        cols = cols or (i.c.id, i.c.waits_for, i.c.payload, i.c.source_offset)
+        cols = cols or (i.c.id, i.c.waits_for, i.c.payload, i.c.source_offset, i.c.source)
         return sa.select(*cols).where(i.c.state == "parked", among(i.c.waits_for, keys, self.conn))
 
     def load(self, keys: set[str]) -> list:

@@ -17,6 +17,7 @@ from adapters.db import schema as t
 from adapters.db.bulk import WriteSet, among
 from adapters.db.errors import storable
 from adapters.db.sequencer.accepting import Item, Parsed, SeenEvents, canonical_json, content_hash, parse_input
+from adapters.db.sequencer.handover import Handover, existing_partitions, not_handed_over_yet
 from adapters.db.sequencer.positions import ShardPositions, flush_positions
 from adapters.db.sequencer.routing import Parking, Routes
 from app.stores import ItemResult, SequencingReport
@@ -29,10 +30,12 @@ from domain.sharding import shard_of
 class SqlSequencer:
     """app.stores.Sequencer over one transaction's connection."""
 
-    def __init__(self, conn: sa.Connection, clock: str = "stream", writes: WriteSet | None = None, shards: int = 1):
+    def __init__(self, conn: sa.Connection, clock: str = "stream", writes: WriteSet | None = None, shards: int = 1,
+                 handover: Handover | None = None):
         self.conn = conn
         self.clock = clock
         self.shards = shards
+        self.handover = handover
         # Standalone (no unit of work around it), it sends its own writes.
         self._owns_writes = writes is None
         self.writes = WriteSet(conn) if writes is None else writes
@@ -51,7 +54,7 @@ class SqlSequencer:
         parsed = [parse_input(raw, allow_internal) for raw in items]
         for index, reason in (refused or {}).items():
             parsed[index] = Parsed(error=InvalidEvent("", reason))
-        run = _Run(self.clock, self.conn, self.writes, source, received_at, allow_internal, self.shards)
+        run = _Run(self.clock, self.conn, self.writes, source, received_at, allow_internal, self.shards, self.handover)
         report = run.sequence(first_offset, items, parsed, first_offset if first_line is None else first_line)
         if self._owns_writes:
             self.writes.flush()
@@ -74,8 +77,10 @@ class _Run:
     """The state of one sequencing transaction."""
 
     def __init__(self, clock: str, conn: sa.Connection, writes: WriteSet, source: str, received_at: datetime, allow_internal: bool,
-                 shards: int = 1):
+                 shards: int = 1, handover: Handover | None = None):
         self.clock = clock
+        # Shards in other databases (adapters/db/sequencer/handover.py); None: all in this one.
+        self.handover = handover
         self.conn = conn
         self.writes = writes
         self.source = source
@@ -210,10 +215,12 @@ class _Run:
                                                    *row("package", pk.c.carrier, pk.c.tracking_no, pk.c.package_id, pk.c.order_id, pk.c.merchant_id)))
         if parked:
             i = t.inbox
-            parts.append(self.parking.query(parked, *row("parked", i.c.id, i.c.waits_for, i.c.payload, i.c.source_offset)))
-        if merchants:
+            parts.append(self.parking.query(parked, *row("parked", i.c.id, i.c.waits_for, i.c.payload, i.c.source_offset, i.c.source)))
+        # A partition in another database is looked up there, in the hand-over (_flush).
+        here = merchants if self.handover is None else {m for m in merchants if not self._remote(shard_of(m, self.shard_count))}
+        if here:
             pt = t.partitions
-            parts.append(sa.select(*row("partition", pt.c.key)).where(among(pt.c.key, merchants, c)))
+            parts.append(sa.select(*row("partition", pt.c.key)).where(among(pt.c.key, here, c)))
         if offsets_to is not None:
             i, src = t.inbox, t.sources
             watermark = sa.select(src.c.next_offset).where(src.c.name == self.source)
@@ -232,7 +239,7 @@ class _Run:
             elif kind == "package":
                 route_rows.append((a, b, cc, d, e))
             elif kind == "parked":
-                parked_rows.append((int(a), b, orjson.loads(cc), None if d is None else int(d)))
+                parked_rows.append((int(a), b, orjson.loads(cc), None if d is None else int(d), e))
             elif kind == "offset":
                 offset_rows.append((int(a), int(b), cc, d, e))
             elif kind == "watermark":
@@ -255,8 +262,8 @@ class _Run:
         return watermark_found, existing, received
 
     def _take_parked(self, rows) -> None:
-        for rid, key, payload, off in rows:
-            it = Item(raw=payload, offset=off, row_id=rid, label=f"line {off + 1}" if off is not None else "")
+        for rid, key, payload, off, source in rows:
+            it = Item(raw=payload, offset=off, row_id=rid, source=source, label=f"line {off + 1}" if off is not None else "")
             it.canonical = payload
             try:
                 it.event = parse_event(payload, allow_internal=True)
@@ -323,10 +330,19 @@ class _Run:
             if it.row_id is not None:
                 self._record(it)
 
+    def _remote(self, shard: int) -> bool:
+        return self.handover is not None and self.handover.is_remote(shard)
+
     def _shard(self, shard: int) -> ShardPositions:
         sp = self.shards.get(shard)
         if sp is None:
-            sp = self.shards[shard] = ShardPositions(self.conn, self.writes, shard)
+            if self._remote(shard):
+                # Its counter lock in its own database, taken under the routing lock like any other.
+                tx = self.handover.transaction(shard)
+                sp = ShardPositions(tx.conn, tx.writes, shard, stamp_shards=self.shard_count)
+            else:
+                sp = ShardPositions(self.conn, self.writes, shard)
+            self.shards[shard] = sp
         return sp
 
     def _sequence_to(self, it: Item, merchant: str, order_id: str | None) -> None:
@@ -379,7 +395,7 @@ class _Run:
         raw_text = None if it.canonical is not None else stored_raw(raw)
         event_id = e.event_id if e else (it.result.event_id if it.result else None)
         return {
-            "source": self.source,
+            "source": it.source or self.source,
             "source_offset": it.offset,
             "event_id": event_id if e else (storable(event_id)[:128] if event_id else None),
             "event_type": e.type if e else None,
@@ -399,8 +415,44 @@ class _Run:
     def _record(self, it: Item) -> None:
         (self.new_rows if it.row_id is None else self.updated_rows).append(it)
 
+    def _handed_over(self, it: Item) -> bool:
+        return it.state == "sequenced" and self._remote(it.shard)
+
+    def _hand_over(self) -> None:
+        """The inputs, ticks and policy copies of shards in other databases, written in their
+        database's transaction (committed before this one); what a repeat of a hand-over finds
+        there already is left out (handover.py). An input that waited here (received, parked)
+        moves: its row here is deleted."""
+        moved = [it for it in self.updated_rows if self._handed_over(it)]
+        if moved:
+            self.conn.execute(t.inbox.delete().where(among(t.inbox.c.id, [it.row_id for it in moved], self.conn)))
+        outgoing = [it for it in self.new_rows if self._handed_over(it)] + moved
+        self.new_rows = [it for it in self.new_rows if not self._handed_over(it)]
+        self.updated_rows = [it for it in self.updated_rows if not self._handed_over(it)]
+        policies = [row for row in self.new_policies if self._remote(row["shard"])]
+        self.new_policies = [row for row in self.new_policies if not self._remote(row["shard"])]
+        for engine in dict.fromkeys(self.handover.database_of(k) for k in sorted(self.shards) if self._remote(k)):
+            shards = [self.shards[k] for k in sorted(self.shards) if self._remote(k) and self.handover.database_of(k) is engine]
+            conn, writes = shards[0].conn, shards[0].writes
+            in_db = {sp.shard for sp in shards}
+            items = [it for it in outgoing if it.shard in in_db]
+            db_policies = [row for row in policies if row["shard"] in in_db]
+            events = [(it.event.event_id, it.hash) for it in items]
+            events += [(tk["event_id"], "clock.tick") for sp in shards for tk in sp.new_ticks]
+            events += [(row["event_id"], "policy.published") for row in db_policies]
+            new = not_handed_over_yet(conn, events)
+            for sp in shards:
+                sp.new_ticks = [tk for tk in sp.new_ticks if tk["event_id"] in new]
+            writes.insert(t.inbox, [self._row(it) for it in items if it.event.event_id in new])
+            writes.insert(t.policy_publications, [row for row in db_policies if row["event_id"] in new])
+            named = set().union(*(sp.partitions for sp in shards)) & self.merchants_checked
+            self.known_partitions |= existing_partitions(conn, named - self.known_partitions)
+            flush_positions(writes, shards, self.known_partitions, self.merchants_checked)
+
     def _flush(self) -> None:
         w = self.writes
+        if self.handover is not None:
+            self._hand_over()
         w.insert(t.seen_events, self.seen.new)
         w.insert(t.order_routes, self.routes.new_orders)
         w.insert(t.package_routes, self.routes.new_packages)
@@ -415,7 +467,7 @@ class _Run:
         if self.new_policies:
             w.insert(t.policy_publications, self.new_policies)
         shards = [self.shards[k] for k in sorted(self.shards)]
-        flush_positions(self.writes, shards, self.known_partitions, self.merchants_checked)
+        flush_positions(self.writes, [sp for sp in shards if not self._remote(sp.shard)], self.known_partitions, self.merchants_checked)
         self.report.ticks = {sp.shard: sp.latest_tick for sp in shards if sp.latest_tick is not None}
         settled = self.report.settled
         for rows in (self.new_rows, self.updated_rows):
