@@ -28,6 +28,31 @@ def pg_url():
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def pg_databases():
+    """Makes fresh PostgreSQL databases (`pg_databases(2)`: two URLs), dropped afterwards: the
+    shard databases of INTERCEPT_SHARD_URLS."""
+    import psycopg
+
+    made: list[str] = []
+
+    def make(n: int) -> list[str]:
+        names = [f"intercept_s_{uuid.uuid4().hex[:12]}" for _ in range(n)]
+        try:
+            with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
+                for name in names:
+                    conn.execute(f'CREATE DATABASE "{name}"')
+                    made.append(name)
+        except psycopg.OperationalError as exc:
+            unavailable("PostgreSQL", exc)
+        return [pg_url_for(name) for name in names]
+
+    yield make
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def pg_engine():
     """A PostgreSQL schema of this test session, migrated to the current revision; tests sharing

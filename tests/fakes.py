@@ -69,12 +69,12 @@ class FakeAcceptor:
             return self.arrived.wait_for(lambda: predicate([i for _, i in self.received]), timeout)
 
 
-def in_process_pipeline(engine: sa.Engine, *, clock: str = "stream", now: Callable[[], datetime] = lambda: WALL,
+def in_process_pipeline(engine: sa.Engine | list[sa.Engine], *, clock: str = "stream", now: Callable[[], datetime] = lambda: WALL,
                         batch_size: int = 2000, publisher=None, gateway=None, redrive_after: timedelta = timedelta(0),
                         shards: int = 1) -> Pipeline:
     """The pipeline a worker runs, in this process: the in-process refund simulator, the
     recorded carrier client, stream files read from this host, and a publisher that keeps
-    what it is given."""
-    return Pipeline(SqlDatabase(engine, clock, shards), DEFAULT_POLICY, gateway or InProcessRefundSimulator(), RecordedCarrierClient(),
+    what it is given. `engine`: one, or one per shard (shards in separate databases)."""
+    return Pipeline(SqlDatabase(engine, clock, shards if isinstance(engine, sa.Engine) else None), DEFAULT_POLICY, gateway or InProcessRefundSimulator(), RecordedCarrierClient(),
                     publisher or FakePublisher(), now, batch_size=batch_size, stream_lines=StreamFiles(),
                     redrive_after=redrive_after)

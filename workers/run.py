@@ -64,9 +64,9 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
     from workers.summary import print_summary, write_outcomes  # noqa: PLC0415
 
     if out:
-        n = write_outcomes(db.engine, out)
+        n = write_outcomes(db.engines, out)
         console.print(f"wrote {n} outbound events to {out}")
-    print_summary(db.engine, elapsed)
+    print_summary(db.engines, elapsed)
     print(f"run with {running.describe()}, {batch} stream lines per message, {settings.batch_size} inputs per apply"
           f" (broker {settings.broker_url.split('@')[-1]}, database {settings.database_url.split('@')[-1].split('?')[0]})"
           + (f", {settings.shards} sequencing shards" if settings.shards > 1 else ""))

@@ -11,7 +11,7 @@ from rich.table import Table
 from adapters.db.reporting import collect, outcomes_in_order
 
 
-def write_outcomes(engine: sa.Engine, path: str) -> int:
+def write_outcomes(engine: sa.Engine | list[sa.Engine], path: str) -> int:
     n = 0
     with open(path, "w", encoding="utf-8") as fh:
         for env in outcomes_in_order(engine):
@@ -29,7 +29,7 @@ def _table(title: str, columns: list[str], rows) -> Table:
     return table
 
 
-def print_summary(engine: sa.Engine, elapsed: float, console: Console | None = None) -> None:
+def print_summary(engine: sa.Engine | list[sa.Engine], elapsed: float, console: Console | None = None) -> None:
     console = console or Console()
     figures = collect(engine)
     inputs = figures["inputs"]

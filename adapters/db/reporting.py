@@ -14,15 +14,42 @@ from domain.codec import order_from_dict
 from domain.summary import summarize_order
 
 
-def outcomes_in_order(engine: sa.Engine):
+Engines = sa.Engine | list[sa.Engine]
+
+
+def each(engines: Engines) -> list[sa.Engine]:
+    """The databases to read: one, or every shard database (INTERCEPT_SHARD_URLS), each once."""
+    return [engines] if isinstance(engines, sa.Engine) else list(dict.fromkeys(engines))
+
+
+def outcomes_in_order(engines: Engines):
+    """The outbound events by position, database after database (positions are a shard's)."""
     o = t.outbox
-    with engine.connect() as conn:
-        for (env,) in conn.execute(sa.select(o.c.envelope).order_by(o.c.position, o.c.ordinal, o.c.event_id)).yield_per(5000):
-            yield env
+    for engine in each(engines):
+        with engine.connect() as conn:
+            for (env,) in conn.execute(sa.select(o.c.envelope).order_by(o.c.position, o.c.ordinal, o.c.event_id)).yield_per(5000):
+                yield env
 
 
-def collect(engine: sa.Engine) -> dict:
-    """The figures of the summary, as data (the replay report reuses them)."""
+def collect(engines: Engines) -> dict:
+    """The figures of the summary, as data (the replay report reuses them), added up over the
+    shard databases."""
+    parts = [_collect(engine) for engine in each(engines)]
+    if len(parts) == 1:
+        return parts[0]
+    total: dict = {"inputs": Counter(), "cases": Counter(), "outcomes": Counter(), "fees": defaultdict(lambda: [0, 0, 0, 0]),
+                   "claims": Counter(), "issued_fen": 0}
+    for part in parts:
+        for key in ("inputs", "cases", "outcomes", "claims"):
+            total[key].update(part[key])
+        for k, figures in part["fees"].items():
+            total["fees"][k] = [a + b for a, b in zip(total["fees"][k], figures)]
+        total["issued_fen"] += part["issued_fen"]
+    total["inputs"], total["outcomes"] = dict(total["inputs"]), dict(total["outcomes"])
+    return total
+
+
+def _collect(engine: sa.Engine) -> dict:
     o = t.outbox
     with engine.connect() as conn:
         q = sa.select(t.input_states.c.state, sa.func.count()).group_by(t.input_states.c.state)
@@ -65,10 +92,16 @@ def fees_by_merchant(engine: sa.Engine):
     return rows
 
 
-def commit_times(engine: sa.Engine, source: str):
+def commit_times(engines: Engines, source: str):
     """(offset, event_id, when its effects were committed) for each input of a source: for an
     applied input, the first apply of its partition through its position (the apply log); for
-    one kept aside, when it was; for any other, when it was recorded."""
+    one kept aside, when it was; for any other, when it was recorded. Database after database:
+    an input and its partition's apply log are in the same one."""
+    for engine in each(engines):
+        yield from _commit_times(engine, source)
+
+
+def _commit_times(engine: sa.Engine, source: str):
     from bisect import bisect_left  # noqa: PLC0415
 
     by_partition: dict[str, tuple[list[int], list]] = {}
@@ -112,8 +145,14 @@ class AsideInput:
                 "type": self.event_type, "reason": self.reason, "recorded_at": self.recorded_at.isoformat()}
 
 
-def kept_aside(engine: sa.Engine, limit: int = 50, source: str | None = None) -> list[AsideInput]:
-    """Inputs kept aside, newest first (by when they were set aside, then by arrival)."""
+def kept_aside(engines: Engines, limit: int = 50, source: str | None = None) -> list[AsideInput]:
+    """Inputs kept aside, newest first (by when they were set aside, then by arrival), from
+    every shard database (an apply keeps aside in its shard's)."""
+    found = [a for engine in each(engines) for a in _kept_aside(engine, limit, source)]
+    return sorted(found, key=lambda a: (a.recorded_at, a.id), reverse=True)[:limit]
+
+
+def _kept_aside(engine: sa.Engine, limit: int, source: str | None) -> list[AsideInput]:
     i = t.inbox
     recorded_at = sa.func.coalesce(i.c.applied_at, i.c.received_at)
     query = (

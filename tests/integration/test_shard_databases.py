@@ -1,0 +1,216 @@
+"""Shards in separate PostgreSQL databases (INTERCEPT_SHARD_URLS): the same stream gives the
+outcomes of one shard in one database, whatever the number of databases and however the shards
+share them; every partition's rows are in its shard's database, and a crash between a shard
+database's commit and the routing commit is repaired by the redelivery of the message."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from adapters.db import schema as t
+from adapters.db.engine import make_engine, migrate
+from adapters.db.reporting import outcomes_in_order
+from adapters.db.sequencer import handover
+from domain.sharding import shard_of
+from loadtest.generate import dump_line, generate_stream
+from loadtest.report import outcome_digest
+from tests.fakes import in_process_pipeline
+from tests.helpers import ROOT
+from tests.pinned import GENERATED_DIGEST, GENERATED_INPUTS, SAMPLE_DIGEST, SAMPLE_INPUTS
+
+
+def _engines(urls: list[str]) -> list[sa.Engine]:
+    """One engine per distinct URL, in shard order (a repeated URL: the same engine)."""
+    made: dict[str, sa.Engine] = {}
+    for url in urls:
+        if url not in made:
+            made[url] = make_engine(url)
+            migrate(made[url])
+    return [made[url] for url in urls]
+
+
+def _state(engines: list[sa.Engine]):
+    """(digest, input counts added up, {database index: its partitions' (key, shard)}, unapplied,
+    {database index: ticks by shard}, sequenced inputs counted by event id)."""
+    distinct = list(dict.fromkeys(engines))
+    digest = outcome_digest(outcomes_in_order(engines))
+    counts: Counter = Counter()
+    partitions, ticks = {}, {}
+    unapplied = 0
+    events: Counter = Counter()
+    for n, engine in enumerate(distinct):
+        with engine.connect() as conn:
+            counts.update(dict(conn.execute(sa.select(t.input_states.c.state, sa.func.count()).group_by(t.input_states.c.state)).all()))
+            partitions[n] = conn.execute(sa.select(t.partitions.c.key, t.partitions.c.shard)).all()
+            ticks[n] = dict(conn.execute(sa.select(t.ticks.c.shard, sa.func.count()).group_by(t.ticks.c.shard)).all())
+            unapplied += conn.execute(sa.select(sa.func.count()).select_from(t.input_states)
+                                      .where(t.input_states.c.state == "sequenced")).scalar_one()
+            # Sequenced (a position), in any database: a redelivered duplicate is recorded too, without one.
+            events.update(r[0] for r in conn.execute(sa.select(t.inbox.c.event_id).where(t.inbox.c.position.is_not(None))))
+    return digest, dict(counts), partitions, unapplied, ticks, events
+
+
+def _run(engines: list[sa.Engine], lines: list[str], batch: int):
+    pipeline = in_process_pipeline(engines, batch_size=batch)
+    for first in range(0, len(lines), batch):
+        pipeline.process("shards", first, lines[first : first + batch])
+    pipeline.sweep()
+    return _state(engines)
+
+
+def _check_placement(engines: list[sa.Engine], partitions, ticks, *, every_shard_used: bool) -> None:
+    shards = len(engines)
+    distinct = list(dict.fromkeys(engines))
+    for n, rows in partitions.items():
+        in_this = {k for k in range(shards) if engines[k] is distinct[n]}
+        assert all(shard == shard_of(key, shards) and shard in in_this for key, shard in rows), \
+            "each partition is in its merchant's shard, in that shard's database"
+        # Every tick took a position in every shard of this database, and only there.
+        assert set(ticks[n]) == in_this
+    if every_shard_used:
+        assert {shard for rows in partitions.values() for _, shard in rows} == set(range(shards))
+    assert len({c for per in ticks.values() for c in per.values()}) == 1, "every shard has every tick"
+
+
+LAYOUTS = {
+    "2 shards in 2 databases": (2, [0, 1]),
+    "4 shards in 4 databases": (4, [0, 1, 2, 3]),
+    "4 shards in 2 databases": (2, [0, 1, 0, 1]),
+}
+
+
+def _shard_engines(pg_databases, layout: str) -> list[sa.Engine]:
+    databases, shard_database = LAYOUTS[layout]
+    urls = pg_databases(databases)
+    return _engines([urls[k] for k in shard_database])
+
+
+def _dispose(engines: list[sa.Engine]) -> None:
+    for engine in set(engines):
+        engine.dispose()
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_the_sample_gives_the_pinned_outcomes_with_shards_in_separate_databases(pg_databases, layout):
+    engines = _shard_engines(pg_databases, layout)
+    lines = (ROOT / "workers" / "samples" / "sample.jsonl").read_text(encoding="utf-8").splitlines()
+    digest, counts, partitions, unapplied, ticks, events = _run(engines, lines, 50)
+    assert (digest, counts) == (SAMPLE_DIGEST, SAMPLE_INPUTS)
+    assert unapplied == 0
+    _check_placement(engines, partitions, ticks, every_shard_used=False)
+    _dispose(engines)
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_a_generated_stream_gives_the_pinned_outcomes_with_shards_in_separate_databases(pg_databases, layout):
+    engines = _shard_engines(pg_databases, layout)
+    lines = [dump_line(e) for e in generate_stream(400, 3)]
+    digest, counts, partitions, unapplied, ticks, events = _run(engines, lines, 500)
+    assert (digest, counts) == (GENERATED_DIGEST, GENERATED_INPUTS)
+    assert unapplied == 0
+    _check_placement(engines, partitions, ticks, every_shard_used=True)
+    _dispose(engines)
+
+
+class Crash(BaseException):
+    """A worker killed (not an error the pipeline handles): nothing after it runs."""
+
+
+def _count_repeats(monkeypatch) -> list[int]:
+    """How many inputs, ticks and policies each hand-over found handed over already."""
+    from adapters.db.sequencer import run  # noqa: PLC0415
+
+    repeats: list[int] = []
+
+    def counting(conn, events):
+        events = dict(events)
+        new = handover.not_handed_over_yet(conn, events.items())
+        repeats.append(len(events) - len(new))
+        return new
+
+    monkeypatch.setattr(run, "not_handed_over_yet", counting)
+    return repeats
+
+
+def test_a_crash_between_a_shard_commit_and_the_routing_commit_is_repaired_by_redelivery(pg_databases, monkeypatch):
+    engines = _shard_engines(pg_databases, "2 shards in 2 databases")
+    lines = [dump_line(e) for e in generate_stream(400, 3)]
+    batch = 500
+    crash_at = {2 * batch, 6 * batch}  # two messages: the shard databases commit, the routing database does not
+    pipeline = in_process_pipeline(engines, batch_size=batch)
+    first_offset = {"now": None}
+
+    def crash() -> None:
+        if first_offset["now"] in crash_at:
+            crash_at.discard(first_offset["now"])
+            raise Crash()
+
+    monkeypatch.setattr(handover, "after_shard_commits", crash)
+    repeats = _count_repeats(monkeypatch)
+    crashes = 0
+    for first in range(0, len(lines), batch):
+        first_offset["now"] = first
+        while True:
+            try:
+                pipeline.process("shards", first, lines[first : first + batch])
+                break
+            except Crash:
+                crashes += 1  # the broker redelivers the same message
+    pipeline.sweep()
+    assert crashes == 2
+    assert sum(repeats) > 0, "the redeliveries found their inputs handed over already"
+    digest, counts, partitions, unapplied, ticks, events = _state(engines)
+    assert (digest, counts) == (GENERATED_DIGEST, GENERATED_INPUTS)
+    assert unapplied == 0
+    assert [e for e, n in events.items() if n > 1] == [], "no input recorded twice"
+    _check_placement(engines, partitions, ticks, every_shard_used=True)
+    _dispose(engines)
+
+
+def test_a_crash_between_the_commits_of_an_unparking_repeats_the_move_once(pg_databases, monkeypatch):
+    """Inputs that waited in the routing database (parked for a route) move to their shard's
+    database when what they wait for comes; a crash in the move and a redelivery move them once."""
+    engines = _shard_engines(pg_databases, "2 shards in 2 databases")
+    lines = [dump_line(e) for e in generate_stream(400, 3)]
+    # Backwards, one message per 100 lines: scans arrive before the orders they name (parked).
+    batch = 100
+    chunks = [(first, lines[first : first + batch]) for first in range(0, len(lines), batch)]
+    http_items = [[orjson.loads(line) for line in chunk] for _, chunk in reversed(chunks)]
+    pipeline = in_process_pipeline(engines, batch_size=batch)
+    state = {"crash": True}
+    repeats = _count_repeats(monkeypatch)
+
+    def crash() -> None:
+        if state["crash"]:
+            state["crash"] = False
+            raise Crash()
+
+    crashed = 0
+    for n, items in enumerate(http_items):
+        if n == len(http_items) - 1:
+            monkeypatch.setattr(handover, "after_shard_commits", crash)  # the message with the first orders
+        while True:
+            try:
+                pipeline.process("http:test", None, items)
+                break
+            except Crash:
+                crashed += 1
+    pipeline.sweep()
+    assert crashed == 1
+    assert sum(repeats) > 0, "the redelivery found the moved inputs handed over already"
+    digest, counts, partitions, unapplied, ticks, events = _state(engines)
+    assert [e for e, n in events.items() if n > 1] == [], "no input recorded twice"
+    assert unapplied == 0
+    # The same stream through one database in the same order of arrival.
+    one = pg_databases(1)
+    single = _engines(one)
+    pipeline = in_process_pipeline(single[0], batch_size=batch)
+    for items in http_items:
+        pipeline.process("http:test", None, items)
+    pipeline.sweep()
+    assert (digest, counts) == _state(single)[:2]
+    _dispose(engines + single)
