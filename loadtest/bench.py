@@ -78,6 +78,9 @@ def _bench_noop(app, redis_url: str, n: int, timeout: float) -> float:
 
 def bench(settings: Settings, events: int, batch: int, workers: int | None, seed: int, as_json: bool, timeout: float,
           tick_every_minutes: float = 10.0) -> int:
+    if settings.separate_shard_databases:
+        raise SystemExit("intercept bench is not supported with INTERCEPT_SHARD_URLS yet: it runs in a fresh namespace "
+                         "of one database; unset INTERCEPT_SHARD_URLS (INTERCEPT_SHARDS=S shards one database)")
     logging.basicConfig(level=logging.WARNING)
     if settings.embedded_broker or not settings.broker_url.startswith("redis"):
         raise SystemExit("bench needs a Redis broker and a database: set INTERCEPT_BROKER_URL and INTERCEPT_DATABASE_URL")

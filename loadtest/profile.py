@@ -117,6 +117,9 @@ class _TimedMetrics:
 
 def profile(settings: Settings, events: int, batch: int, seed: int, profiler: str | None, out: Path | None,
             metrics: bool = True) -> dict:
+    if settings.separate_shard_databases:
+        raise SystemExit("intercept profile is not supported with INTERCEPT_SHARD_URLS yet: it runs in a fresh namespace "
+                         "of one database; unset INTERCEPT_SHARD_URLS (INTERCEPT_SHARDS=S shards one database)")
     settings = fresh_namespace(settings, "profile")
     engine = make_engine(settings.database_url)
     migrate(engine)

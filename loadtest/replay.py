@@ -69,6 +69,9 @@ def _backlog_sample(started: float, published: streams.Published, p) -> tuple[fl
 
 def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out_dir: Path, compare: Path | None,
            workers: int | None, no_workers: bool, timeout: float) -> int:
+    if settings.separate_shard_databases:
+        raise SystemExit("intercept replay is not supported with INTERCEPT_SHARD_URLS yet: it runs in a fresh namespace "
+                         "of one database; unset INTERCEPT_SHARD_URLS (INTERCEPT_SHARDS=S shards one database)")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     reachability.check(settings)
     settings = fresh_namespace(settings, "replay")

@@ -96,11 +96,12 @@ app.conf.update(
 @signals.worker_init.connect
 def _migrate_before_consuming(**_kwargs) -> None:
     """Bring the schema up to date once, in the main process, before any task runs."""
-    engine = make_engine(settings.database_url)
-    try:
-        migrate(engine)
-    finally:
-        engine.dispose()
+    for url in dict.fromkeys(settings.shard_database_urls):  # every shard database (INTERCEPT_SHARD_URLS)
+        engine = make_engine(url)
+        try:
+            migrate(engine)
+        finally:
+            engine.dispose()
 
 
 @signals.setup_logging.connect

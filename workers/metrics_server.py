@@ -62,5 +62,5 @@ def start_exporter(settings: Settings, port: int, addr: str = "0.0.0.0"):
     from adapters.metrics.exposition import build_registry, serve  # noqa: PLC0415
     from adapters.metrics.stored_state import StoredStateCollector  # noqa: PLC0415
 
-    state = StoredStateCollector(settings.database_url, settings.broker_url, settings.clock)
+    state = StoredStateCollector(settings.database_url, settings.broker_url, settings.clock, shard_urls=settings.shard_urls)
     return serve(port, build_registry(state), addr)

@@ -10,6 +10,7 @@ by increments in many processes would. A database or broker out of reach is repo
 from __future__ import annotations
 
 import logging
+from collections import Counter
 import time
 from datetime import datetime, timezone
 from typing import Iterable
@@ -30,8 +31,11 @@ OPEN_INTERCEPT_STATES = ("pending", "unknown")
 
 class StoredStateCollector(Collector):
     def __init__(self, database_url: str, broker_url: str | None, clock: str = "wall", queues: Iterable[str] = QUEUES,
-                 now=lambda: datetime.now(timezone.utc)):
+                 now=lambda: datetime.now(timezone.utc), shard_urls: Iterable[str] = ()):
         self.database_url = database_url
+        # The other shard databases (INTERCEPT_SHARD_URLS): their figures are added in.
+        self.other_urls = [u for u in dict.fromkeys(shard_urls) if u != database_url]
+        self._others: list[sa.Engine] | None = None
         self.broker_url = broker_url
         self.clock = clock
         self.queues = tuple(queues)
@@ -45,6 +49,12 @@ class StoredStateCollector(Collector):
         if self._engine is None:
             self._engine = sa.create_engine(self.database_url, poolclass=sa.pool.NullPool, **JSON_CODEC)
         return self._engine
+
+    @property
+    def others(self) -> list[sa.Engine]:
+        if self._others is None:
+            self._others = [sa.create_engine(u, poolclass=sa.pool.NullPool, **JSON_CODEC) for u in self.other_urls]
+        return self._others
 
     def describe(self):
         return []  # computed at each scrape: nothing to check at registration
@@ -68,23 +78,28 @@ class StoredStateCollector(Collector):
 
     def _from_database(self):
         now = self.now()
+        clock_now = now
         with self.engine.connect() as conn:
-            i = t.inbox
-            parked, oldest_parked = conn.execute(
-                sa.select(sa.func.count(), sa.func.min(i.c.received_at)).where(i.c.state == "parked")).one()
-            clock_now = now
             if self.clock == "stream":
+                # Shard 0's stream clock; every shard has every tick.
                 clock_now = conn.execute(sa.select(t.sequencer.c.stream_now).where(t.sequencer.c.id == 1)).scalar()
-            o = t.orders
-            overdue, oldest_due = (0, None) if clock_now is None else conn.execute(
-                sa.select(sa.func.count(), sa.func.min(o.c.next_due_at)).where(o.c.next_due_at <= clock_now)).one()
-            letters = dict(conn.execute(sa.select(t.dead_letters.c.status, sa.func.count()).group_by(t.dead_letters.c.status)).all())
-            ra, ca = t.refund_actions, t.carrier_actions
-            refunds = dict(conn.execute(sa.select(ra.c.state, sa.func.count()).where(ra.c.state.in_(OPEN_REFUND_STATES))
-                                        .group_by(ra.c.state)).all())
-            intercepts = dict(conn.execute(sa.select(ca.c.state, sa.func.count()).where(ca.c.state.in_(OPEN_INTERCEPT_STATES))
-                                           .group_by(ca.c.state)).all())
-            claims_open, claims_fen = _open_claims(conn)
+        parked = overdue = claims_open = claims_fen = 0
+        oldest_parked = oldest_due = None
+        letters: Counter = Counter()
+        refunds: Counter = Counter()
+        intercepts: Counter = Counter()
+        for engine in [self.engine, *self.others]:
+            with engine.connect() as conn:
+                figures = _read(conn, clock_now)
+            parked += figures["parked"]
+            overdue += figures["overdue"]
+            oldest_parked = _earliest(oldest_parked, figures["oldest_parked"])
+            oldest_due = _earliest(oldest_due, figures["oldest_due"])
+            letters.update(figures["letters"])
+            refunds.update(figures["refunds"])
+            intercepts.update(figures["intercepts"])
+            claims_open += figures["claims_open"]
+            claims_fen += figures["claims_fen"]
 
         yield _gauge("intercept_inputs_parked", "Inputs parked, waiting for the order or package they name.", parked)
         yield _gauge("intercept_inputs_parked_oldest_age_seconds", "Age of the oldest parked input (0: none).",
@@ -141,6 +156,29 @@ def queue_depths(broker_url: str, queues: Iterable[str]) -> dict[str, int]:
         finally:
             channel.close()
     return depths
+
+
+def _read(conn: sa.Connection, clock_now: datetime | None) -> dict:
+    """The figures of one database."""
+    i = t.inbox
+    parked, oldest_parked = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(i.c.received_at)).where(i.c.state == "parked")).one()
+    o = t.orders
+    overdue, oldest_due = (0, None) if clock_now is None else conn.execute(
+        sa.select(sa.func.count(), sa.func.min(o.c.next_due_at)).where(o.c.next_due_at <= clock_now)).one()
+    letters = dict(conn.execute(sa.select(t.dead_letters.c.status, sa.func.count()).group_by(t.dead_letters.c.status)).all())
+    ra, ca = t.refund_actions, t.carrier_actions
+    refunds = dict(conn.execute(sa.select(ra.c.state, sa.func.count()).where(ra.c.state.in_(OPEN_REFUND_STATES))
+                                .group_by(ra.c.state)).all())
+    intercepts = dict(conn.execute(sa.select(ca.c.state, sa.func.count()).where(ca.c.state.in_(OPEN_INTERCEPT_STATES))
+                                   .group_by(ca.c.state)).all())
+    claims_open, claims_fen = _open_claims(conn)
+    return {"parked": parked, "oldest_parked": oldest_parked, "overdue": overdue, "oldest_due": oldest_due, "letters": letters,
+            "refunds": refunds, "intercepts": intercepts, "claims_open": claims_open, "claims_fen": claims_fen}
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _open_claims(conn: sa.Connection) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from workers.cli.common import engine as _engine, settings as _settings
+from workers.cli.common import engine as _engine, engines as _engines, settings as _settings
 
 
 @click.group()
@@ -26,7 +26,7 @@ def aside_list(limit: int, source: str | None, as_json: bool) -> None:
     """List the inputs kept aside, newest first: source, offset in its stream, event id, type, reason."""
     from adapters.db.reporting import kept_aside  # noqa: PLC0415
 
-    inputs = kept_aside(_engine(), limit=limit, source=source)
+    inputs = kept_aside(_engines(), limit=limit, source=source)
     if as_json:
         for a in inputs:
             click.echo(json.dumps(a.as_json(), ensure_ascii=False))

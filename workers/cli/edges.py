@@ -8,7 +8,7 @@ import sys
 import click
 
 from adapters.simulators.common import Faults
-from workers.cli.common import engine as _engine, settings as _settings, uvicorn_log_config
+from workers.cli.common import engines as _engines, routing_engine as _engine, settings as _settings, uvicorn_log_config
 
 
 def _acceptor():
@@ -20,7 +20,9 @@ def _acceptor():
 
 
 def readiness(engine, broker_url: str):
-    """What /readyz reports: the database, and the broker when it is Redis or RabbitMQ."""
+    """What /readyz reports: the database (every shard database: `engine` may be a list), and
+    the broker when it is Redis or RabbitMQ."""
+    databases = engine if isinstance(engine, list) else [engine]
 
     def check() -> dict[str, object]:
         import sqlalchemy as sa  # noqa: PLC0415
@@ -29,12 +31,17 @@ def readiness(engine, broker_url: str):
 
         out: dict[str, object] = {}
         try:
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+            waiting = []
+            for db in databases:
+                with db.connect() as conn:
+                    conn.execute(sa.text("SELECT 1"))
+                waiting.append(backlog(db))
             out["database"] = "ok"
             # The work waiting for the workers: shown, never a reason to refuse inputs (the
             # ingress only records them; the workers drain the backlog when they catch up).
-            out["backlog"] = {"ok": True, **backlog(engine)}
+            ages = [w["oldest_unapplied_s"] for w in waiting if w["oldest_unapplied_s"] is not None]
+            out["backlog"] = {"ok": True, "unapplied_inputs": sum(w["unapplied_inputs"] for w in waiting),
+                              "oldest_unapplied_s": max(ages) if ages else None}
         except Exception as exc:  # noqa: BLE001
             out["database"] = f"down: {type(exc).__name__}"
         if broker_url.startswith(("redis://", "rediss://")):
@@ -83,8 +90,8 @@ def serve(host: str, port: int) -> None:
     from adapters.metrics.exposition import build_registry, page  # noqa: PLC0415
     from adapters.metrics.stored_state import StoredStateCollector  # noqa: PLC0415
 
-    metrics = page(build_registry(StoredStateCollector(settings.database_url, settings.broker_url, settings.clock)))
-    app = create_app(_acceptor(), SqlDeadLetterStore(engine), ingress_settings, readiness(engine, settings.broker_url),
+    metrics = page(build_registry(StoredStateCollector(settings.database_url, settings.broker_url, settings.clock, shard_urls=settings.shard_urls)))
+    app = create_app(_acceptor(), SqlDeadLetterStore(engine), ingress_settings, readiness(_engines(settings), settings.broker_url),
                      metrics_page=metrics)
     from workers.logging_setup import configure  # noqa: PLC0415
 

@@ -96,11 +96,17 @@ def publish(file: str, merchant: str | None, as_json: bool) -> None:
     if merchant:
         event["data"]["merchant_id"] = merchant
     s = _settings()
-    engine = _engine(s)
-    problem = check_shards(engine, s.shards)  # a publication takes a position in every shard: S must be the database's
-    if problem:
-        raise click.ClickException(problem)
-    db = SqlDatabase(engine, s.clock, s.shards)
+    if s.separate_shard_databases:
+        from workers.bootstrap import shard_engines  # noqa: PLC0415
+
+        # Every shard database migrated and checked; the publication is handed over to each.
+        db = SqlDatabase(shard_engines(s), s.clock, s.shards)
+    else:
+        engine = _engine(s)
+        problem = check_shards(engine, s.shards)  # a publication takes a position in every shard: S must be the database's
+        if problem:
+            raise click.ClickException(problem)
+        db = SqlDatabase(engine, s.clock, s.shards)
     with db.transaction() as uow:
         report = uow.sequencer.sequence("cli:policy", None, [event], now)
     result = report.results[0]
