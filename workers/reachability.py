@@ -143,8 +143,10 @@ def check_broker(url: str, timeout_s: float = 5.0) -> None:
 
 
 def check(settings, *, database: bool = True, broker: bool = True) -> None:
-    """What a command that starts work looks at first: the database, then the broker."""
+    """What a command that starts work looks at first: the database (every shard database,
+    with INTERCEPT_SHARD_URLS), then the broker."""
     if database:
-        check_database(settings.database_url)
+        for url in dict.fromkeys(getattr(settings, "shard_database_urls", None) or [settings.database_url]):
+            check_database(url)
     if broker:
         check_broker(settings.broker_url)
