@@ -214,3 +214,28 @@ def test_a_crash_between_the_commits_of_an_unparking_repeats_the_move_once(pg_da
     pipeline.sweep()
     assert (digest, counts) == _state(single)[:2]
     _dispose(engines + single)
+
+
+def test_a_worker_refuses_a_shard_database_it_cannot_reach_or_that_was_sequenced_with_another_number(pg_databases):
+    from dataclasses import replace  # noqa: PLC0415
+
+    from workers.bootstrap import shard_engines  # noqa: PLC0415
+    from workers.settings import load  # noqa: PLC0415
+
+    urls = pg_databases(2)
+    settings = replace(load(), database_url=urls[0], shards=2, shard_urls=tuple(urls))
+    engines = shard_engines(settings)  # migrated, nothing sequenced yet
+    in_process_pipeline(engines).process("s", 0, [dump_line(e) for e in generate_stream(40, 1)][:200])
+    for engine in set(engines):
+        engine.dispose()
+    # The second database again, now as the only other one of three shards: it was sequenced with 2.
+    three = pg_databases(1)
+    with pytest.raises(SystemExit) as refused:
+        shard_engines(replace(settings, shards=3, shard_urls=(three[0], urls[1], three[0]), database_url=three[0]))
+    where = urls[1].split("@")[-1]
+    assert str(refused.value) == (f"shard database {where}: INTERCEPT_SHARDS=3, but this database's inputs were sequenced "
+                                  "with 2 shard(s); set INTERCEPT_SHARDS=2, or start on an empty database")
+    unreachable = urls[0].rsplit("/", 1)[0].replace(":5432", ":1") + "/nowhere"
+    with pytest.raises(SystemExit) as refused:
+        shard_engines(replace(settings, shard_urls=(urls[0], unreachable)))
+    assert str(refused.value).startswith("shard database 127.0.0.1:1/nowhere (INTERCEPT_SHARD_URLS) cannot be reached: ")

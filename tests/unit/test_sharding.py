@@ -39,3 +39,42 @@ def test_a_number_of_shards_that_is_not_one_or_more_is_refused_naming_the_settin
     assert load().shards == 4
     monkeypatch.delenv("INTERCEPT_SHARDS")
     assert load().shards == 1
+
+
+def test_shard_urls_give_the_number_of_shards_and_the_first_is_the_routing_database(monkeypatch):
+    from workers.settings import load  # noqa: PLC0415
+
+    for name in ("INTERCEPT_SHARDS", "INTERCEPT_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INTERCEPT_SHARD_URLS", "postgresql://h/a, postgresql://h/b,postgresql://h/a,postgresql://h/b")
+    s = load()
+    assert (s.shards, s.database_url) == (4, "postgresql://h/a")
+    assert s.shard_database_urls == ["postgresql://h/a", "postgresql://h/b", "postgresql://h/a", "postgresql://h/b"]
+    assert s.separate_shard_databases
+    monkeypatch.setenv("INTERCEPT_SHARD_URLS", "postgresql://h/a")
+    s = load()
+    assert (s.shards, s.database_url, s.separate_shard_databases) == (1, "postgresql://h/a", False), "one URL: today's one database"
+
+
+def test_shard_urls_that_disagree_with_the_other_settings_are_refused_naming_both(monkeypatch):
+    import pytest  # noqa: PLC0415
+
+    from workers.settings import load  # noqa: PLC0415
+
+    monkeypatch.setenv("INTERCEPT_SHARD_URLS", "postgresql://h/a,postgresql://h/b")
+    monkeypatch.setenv("INTERCEPT_SHARDS", "4")
+    with pytest.raises(SystemExit) as refused:
+        load()
+    assert str(refused.value) == ("INTERCEPT_SHARDS=4 disagrees with INTERCEPT_SHARD_URLS, which names 2 shard database(s): "
+                                  "set one of them, or make them agree")
+    monkeypatch.setenv("INTERCEPT_SHARDS", "2")
+    assert load().shards == 2
+    monkeypatch.setenv("INTERCEPT_DATABASE_URL", "postgresql://h/other")
+    with pytest.raises(SystemExit) as refused:
+        load()
+    assert "INTERCEPT_DATABASE_URL must be the first of INTERCEPT_SHARD_URLS" in str(refused.value)
+    monkeypatch.delenv("INTERCEPT_DATABASE_URL")
+    monkeypatch.setenv("INTERCEPT_SHARD_URLS", "postgresql://h/a,,postgresql://h/b")
+    with pytest.raises(SystemExit) as refused:
+        load()
+    assert str(refused.value).startswith("INTERCEPT_SHARD_URLS must be database URLs separated by commas")
