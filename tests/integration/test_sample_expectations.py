@@ -1,9 +1,10 @@
 """The shipped sample stream through the real engine, checked story by story against what each
 scenario of loadtest/sample_scenarios.py declares (its `@expects`).
 
-In-process and fast: the pipeline a worker runs, on a temporary SQLite database with the stream
-clock and 1, 2 or 4 sequencing shards, the lines ingested in order in batches (offsets are line numbers, as `intercept
-run` sends them), then the outbox read in publication order and the inbox row of every line.
+In-process and fast: the pipeline a worker runs, on temporary SQLite databases with the stream
+clock and 1, 2 or 4 sequencing shards (in one database, or in two: INTERCEPT_SHARD_URLS), the
+lines ingested in order in batches (offsets are line numbers, as `intercept run` sends them),
+then the outbox read in publication order and the inbox row of every line.
 """
 
 from __future__ import annotations
@@ -26,23 +27,39 @@ BATCH = 50
 SOURCE = "sample-expectations"
 
 
-@pytest.fixture(scope="module", params=[1, 2, 4], ids=lambda shards: f"shards={shards}")
+LAYOUTS = {"shards=1": [0], "shards=2": [0, 0], "shards=4": [0, 0, 0, 0],
+           # INTERCEPT_SHARD_URLS: shard k in database layout[k].
+           "shards=2 in 2 databases": [0, 1], "shards=4 in 2 databases": [0, 1, 0, 1]}
+
+
+@pytest.fixture(scope="module", params=list(LAYOUTS))
 def run(tmp_path_factory, request):
     """(lines, outbound events in order, inbox rows by line index), with 1, 2 and 4 sequencing
-    shards (INTERCEPT_SHARDS): every story holds at each."""
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('sample') / 'intercept.sqlite'}")
-    migrate(engine)
-    pipe = in_process_pipeline(engine, shards=request.param)
+    shards (INTERCEPT_SHARDS) in one database, and in separate databases (INTERCEPT_SHARD_URLS):
+    every story holds at each."""
+    layout = LAYOUTS[request.param]
+    home = tmp_path_factory.mktemp("sample")
+    databases = [make_engine(f"sqlite:///{home / f'intercept-{n}.sqlite'}") for n in range(max(layout) + 1)]
+    for engine in databases:
+        migrate(engine)
+    if len(databases) == 1:
+        pipe = in_process_pipeline(databases[0], shards=len(layout))
+    else:
+        pipe = in_process_pipeline([databases[n] for n in layout])
     lines = SAMPLE.read_text(encoding="utf-8").splitlines()
     for first in range(0, len(lines), BATCH):
         pipe.process(SOURCE, first, lines[first:first + BATCH])
     pipe.sweep()
-    outcomes = list(outcomes_in_order(engine))
+    outcomes = list(outcomes_in_order(databases))
     i = t.input_states
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(i.c.source_offset, i.c.event_id, i.c.state, i.c.reason).where(i.c.source == SOURCE)).all()
+    rows = []
+    for engine in databases:
+        with engine.connect() as conn:
+            rows += conn.execute(sa.select(i.c.source_offset, i.c.event_id, i.c.state, i.c.reason).where(i.c.source == SOURCE)).all()
+    assert len({r.source_offset for r in rows}) == len(rows), "each line recorded in one database"
     yield lines, outcomes, {r.source_offset: r for r in rows}
-    engine.dispose()
+    for engine in databases:
+        engine.dispose()
 
 
 def _diff(sc: Scenario, actual: list[dict]) -> str | None:
