@@ -239,3 +239,30 @@ def test_a_worker_refuses_a_shard_database_it_cannot_reach_or_that_was_sequenced
     with pytest.raises(SystemExit) as refused:
         shard_engines(replace(settings, shard_urls=(urls[0], unreachable)))
     assert str(refused.value).startswith("shard database 127.0.0.1:1/nowhere (INTERCEPT_SHARD_URLS) cannot be reached: ")
+
+
+def test_policies_published_mid_stream_give_the_one_order_outcomes_with_shards_in_separate_databases(pg_databases):
+    from domain.policy import DEFAULT_POLICY  # noqa: PLC0415
+    from loadtest.simulate import order_stream, replay  # noqa: PLC0415
+    from tests.integration.test_policy_simulate_agrees import CAREFUL, TIGHT, _stream_with_publications  # noqa: PLC0415
+
+    lines, merchant = _stream_with_publications()
+    engines = _shard_engines(pg_databases, "4 shards in 2 databases")
+    pipeline = in_process_pipeline(engines, batch_size=100)
+    for first in range(0, len(lines), 100):
+        pipeline.process("policies", first, lines[first : first + 100])
+    pipeline.sweep()
+    from_db = list(outcomes_in_order(engines))
+    recorded, copies = {}, {}
+    for engine in dict.fromkeys(engines):
+        with engine.connect() as conn:
+            recorded.update(dict(conn.execute(sa.select(t.outbox.c.event_id, t.outbox.c.policy_version)).all()))
+            for shard, version in conn.execute(sa.select(t.policy_publications.c.shard, t.policy_publications.c.version)
+                                               .order_by(t.policy_publications.c.position)):
+                assert engines[shard] is engine, "a shard's copy of a publication is in the shard's database"
+                copies.setdefault(shard, []).append(version)
+    simulated = replay(order_stream(lines), DEFAULT_POLICY)
+    assert outcome_digest(from_db) == outcome_digest(simulated.envelopes())
+    assert recorded == simulated.versions()
+    assert copies == {k: [TIGHT.version, CAREFUL.version] for k in range(4)}
+    _dispose(engines)

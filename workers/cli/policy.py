@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import click
 
-from workers.cli.common import engine as _engine, settings as _settings
+from workers.cli.common import engine as _engine, routing_engine as _routing_engine, settings as _settings
 
 
 def _refuse(where: str, exc: Exception) -> None:
@@ -66,7 +66,7 @@ def show(merchant: str | None, as_json: bool) -> None:
     from app.policies import source_of  # noqa: PLC0415
     from domain.policy_document import policy_document  # noqa: PLC0415
 
-    book = _book(_engine())
+    book = _book(_routing_engine())  # shard 0's copies, in the routing database
     p = book.in_force(merchant, book.through + 1)
     source = source_of(book, merchant)
     if as_json:
