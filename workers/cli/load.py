@@ -227,12 +227,19 @@ def replay(stream, rate, max_rate, batch, out_dir, compare, workers, no_workers,
 @click.option("--timeout", type=float, default=600.0, show_default=True)
 @click.option("--tick-every-minutes", type=float, default=10.0, show_default=True,
               help="Stream minutes between clock ticks in the generated stream (each tick is a barrier).")
-def bench(events, batch, workers, seed, as_json, timeout, tick_every_minutes) -> None:
+@click.option("--of", "of", type=click.Choice(["pipeline", "run"]), default="pipeline", show_default=True,
+              help="pipeline: publish the stream to the bench's workers and time it to the last outbound event; "
+                   "run: time `intercept run STREAM` as a user types it (no flag), after the same no-op baseline.")
+def bench(events, batch, workers, seed, as_json, timeout, tick_every_minutes, of) -> None:
     """Pipeline throughput against a bare Celery no-op task, same broker, workers and settings."""
-    from loadtest.bench import bench as run_bench  # noqa: PLC0415
+    from loadtest.bench import bench as run_bench, bench_run  # noqa: PLC0415
 
     os.environ.setdefault("INTERCEPT_CLOCK", "stream")
     settings = settings_mod.load(default_clock="stream")
+    if of == "run":
+        if batch != settings_mod.MESSAGE_LINES:
+            raise click.UsageError("--of run times `intercept run` with its defaults: --batch does not apply")
+        sys.exit(bench_run(settings, events, workers, seed, as_json, timeout, tick_every_minutes))
     sys.exit(run_bench(settings, events, batch, workers, seed, as_json, timeout, tick_every_minutes))
 
 
