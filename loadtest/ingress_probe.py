@@ -95,9 +95,24 @@ class IngressProbe:
                                           preexec_fn=_die_with_parent)
         try:
             wait_port(self.port, SERVE_START_TIMEOUT_S, f"intercept serve (log: {self.log_path})", self._proc)
+            self._warm_up()
         except RuntimeError:
             self.stop()
             raise
+
+    def _warm_up(self) -> None:
+        """One batch before the replay's clock starts, not counted: a deployed ingress has
+        answered before (its first answer opens the pool and compiles the statements, ~0.3 s
+        here), and a refusal (a secret not taken, say) stops the replay before it starts."""
+        body = self._batch()
+        headers = {"content-type": "application/json", **sign_headers(self.secret, body, time.time())}
+        try:
+            response = httpx.post(self.url, content=body, headers=headers, timeout=PROBE_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"intercept serve did not answer the probe's first batch: {exc} (log: {self.log_path})") from None
+        if not 200 <= response.status_code < 300:
+            raise RuntimeError(f"intercept serve answered the probe's first batch {response.status_code}: "
+                               f"{response.text[:300]} (log: {self.log_path})")
 
     # -- the probing -----------------------------------------------------------------------------
 

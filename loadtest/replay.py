@@ -90,7 +90,11 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
     probe = None
     if probe_ingress:
         probe = IngressProbe(settings, probe_log_path())
-        probe.start_ingress()  # before the clock starts: its start-up is not the replay's
+        try:
+            probe.start_ingress()  # before the clock starts: its start-up is not the replay's
+        except RuntimeError as exc:
+            console.print(f"[red]--probe-ingress: {exc}[/red]", highlight=False)
+            return 1
     try:
         return _replay(app, db, settings, stream, source, expected, rate, batch, out_dir, compare, workers, no_workers,
                        timeout, probe)
