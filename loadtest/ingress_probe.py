@@ -32,7 +32,8 @@ from pathlib import Path
 import httpx
 
 from adapters.webhooks.signing import sign_headers
-from loadtest.chaos.servers import free_port, wait_port
+# The chaos harness starts its `intercept serve` the same way.
+from loadtest.chaos.servers import _die_with_parent, free_port, wait_port
 from workers.processes import worker_env
 from workers.settings import Settings
 
@@ -42,17 +43,6 @@ PROBE_EVENTS_PER_POST = 5
 # Far past any budget: an answer this late counts as none (non-2xx), and the probe goes on.
 PROBE_TIMEOUT_S = 30.0
 SERVE_START_TIMEOUT_S = 30.0
-
-
-def _die_with_parent() -> None:
-    """The ingress started for one replay must not outlive it (Linux PR_SET_PDEATHSIG)."""
-    try:
-        import ctypes  # noqa: PLC0415
-        import signal  # noqa: PLC0415
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 @dataclass

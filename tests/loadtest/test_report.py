@@ -196,3 +196,17 @@ def test_the_ingress_probe_counts_every_answer_not_2xx_and_holds_the_p99_to_its_
     assert answered["within_budget"] is True and answered["p99_ms"] == 99.0
     assert "every answer 2xx: kept" in (tmp_path / "ok" / "report.md").read_text()
     assert "ingress_probe" not in write_report(tmp_path / "none", _measurements(), [])
+
+
+def test_the_backlog_plot_shows_the_ingress_answers_below_on_the_same_time_axis():
+    from loadtest.report import backlog_figure
+
+    backlog = [(0.0, 0, 0.0), (1.0, 400, 0.8), (2.0, 100, 0.5), (3.0, 0, 0.0)]
+    fig = backlog_figure(backlog, [[0.1, 40.0], [0.3, 55.0], [2.9, 38.0]], 1000.0)
+    top, probe = fig.axes[0], fig.axes[1]
+    assert probe.get_title() == "ingress: POST /events answer time (the probe)"
+    assert probe.get_shared_x_axes().joined(top, probe)
+    lines = {line.get_label(): line for line in probe.get_lines()}
+    assert list(lines["answer time"].get_ydata()) == [40.0, 55.0, 38.0]
+    assert set(lines["budget p99 1000 ms"].get_ydata()) == {1000.0}
+    assert len(backlog_figure(backlog).axes) == 2  # without a probe: the backlog and its age's twin axis only
