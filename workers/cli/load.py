@@ -206,7 +206,11 @@ RATE = _RateType()
 @click.option("--workers", type=int, default=None, help="Worker processes to start (default: one per core).")
 @click.option("--no-workers", is_flag=True, help="Start none; `intercept worker` processes do the work.")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Give up when nothing progresses for this long (s).")
-def replay(stream, rate, max_rate, batch, out_dir, compare, workers, no_workers, timeout) -> None:
+@click.option("--probe-ingress", is_flag=True,
+              help="Also start `intercept serve` on the replay's namespace and post a small signed batch to POST /events "
+                   "every 0.2 s for the whole run: its answer times (p50/p99/max, non-2xx) go in the report, against "
+                   "the budget of docs/ingress-limits.md, and under the backlog in backlog.png. Needs a broker server.")
+def replay(stream, rate, max_rate, batch, out_dir, compare, workers, no_workers, timeout, probe_ingress) -> None:
     """Replay STREAM onto the configured broker in a fresh namespace and write a report."""
     from loadtest.replay import replay as run_replay  # noqa: PLC0415
 
@@ -214,7 +218,7 @@ def replay(stream, rate, max_rate, batch, out_dir, compare, workers, no_workers,
         raise click.UsageError("--rate and --max exclude each other")
     os.environ.setdefault("INTERCEPT_CLOCK", "stream")
     settings = settings_mod.load(default_clock="stream")
-    sys.exit(run_replay(settings, stream, rate, batch, out_dir, compare, workers, no_workers, timeout))
+    sys.exit(run_replay(settings, stream, rate, batch, out_dir, compare, workers, no_workers, timeout, probe_ingress))
 
 
 @click.command()
