@@ -270,7 +270,7 @@ def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy | P
     policies.refresh(uow.policies, uow.partitions.latest_policy_position)
     through = committed if through is None else min(through, committed)
     keys = [p.key for p in claimed]
-    inputs = uow.inputs.pending(keys, through, max_inputs, known=parsed.positions(uow.shard) if parsed else ()) if max_inputs else []
+    inputs = uow.inputs.pending({p.key: p.applied_position for p in claimed}, through, max_inputs, known=parsed.positions(uow.shard) if parsed else ()) if max_inputs else []
     events = parsed.take((i.position for i in inputs if i.payload is None), uow.shard) if parsed else {}
     # Dropped meanwhile (by another thread, or past the cache's bound): read them.
     uow.inputs.load_payloads([i for i in inputs if i.payload is None and i.position not in events])

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from domain.events import InboundEvent
 
+# Inputs that belong to no partition and take a position in every sequencing shard.
+BARRIER_TYPES = ("clock.tick", "policy.published")
+
 
 def order_key(order_id: str) -> str:
     return f"order:{order_id}"
@@ -44,6 +47,6 @@ def lookup_for(event: InboundEvent) -> Lookup:
         # buyer's report on a package we have not heard of yet waits for it instead of being
         # set aside as unknown (its order_id, when given, is the package's order anyway).
         return Lookup(key=package_key(data.package_id))
-    if event.type in ("clock.tick", "policy.published"):
+    if event.type in BARRIER_TYPES:
         return Lookup(key=None)
     return Lookup(key=order_key(event.order_id))

@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import platform
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -76,6 +78,25 @@ def _bench_noop(app, redis_url: str, n: int, timeout: float) -> float:
     return n / (time.monotonic() - started)
 
 
+def _write_stream(events: int, seed: int, tick_every_minutes: float) -> tuple[Path, int, int]:
+    """A generated stream of exactly `events` lines in a temporary file: (path, events, ticks)."""
+    stream = Path(tempfile.mkstemp(prefix="bench-", suffix=".jsonl")[1])
+    n_events = ticks = 0
+    with open(stream, "w", encoding="utf-8") as fh:
+        # About nine events per order in the default mix; stop at exactly `events`.
+        for ev in generate_stream(max(1, events // 8), seed, tick_every_minutes=tick_every_minutes):
+            if n_events >= events:
+                break
+            fh.write(dump_line(ev) + "\n")
+            n_events += 1
+            ticks += ev["type"] == "clock.tick"
+    return stream, n_events, ticks
+
+
+def _machine() -> str:
+    return f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
+
+
 def bench(settings: Settings, events: int, batch: int, workers: int | None, seed: int, as_json: bool, timeout: float,
           tick_every_minutes: float = 10.0) -> int:
     if settings.separate_shard_databases:
@@ -91,16 +112,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
 
     db = bootstrap.pipeline(app).db
     engine = db.engine
-    stream = Path(tempfile.mkstemp(prefix="bench-", suffix=".jsonl")[1])
-    n_events = ticks = 0
-    with open(stream, "w", encoding="utf-8") as fh:
-        # About nine events per order in the default mix; stop at exactly `events`.
-        for ev in generate_stream(max(1, events // 8), seed, tick_every_minutes=tick_every_minutes):
-            if n_events >= events:
-                break
-            fh.write(dump_line(ev) + "\n")
-            n_events += 1
-            ticks += ev["type"] == "clock.tick"
+    stream, n_events, ticks = _write_stream(events, seed, tick_every_minutes)
     n_workers = workers or os.cpu_count() or 1
     durability = RedisDurability(settings.broker_url)
     procs = []
@@ -147,7 +159,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
         "settings": {
             "pool": "solo", "prefetch": 1, "acks_late": True, "result_backend": None,
             "broker": persistence, "postgres_synchronous_commit": sync_commit,
-            "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+            "machine": _machine(),
         },
     }
     # The figures are the result: in words on stdout, or as JSON there (the words then go to stderr).
@@ -155,6 +167,74 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
         f"pipeline {result['events_per_s']} events/s vs bare Celery no-op {result['baseline_tasks_per_s']} tasks/s "
         f"(ratio {result['ratio']}); latency p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms; peak worker RSS {result['peak_rss_mb']} MB; "
         f"{n_events} events ({ticks} clock ticks), {n_workers} workers, batch {batch}; {persistence}; synchronous_commit={sync_commit}",
+        file=sys.stderr if as_json else sys.stdout,
+    )
+    if as_json:
+        print(json.dumps(result))
+    return 0
+
+
+def bench_run(settings: Settings, events: int, workers: int | None, seed: int, as_json: bool, timeout: float,
+              tick_every_minutes: float = 10.0) -> int:
+    """`intercept bench --of run`: the no-op baseline as `bench` measures it, then `intercept run`
+    of the same generated stream as a user types it (no flag), timed as a user sees it: its own
+    `settled in` figure (first publish to settled) and the whole command's wall time."""
+    if settings.separate_shard_databases:
+        raise SystemExit("intercept bench is not supported with INTERCEPT_SHARD_URLS yet: it runs in a fresh namespace "
+                         "of one database; unset INTERCEPT_SHARD_URLS (INTERCEPT_SHARDS=S shards one database)")
+    logging.basicConfig(level=logging.WARNING)
+    if settings.embedded_broker or not settings.broker_url.startswith("redis"):
+        raise SystemExit("bench needs a Redis broker and a database: set INTERCEPT_BROKER_URL and INTERCEPT_DATABASE_URL")
+    reachability.check(settings)
+    settings = fresh_namespace(settings, "bench")
+    configure(settings)
+    from workers.app import app  # noqa: PLC0415
+
+    stream, n_events, ticks = _write_stream(events, seed, tick_every_minutes)
+    n_workers = workers or os.cpu_count() or 1
+    durability = RedisDurability(settings.broker_url)
+    procs = []
+    try:
+        with durability:
+            persistence = durability.describe()
+            try:
+                procs = processes.start_worker_processes(settings, n_workers, name="bench", include=(NOOP_MODULE,))
+                processes.wait_workers_ready(app, procs)
+                _bench_noop(app, settings.broker_url, n_workers * 2, timeout)
+                baseline = _bench_noop(app, settings.broker_url, min(n_events, 100_000), timeout)
+            finally:
+                processes.stop_worker_processes(procs)
+            env = {**os.environ, "INTERCEPT_DATABASE_URL": settings.database_url, "INTERCEPT_BROKER_URL": settings.broker_url}
+            command = [sys.executable, "-c", "from workers.cli import main; main()", "run", str(stream)]
+            started = time.monotonic()
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout * 3)
+            wall = time.monotonic() - started
+    finally:
+        stream.unlink(missing_ok=True)
+    settled = re.search(r"settled in ([\d.]+)s", done.stdout)
+    if done.returncode != 0 or settled is None:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit(f"bench: `intercept run` failed (exit {done.returncode})")
+    settled_s = float(settled.group(1))
+    run_line = next((line for line in done.stdout.splitlines() if line.startswith("run with ")), "")
+    result = {
+        "of": "run",
+        "events": n_events,
+        "events_per_s": round(n_events / settled_s, 1),
+        "baseline_tasks_per_s": round(baseline, 1),
+        "ratio": round(n_events / settled_s / baseline, 2),
+        "run_settled_s": settled_s,
+        "run_command_s": round(wall, 1),
+        "command_events_per_s": round(n_events / wall, 1),
+        "command_ratio": round(n_events / wall / baseline, 2),
+        "ticks": ticks,
+        "run_settings": run_line,
+        "settings": {"broker": persistence, "machine": _machine(), "noop_workers": n_workers},
+    }
+    print(
+        f"intercept run {result['events_per_s']} events/s (settled in {settled_s}s; the whole command {result['run_command_s']}s, "
+        f"{result['command_events_per_s']} events/s) vs bare Celery no-op {result['baseline_tasks_per_s']} tasks/s "
+        f"(ratio {result['ratio']}, whole command {result['command_ratio']}); {n_events} events ({ticks} clock ticks); {run_line}; {persistence}",
         file=sys.stderr if as_json else sys.stdout,
     )
     if as_json:

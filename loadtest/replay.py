@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from adapters.db import schema as t
 from adapters.db.reporting import commit_times, outcomes_in_order
 from adapters.stream_file import chunk_lines, numbered_lines
+from loadtest.ingress_probe import IngressProbe, probe_log_path
 from loadtest.namespace import fresh_namespace
 from loadtest.report import Measurement, write_report
 from workers import bootstrap, processes, reachability, streams
@@ -68,26 +69,51 @@ def _backlog_sample(started: float, published: streams.Published, p) -> tuple[fl
 
 
 def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out_dir: Path, compare: Path | None,
-           workers: int | None, no_workers: bool, timeout: float) -> int:
+           workers: int | None, no_workers: bool, timeout: float, probe_ingress: bool = False) -> int:
     if settings.separate_shard_databases:
         raise SystemExit("intercept replay is not supported with INTERCEPT_SHARD_URLS yet: it runs in a fresh namespace "
                          "of one database; unset INTERCEPT_SHARD_URLS (INTERCEPT_SHARDS=S shards one database)")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if probe_ingress and settings.embedded_broker:
+        # `intercept serve` is a process of its own: it cannot reach a broker inside this one.
+        console.print("[red]--probe-ingress needs a broker server (INTERCEPT_BROKER_URL=redis://... or amqp://...): "
+                      "the ingress it starts is another process, and the embedded broker lives in this one[/red]")
+        return 2
     reachability.check(settings)
     settings = fresh_namespace(settings, "replay")
     configure(settings)
     from workers.app import app  # noqa: PLC0415
 
     db = bootstrap.pipeline(app).db
-    engine = db.engine
     source = "replay:" + hashlib.sha256(str(stream.resolve()).encode()).hexdigest()[:12]
     expected = sum(1 for _ in numbered_lines(stream))
     if rate:
         # Small messages at low rates, so a message is not a second's worth of waiting.
         batch = max(1, min(batch, int(rate.lowest / 20) or 1))
+    probe = None
+    if probe_ingress:
+        probe = IngressProbe(settings, probe_log_path())
+        try:
+            probe.start_ingress()  # before the clock starts: its start-up is not the replay's
+        except RuntimeError as exc:
+            console.print(f"[red]--probe-ingress: {exc}[/red]", highlight=False)
+            return 1
+    try:
+        return _replay(app, db, settings, stream, source, expected, rate, batch, out_dir, compare, workers, no_workers,
+                       timeout, probe)
+    finally:
+        if probe is not None:
+            probe.stop()
+
+
+def _replay(app, db, settings: Settings, stream: Path, source: str, expected: int, rate, batch: int, out_dir: Path,
+            compare: Path | None, workers: int | None, no_workers: bool, timeout: float, probe: IngressProbe | None) -> int:
+    engine = db.engine
     with processes.run_workers(app, settings, workers, no_workers, name="replay") as running:
         procs = running.procs
         started = time.time()
+        if probe is not None:
+            probe.start(started)
         streams.register(db, source, stream, expected)  # so the sweep can read lost lines again
         with progress_bar(console) as bar:
             sent_task = bar.add_task("published", total=expected)
@@ -127,6 +153,8 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
                 console.print(f"[red]publishing stopped after {published.lines} events: {why}[/red]", highlight=False)
                 return 1
             publisher.join()
+        if probe is not None:
+            probe.stop()  # the replay has settled: what it measured is the run's
         if not ok:
             console.print(f"[red]not settled: no progress for {timeout:.0f}s[/red]")
             return 1
@@ -148,8 +176,12 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
                 "peak_worker_rss_mb": round(peak, 1) if procs else "not measured (worker in this process)",
                 # Worker memory along the replay: flat means no state kept per event or order.
                 "worker_rss_mb_by_progress": rss_samples,
+                **({"ingress_probe": f"intercept serve on 127.0.0.1:{probe.port}, {probe.events_per_post} merchant.configured "
+                                     f"of a merchant of its own every {probe.interval_s:g} s (docs/ingress-limits.md)"}
+                   if probe is not None else {}),
             },
             backlog=backlog,
+            ingress_answers=probe.answer_records() if probe is not None else None,
             inbound_counts=counts,
             compare_with=compare,
         )

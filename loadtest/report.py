@@ -78,6 +78,31 @@ def latency_stats(latencies_s: Iterable[float]) -> dict[str, Any]:
     }
 
 
+# docs/ingress-limits.md, "Answer time under load": the ingress's p99 answer time while the
+# workers are behind. The senders give up after 5 s (Shopify, Douyin's open platform) to 20 s
+# (Kuaidi100), one third-party source says 2 s for Doudian (/work/shared/reference/formats.md);
+# 1 s keeps a margin under the shortest of them.
+INGRESS_P99_BUDGET_MS = 1000.0
+
+
+def ingress_probe_stats(answers: Iterable[Sequence[Any]], budget_p99_ms: float = INGRESS_P99_BUDGET_MS) -> dict[str, Any]:
+    """The ingress probe's answers, (seconds in, ms, HTTP status or None for no answer), as the
+    report's figures: requests, those not answered 2xx, p50/p99/max in ms, and whether the p99
+    kept its budget with every request answered 2xx."""
+    rows = [(float(t), float(ms), status) for t, ms, status in answers]
+    ms_sorted = sorted(ms for _, ms, _ in rows)
+    non_2xx = sum(1 for _, _, status in rows if status is None or not 200 <= int(status) < 300)
+    out: dict[str, Any] = {"requests": len(rows), "non_2xx": non_2xx}
+    if ms_sorted:
+        out |= {"p50_ms": round(percentile(ms_sorted, 50), 3), "p99_ms": round(percentile(ms_sorted, 99), 3),
+                "max_ms": round(ms_sorted[-1], 3)}
+    out["budget_p99_ms"] = budget_p99_ms
+    out["within_budget"] = bool(ms_sorted) and non_2xx == 0 and out["p99_ms"] <= budget_p99_ms
+    out["statuses"] = dict(sorted(Counter("no answer" if s is None else str(s) for _, _, s in rows).items()))
+    out["series"] = [[t, ms] for t, ms, _ in rows]
+    return out
+
+
 def throughput_series(measurements: Sequence[Measurement], bucket_s: float = 1.0) -> list[tuple[float, int]]:
     """Commits per bucket, as (seconds since the first publish, count); empty buckets included."""
     if not measurements:
@@ -160,17 +185,19 @@ def build_report(
     run: Mapping[str, Any] | None = None,
     inbound_counts: Mapping[str, int] | None = None,
     backlog: Sequence[tuple[float, int, float]] | None = None,
+    ingress_answers: Sequence[Sequence[Any]] | None = None,
 ) -> dict[str, Any]:
     """The report as JSON-ready data. `run` describes the run (stream, seed, workers, broker);
     `inbound_counts` is what the database says came in (applied, duplicate, parked, kept aside);
-    `backlog` is (seconds in, inputs published and not applied, age of the oldest s) over time."""
+    `backlog` is (seconds in, inputs published and not applied, age of the oldest s) over time;
+    `ingress_answers`, when the ingress was probed, (seconds in, ms, HTTP status or None)."""
     if measurements:
         start = min(m.published_at for m in measurements)
         end = max(m.committed_at for m in measurements)
         duration = max(end - start, 1e-9)
     else:
         duration = 0.0
-    return {
+    report = {
         "report_version": REPORT_VERSION,
         "run": dict(run or {}),
         "events": len(measurements),
@@ -187,6 +214,9 @@ def build_report(
         "outcomes": outcome_summary(envelopes),
         "outcome_digest": outcome_digest(envelopes),
     }
+    if ingress_answers is not None:
+        report["ingress_probe"] = ingress_probe_stats(ingress_answers)
+    return report
 
 
 def compare_reports(current: Mapping[str, Any], earlier: Mapping[str, Any]) -> dict[str, Any]:
@@ -249,6 +279,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         f"- backlog (inputs published and not applied yet): at most **{backlog.get('max_inputs', 0)}**, "
         f"the oldest waiting **{backlog.get('max_age_s', 0)} s** at worst",
+    ]
+    probe = report.get("ingress_probe")
+    if probe:
+        out.append(ingress_probe_line(probe))
+    out += [
         "",
         "![throughput](throughput.png)",
         "",
@@ -291,6 +326,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 out.append(f"- {title}: " + ", ".join(f"{k} {v:+d}" for k, v in cmp_[key].items()))
         out.append("")
     return "\n".join(out)
+
+
+def ingress_probe_line(probe: Mapping[str, Any]) -> str:
+    """The report.md line of the ingress probe: its figures, its budget, kept or not."""
+    verdict = "kept" if probe.get("within_budget") else "**NOT kept**"
+    return (f"- ingress answer times along the replay (the probe's signed POST /events): {probe.get('requests', 0)} requests, "
+            f"{probe.get('non_2xx', 0)} not 2xx, p50 {probe.get('p50_ms', '-')} ms, p99 {probe.get('p99_ms', '-')} ms, "
+            f"max {probe.get('max_ms', '-')} ms; budget p99 <= {probe.get('budget_p99_ms', INGRESS_P99_BUDGET_MS):g} ms, "
+            f"every answer 2xx: {verdict}")
 
 
 # Fewer seconds than this and a per-second curve is a few dots that say nothing.
@@ -406,13 +450,15 @@ def write_report(
     compare_with: Path | str | None = None,
     bucket_s: float = 1.0,
     backlog: Sequence[tuple[float, int, float]] | None = None,
+    ingress_answers: Sequence[Sequence[Any]] | None = None,
 ) -> dict[str, Any]:
     """Build the report, compare it with an earlier `report.json` if given, write every file.
 
     Returns the report (with a `compare` section when compared)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = build_report(measurements, envelopes, run=run, inbound_counts=inbound_counts, backlog=backlog)
+    report = build_report(measurements, envelopes, run=run, inbound_counts=inbound_counts, backlog=backlog,
+                          ingress_answers=ingress_answers)
     if compare_with is not None:
         earlier = json.loads(Path(compare_with).read_text(encoding="utf-8"))
         report["compare"] = compare_reports(report, earlier)
@@ -421,20 +467,32 @@ def write_report(
     rate = (run or {}).get("rate")
     _plots(measurements, out, bucket_s, rate if isinstance(rate, (int, float)) else None)
     plt = _pyplot()
-    fig = backlog_figure(report["backlog"]["series"])
+    probe = report.get("ingress_probe")
+    fig = backlog_figure(report["backlog"]["series"], probe["series"] if probe else None,
+                         probe["budget_p99_ms"] if probe else None)
     fig.savefig(out / "backlog.png", dpi=100)
     plt.close(fig)
     return report
 
 
-def backlog_figure(series: Sequence[Sequence[float]]):
+def backlog_figure(series: Sequence[Sequence[float]], ingress_series: Sequence[Sequence[float]] | None = None,
+                   ingress_budget_ms: float | None = None):
     """Inputs published and not applied over the run, with the oldest one's age: a backlog
-    that builds while inputs come faster than the workers apply them, and drains after."""
+    that builds while inputs come faster than the workers apply them, and drains after. With
+    the ingress probed, its answer times below, on the same time axis: whether the ingress kept
+    answering while the backlog stood."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    if ingress_series is None:
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+    else:
+        fig, (ax, probe_ax) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=(3, 2))
     ax.set_title("backlog: published, not applied yet")
-    ax.set_xlabel("seconds into the run")
     ax.set_ylabel("inputs")
+    if ingress_series is not None:
+        _ingress_panel(probe_ax, ingress_series, ingress_budget_ms)
+        probe_ax.set_xlabel("seconds into the run")
+    else:
+        ax.set_xlabel("seconds into the run")
     if len(series) < 2:
         ax.text(0.5, 0.5, "no backlog samples (a run too short to watch)", ha="center", va="center", transform=ax.transAxes)
         fig.tight_layout()
@@ -450,3 +508,18 @@ def backlog_figure(series: Sequence[Sequence[float]]):
     age.set_ylim(bottom=0)
     fig.tight_layout()
     return fig
+
+
+def _ingress_panel(ax, series: Sequence[Sequence[float]], budget_ms: float | None) -> None:
+    ax.set_title("ingress: POST /events answer time (the probe)")
+    ax.set_ylabel("answer (ms)")
+    if not series:
+        ax.text(0.5, 0.5, "no probe answers", ha="center", va="center", transform=ax.transAxes)
+        return
+    ax.plot([s[0] for s in series], [s[1] for s in series], color="tab:purple", marker=".", markersize=3,
+            linewidth=0.8, label="answer time")
+    if budget_ms is not None:
+        ax.axhline(budget_ms, linestyle="--", color="tab:red", linewidth=1, label=f"budget p99 {budget_ms:g} ms")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right")

@@ -28,7 +28,7 @@ from domain.events import InboundEvent, InvalidEvent, decode_event
 from domain.outcomes import IssueRefund
 from domain.policy import Policy
 from domain.policy_document import parse_policy
-from domain.routing import lookup_for, order_key, package_key, waybill_key
+from domain.routing import BARRIER_TYPES, lookup_for, order_key, package_key, waybill_key
 from domain.state import MerchantState, OrderState, new_merchant
 from loadtest.report import percentile
 
@@ -96,7 +96,7 @@ class _Sequencer:
         return self.package_routes.get(rest)
 
     def place(self, e: InboundEvent, label: str) -> None:
-        if e.type in ("clock.tick", "policy.published"):
+        if e.type in BARRIER_TYPES:
             self._sequence(e)
             return
         lk = lookup_for(e)

@@ -11,10 +11,12 @@ from datetime import datetime, timezone
 from typing import Any, Container, Iterable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from adapters.db import schema as t
 from adapters.db.policies import latest_position_query as latest_policy_position_query
 from adapters.db.bulk import WriteSet, among
+from adapters.db.engine import is_postgres
 from adapters.db.errors import storable
 from app.stores import ClaimedPartition, PendingInput
 
@@ -38,19 +40,32 @@ class SqlInputs:
         row = self.conn.execute(sa.select(t.sequencer.c.next_position).where(t.sequencer.c.id == _counter_id(self.shard))).first()
         return 0 if row is None else row[0] - 1
 
-    def pending(self, partitions: list[str], through: int, limit: int, known: Container[int] = ()) -> list[PendingInput]:
-        """Sequenced inputs of the partitions in position order; payloads only for positions not
-        in `known` (events this process sequenced and still holds parsed)."""
+    def pending(self, after: dict[str, int], through: int, limit: int, known: Container[int] = ()) -> list[PendingInput]:
+        """Sequenced inputs of the partitions (`after`: each claimed partition's applied
+        position) through `through`, in position order; payloads only for positions not in
+        `known` (events this process sequenced and still holds parsed)."""
         i = t.inbox
-        rows = self.conn.execute(
-            # received_at as the stored naive UTC value: the decision latency needs no aware datetime.
-            sa.select(i.c.id, i.c.position, i.c.partition_key, i.c.order_id, i.c.event_type, sa.type_coerce(i.c.received_at, sa.DateTime))
-            .select_from(_unapplied())
-            .where(i.c.partition_key.in_(partitions), i.c.position <= through)
-            .order_by(i.c.position)
-            .limit(limit)
-        ).all()
-        inputs = [PendingInput(*r[:5], payload=None, received_at=r[5]) for r in rows]
+        # received_at as the stored naive UTC value: the decision latency needs no aware datetime.
+        columns = (i.c.id, i.c.position, i.c.partition_key, i.c.order_id, i.c.event_type,
+                   sa.type_coerce(i.c.received_at, sa.DateTime).label("received_at"))
+        if is_postgres(self.conn):
+            # Applied inputs keep their `sequenced` rows (the watermark says they are applied), so
+            # the work queue's index holds the whole history: each partition is read from its own
+            # applied position in the index, never by a scan of every sequenced row (the planner
+            # chose one on a freshly grown table, ~150 ms a message at 160k events).
+            claimed = sa.func.unnest(
+                sa.bindparam(None, list(after), type_=postgresql.ARRAY(sa.Text)),
+                sa.bindparam(None, list(after.values()), type_=postgresql.ARRAY(sa.BigInteger)),
+            ).table_valued("key", "applied").render_derived()
+            each = (sa.select(*columns)
+                    .where(i.c.partition_key == claimed.c.key, i.c.state == "sequenced", i.c.position > claimed.c.applied,
+                           i.c.position <= through)
+                    .order_by(i.c.position).limit(limit).lateral())
+            query = sa.select(*each.c).select_from(claimed).join(each, sa.true()).order_by(each.c.position).limit(limit)
+        else:
+            query = (sa.select(*columns).select_from(_unapplied())
+                     .where(i.c.partition_key.in_(list(after)), i.c.position <= through).order_by(i.c.position).limit(limit))
+        inputs = [PendingInput(*r[:5], payload=None, received_at=r[5]) for r in self.conn.execute(query).all()]
         self.load_payloads([p for p in inputs if p.position not in known])
         return inputs
 

@@ -3,6 +3,7 @@ and the inputs kept aside."""
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +11,9 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from adapters.db import schema as t
+from adapters.db.sequencer.positions import recorded_shards
 from domain.codec import order_from_dict
+from domain.routing import BARRIER_TYPES
 from domain.summary import summarize_order
 
 
@@ -169,9 +172,37 @@ def _kept_aside(engine: sa.Engine, limit: int, source: str | None) -> list[Aside
 
 def ordered_inputs(engine: sa.Engine):
     """Every input the database put in order, by position: (position, payload, merchant, order_id).
-    What `intercept simulate --from-db` replays: what was kept aside or still waits has no position."""
+    What `intercept simulate --from-db` replays: what was kept aside or still waits has no position.
+
+    With S shards each shard has positions of its own, and the barriers (clock ticks, policy
+    publications) a position in every shard: the order given is one stream that keeps every
+    shard's order, each shard's inputs between two barriers before the barrier that follows
+    them (merchants of different shards never meet between barriers), numbered anew."""
     i = t.inbox
     with engine.connect() as conn:
+        shards = recorded_shards(conn) or 1
         query = sa.select(i.c.position, i.c.payload, i.c.partition_key, i.c.order_id).where(i.c.position.is_not(None)).order_by(i.c.position)
-        for position, payload, partition, order_id in conn.execute(query).yield_per(5000):
-            yield int(position), payload, partition, order_id
+        if shards == 1:
+            for position, payload, partition, order_id in conn.execute(query).yield_per(5000):
+                yield int(position), payload, partition, order_id
+            return
+        barriers: dict[int, list[int]] = {k: [] for k in range(shards)}
+        for table in (t.ticks, t.policy_publications):
+            for shard, position in conn.execute(sa.select(table.c.shard, table.c.position)):
+                barriers[shard].append(position)
+        shard_of_partition = dict(conn.execute(sa.select(t.partitions.c.key, t.partitions.c.shard)).all())
+        rows = conn.execute(query.add_columns(i.c.event_type)).all()
+    for positions in barriers.values():
+        positions.sort()
+    # The inbox row of a barrier keeps shard 0's position (adapters/db/sequencer/run.py).
+    barrier_rank = {position: rank for rank, position in enumerate(barriers[0])}
+
+    def key(row) -> tuple[int, int, int]:
+        position, _, partition, _, event_type = row
+        if event_type in BARRIER_TYPES:
+            return barrier_rank[position], shards, 0
+        shard = shard_of_partition.get(partition, 0)
+        return bisect.bisect_left(barriers[shard], position), shard, position
+
+    for n, (_, payload, partition, order_id, _) in enumerate(sorted(rows, key=key), start=1):
+        yield n, payload, partition, order_id

@@ -46,6 +46,26 @@ def test_bench_prints_both_rates_and_a_json_summary(tmp_path, pg_url, redis_url)
     assert "appendfsync=everysec" in figures["settings"]["broker"]
 
 
+def test_bench_of_run_times_intercept_run_with_its_defaults(tmp_path, pg_url, redis_url):
+    env = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url}
+    result = intercept("bench", "--of", "run", "--events", "3000", "--workers", "1", "--json", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = result.stdout.splitlines()
+    figures = json.loads(line)
+    assert figures["of"] == "run" and figures["events"] == 3000
+    assert figures["baseline_tasks_per_s"] > 0 and figures["events_per_s"] > 0
+    assert figures["run_command_s"] >= figures["run_settled_s"] > 0
+    # The run used its own defaults, and says which: one worker per core, the default message size.
+    assert figures["run_settings"].startswith("run with ") and "2000 stream lines per message" in figures["run_settings"]
+    assert f"intercept run {figures['events_per_s']} events/s" in result.stderr
+
+
+def test_bench_of_run_refuses_a_batch_it_would_not_use(tmp_path, pg_url, redis_url):
+    env = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url}
+    result = intercept("bench", "--of", "run", "--batch", "500", env=env)
+    assert result.returncode == 2 and "--batch does not apply" in result.stderr
+
+
 def test_profile_prints_the_rate_and_the_cpu_per_event(tmp_path, pg_url):
     env = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_DATABASE_URL": pg_url}
     out = tmp_path / "profile.pstats"

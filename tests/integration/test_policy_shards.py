@@ -15,10 +15,10 @@ import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.engine import make_engine, migrate
-from adapters.db.reporting import outcomes_in_order
+from adapters.db.reporting import ordered_inputs, outcomes_in_order
 from domain.policy import DEFAULT_POLICY
 from loadtest.report import outcome_digest
-from loadtest.simulate import order_stream, replay
+from loadtest.simulate import order_stream, ordered_from_events, replay
 from tests.fakes import in_process_pipeline
 from tests.integration.test_policy_simulate_agrees import CAREFUL, TIGHT, _stream_with_publications
 from tests.pinned import GENERATED_DIGEST
@@ -42,12 +42,16 @@ def test_policies_published_mid_stream_give_the_same_outcomes_at_any_number_of_s
         partition_shards = {shard for (shard,) in conn.execute(sa.select(t.partitions.c.shard).distinct())}
         unapplied = conn.execute(sa.select(sa.func.count()).select_from(t.input_states)
                                  .where(t.input_states.c.state == "sequenced")).scalar_one()
+    # `intercept simulate --from-db`: the shards' inputs as one stream that keeps each shard's order.
+    from_inbox = replay(ordered_from_events(ordered_inputs(engine)), DEFAULT_POLICY)
     engine.dispose()
 
     simulated = replay(order_stream(lines), DEFAULT_POLICY)
     assert outcome_digest(from_db) == outcome_digest(simulated.envelopes())
     assert outcome_digest(from_db) != GENERATED_DIGEST, "the publications changed what was decided"
     assert recorded == simulated.versions(), "each outbound row records the policy the one-order replay says"
+    assert outcome_digest(from_inbox.envelopes()) == outcome_digest(from_db), "simulate --from-db decides what the shards did"
+    assert from_inbox.versions() == recorded
     assert unapplied == 0
     assert partition_shards == set(range(shards)), "the merchants are spread over every shard"
     # Each publication has a row in every shard, at that shard's position, in the stream's order.

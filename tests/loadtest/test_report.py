@@ -178,3 +178,35 @@ def test_the_report_shows_what_a_storefront_sees_and_the_backlog(tmp_path):
     markdown = (tmp_path / "report.md").read_text()
     assert "what a storefront sees" in markdown and "at most **40**" in markdown
     assert (tmp_path / "backlog.png").stat().st_size > 0
+
+
+def test_the_ingress_probe_counts_every_answer_not_2xx_and_holds_the_p99_to_its_budget(tmp_path):
+    # 100 answers of 1..100 ms, then one refused (401) and one never answered (a time-out).
+    answers = [(i * 0.2, float(i), 202) for i in range(1, 101)] + [(20.2, 5.0, 401), (20.4, 30000.0, None)]
+    report = write_report(tmp_path, _measurements(), [], backlog=[(0.0, 0, 0.0), (1.0, 5, 0.2)], ingress_answers=answers)
+    probe = report["ingress_probe"]
+    assert (probe["requests"], probe["non_2xx"]) == (102, 2)
+    assert probe["statuses"] == {"202": 100, "401": 1, "no answer": 1}
+    assert probe["max_ms"] == 30000.0 and probe["p50_ms"] == 50.0  # the 51st of 102, a 5 ms among them
+    assert probe["within_budget"] is False  # two requests were not answered 2xx
+    markdown = (tmp_path / "report.md").read_text()
+    assert "102 requests, 2 not 2xx" in markdown and "budget p99 <= 1000 ms, every answer 2xx: **NOT kept**" in markdown
+
+    answered = write_report(tmp_path / "ok", _measurements(), [], ingress_answers=answers[:100])["ingress_probe"]
+    assert answered["within_budget"] is True and answered["p99_ms"] == 99.0
+    assert "every answer 2xx: kept" in (tmp_path / "ok" / "report.md").read_text()
+    assert "ingress_probe" not in write_report(tmp_path / "none", _measurements(), [])
+
+
+def test_the_backlog_plot_shows_the_ingress_answers_below_on_the_same_time_axis():
+    from loadtest.report import backlog_figure
+
+    backlog = [(0.0, 0, 0.0), (1.0, 400, 0.8), (2.0, 100, 0.5), (3.0, 0, 0.0)]
+    fig = backlog_figure(backlog, [[0.1, 40.0], [0.3, 55.0], [2.9, 38.0]], 1000.0)
+    top, probe = fig.axes[0], fig.axes[1]
+    assert probe.get_title() == "ingress: POST /events answer time (the probe)"
+    assert probe.get_shared_x_axes().joined(top, probe)
+    lines = {line.get_label(): line for line in probe.get_lines()}
+    assert list(lines["answer time"].get_ydata()) == [40.0, 55.0, 38.0]
+    assert set(lines["budget p99 1000 ms"].get_ydata()) == {1000.0}
+    assert len(backlog_figure(backlog).axes) == 2  # without a probe: the backlog and its age's twin axis only

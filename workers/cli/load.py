@@ -206,7 +206,11 @@ RATE = _RateType()
 @click.option("--workers", type=int, default=None, help="Worker processes to start (default: one per core).")
 @click.option("--no-workers", is_flag=True, help="Start none; `intercept worker` processes do the work.")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Give up when nothing progresses for this long (s).")
-def replay(stream, rate, max_rate, batch, out_dir, compare, workers, no_workers, timeout) -> None:
+@click.option("--probe-ingress", is_flag=True,
+              help="Also start `intercept serve` on the replay's namespace and post a small signed batch to POST /events "
+                   "every 0.2 s for the whole run: its answer times (p50/p99/max, non-2xx) go in the report, against "
+                   "the budget of docs/ingress-limits.md, and under the backlog in backlog.png. Needs a broker server.")
+def replay(stream, rate, max_rate, batch, out_dir, compare, workers, no_workers, timeout, probe_ingress) -> None:
     """Replay STREAM onto the configured broker in a fresh namespace and write a report."""
     from loadtest.replay import replay as run_replay  # noqa: PLC0415
 
@@ -214,7 +218,7 @@ def replay(stream, rate, max_rate, batch, out_dir, compare, workers, no_workers,
         raise click.UsageError("--rate and --max exclude each other")
     os.environ.setdefault("INTERCEPT_CLOCK", "stream")
     settings = settings_mod.load(default_clock="stream")
-    sys.exit(run_replay(settings, stream, rate, batch, out_dir, compare, workers, no_workers, timeout))
+    sys.exit(run_replay(settings, stream, rate, batch, out_dir, compare, workers, no_workers, timeout, probe_ingress))
 
 
 @click.command()
@@ -227,12 +231,19 @@ def replay(stream, rate, max_rate, batch, out_dir, compare, workers, no_workers,
 @click.option("--timeout", type=float, default=600.0, show_default=True)
 @click.option("--tick-every-minutes", type=float, default=10.0, show_default=True,
               help="Stream minutes between clock ticks in the generated stream (each tick is a barrier).")
-def bench(events, batch, workers, seed, as_json, timeout, tick_every_minutes) -> None:
+@click.option("--of", "of", type=click.Choice(["pipeline", "run"]), default="pipeline", show_default=True,
+              help="pipeline: publish the stream to the bench's workers and time it to the last outbound event; "
+                   "run: time `intercept run STREAM` as a user types it (no flag), after the same no-op baseline.")
+def bench(events, batch, workers, seed, as_json, timeout, tick_every_minutes, of) -> None:
     """Pipeline throughput against a bare Celery no-op task, same broker, workers and settings."""
-    from loadtest.bench import bench as run_bench  # noqa: PLC0415
+    from loadtest.bench import bench as run_bench, bench_run  # noqa: PLC0415
 
     os.environ.setdefault("INTERCEPT_CLOCK", "stream")
     settings = settings_mod.load(default_clock="stream")
+    if of == "run":
+        if batch != settings_mod.MESSAGE_LINES:
+            raise click.UsageError("--of run times `intercept run` with its defaults: --batch does not apply")
+        sys.exit(bench_run(settings, events, workers, seed, as_json, timeout, tick_every_minutes))
     sys.exit(run_bench(settings, events, batch, workers, seed, as_json, timeout, tick_every_minutes))
 
 

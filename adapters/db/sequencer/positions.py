@@ -24,19 +24,21 @@ ROUTING_ROW = 0  # the sequencer row of the routing step's lock; shard k's count
 def check_shards(engine: sa.Engine, shards: int) -> str | None:
     """Why this database cannot be sequenced with `shards` shards, or None. A merchant's
     inputs, state and ticks are in its shard, so S is fixed once inputs were sequenced."""
-    s = t.sequencer
     with engine.connect() as conn:
-        rows = dict(conn.execute(sa.select(s.c.id, s.c.next_position)).all())
-    if ROUTING_ROW in rows:
-        recorded = rows[ROUTING_ROW]
-    elif rows.get(1, 1) > 1:
-        recorded = 1
-    else:
-        return None  # nothing sequenced yet
-    if recorded == shards:
+        recorded = recorded_shards(conn)
+    if recorded is None or recorded == shards:  # None: nothing sequenced yet
         return None
     return (f"INTERCEPT_SHARDS={shards}, but this database's inputs were sequenced with {recorded} shard(s); "
             f"set INTERCEPT_SHARDS={recorded}, or start on an empty database")
+
+
+def recorded_shards(conn: sa.Connection) -> int | None:
+    """The number of shards this database's inputs were sequenced with (None: none yet)."""
+    s = t.sequencer
+    rows = dict(conn.execute(sa.select(s.c.id, s.c.next_position)).all())
+    if ROUTING_ROW in rows:
+        return rows[ROUTING_ROW]
+    return 1 if rows.get(1, 1) > 1 else None
 
 
 class ShardPositions:
