@@ -266,3 +266,53 @@ def test_policies_published_mid_stream_give_the_one_order_outcomes_with_shards_i
     assert recorded == simulated.versions()
     assert copies == {k: [TIGHT.version, CAREFUL.version] for k in range(4)}
     _dispose(engines)
+
+
+def _gauges(url: str, shard_urls: tuple[str, ...] = ()) -> dict:
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    from adapters.metrics.stored_state import StoredStateCollector  # noqa: PLC0415
+
+    # On a wall clock well after the stream: the deadlines still open are overdue.
+    late = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    families = StoredStateCollector(url, None, "wall", now=lambda: late, shard_urls=shard_urls).collect()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples
+            if f.name != "intercept_state_scrape_duration_seconds"}
+
+
+def test_the_stored_state_gauges_add_up_every_shard_database(pg_databases):
+    """Half a stream applied (deadlines still open, in both shard databases): the gauges of two
+    databases are those of one."""
+    lines = [dump_line(e) for e in generate_stream(400, 3)]
+    urls = pg_databases(3)
+    engines = _engines([urls[0], urls[1]])
+    single = _engines([urls[2]])
+    for db in (engines, single[0]):
+        pipeline = in_process_pipeline(db, batch_size=500)
+        for first in range(0, len(lines) // 2, 500):
+            pipeline.process("gauges", first, lines[first : first + 500])
+    spread, one = _gauges(urls[0], (urls[0], urls[1])), _gauges(urls[2])
+    assert spread == one
+    overdue = ("intercept_deadlines_overdue", ())
+    second_alone = _gauges(urls[1])[overdue]
+    assert 0 < second_alone < one[overdue], "each database holds some of the overdue deadlines; the gauge adds them up"
+    _dispose(engines + single)
+
+
+def test_readyz_checks_every_shard_database_and_adds_up_their_backlog(pg_databases):
+    from adapters.db.progress import backlog  # noqa: PLC0415
+    from workers.cli.edges import readiness  # noqa: PLC0415
+
+    engines = _shard_engines(pg_databases, "2 shards in 2 databases")
+    pipeline = in_process_pipeline(engines, batch_size=500)
+    lines = [dump_line(e) for e in generate_stream(100, 3)]
+    pipeline.record("readyz", 0, lines)  # recorded, not applied yet
+    each = [backlog(engine)["unapplied_inputs"] for engine in engines]
+    assert all(each), "inputs waiting in both databases"
+    report = readiness(engines, "memory://")()
+    assert report["database"] == "ok"
+    assert report["backlog"]["unapplied_inputs"] == sum(each)
+    engines[1].dispose()
+    report = readiness([engines[0], make_engine(engines[1].url.set(port=1).render_as_string(hide_password=False))], "memory://")()
+    assert report["database"].startswith("down:"), "a shard database down is the database down"
+    _dispose(engines)
