@@ -49,3 +49,60 @@ def test_aside_list_reads_every_shard_database_and_one_database_readers_refuse(t
     assert refused.returncode != 0
     assert "`intercept explain` is not supported with INTERCEPT_SHARD_URLS yet: it reads one database, " \
            "and the shards are in 2 databases" in refused.stderr
+
+
+def _run_in_process(engines, lines: list[str]) -> None:
+    from adapters.db.engine import migrate  # noqa: PLC0415
+
+    for engine in dict.fromkeys(engines):
+        migrate(engine)
+    pipeline = in_process_pipeline(engines if len(engines) > 1 else engines[0], batch_size=50)
+    for first in range(0, len(lines), 50):
+        pipeline.process("insight", first, lines[first:first + 50])
+    pipeline.sweep()
+
+
+def test_the_ledger_reconcile_and_submit_read_every_shard_database_as_one(tmp_path, pg_databases):
+    from tests.e2e.test_explain_and_ledger_reconcile import SAMPLE, _own_cases  # noqa: PLC0415
+    from workers.summary import write_outcomes  # noqa: PLC0415
+
+    lines = SAMPLE.read_text().splitlines() + [json.dumps(e) for e in _own_cases()]
+    stream = tmp_path / "stream.jsonl"
+    stream.write_text("\n".join(lines) + "\n")
+    urls = pg_databases(3)
+    spread, single = [make_engine(urls[0]), make_engine(urls[1])], [make_engine(urls[2])]
+    _run_in_process(spread, lines)
+    _run_in_process(single, lines)
+    out = tmp_path / "outcomes.jsonl"
+    write_outcomes(single[0], str(out))
+    claims = []  # (claim id, status) of each database
+    for engine in spread:
+        with engine.connect() as conn:
+            claims.append(sorted(conn.execute(sa.select(t.ledger_claims.c.claim_id, t.ledger_claims.c.status)).all()))
+    for engine in spread + single:
+        engine.dispose()
+    assert claims[1], "claims in the second database (the sample's claims are of merchants in shard 1)"
+    one = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_DATABASE_URL": urls[2]}
+    two = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_SHARD_URLS": ",".join(urls[:2])}
+
+    def both(*args: str) -> tuple:
+        a, b = intercept(*args, env=one), intercept(*args, env=two)
+        return (a.returncode, a.stdout, a.stderr), (b.returncode, b.stdout, b.stderr)
+
+    ledger_one, ledger_two = both("ledger", "--month", "2026-11", "--format", "json")
+    assert ledger_one == ledger_two and ledger_one[0] == 0 and json.loads(ledger_one[1])["lines"]
+
+    bill = tmp_path / "bill.csv"
+    made = intercept("ledger", "simulate-bill", "--stream", str(stream), "--outcomes", str(out), "--carrier", "zto",
+                     "--month", "2026-11", "--inject", "failed_intercept=1,never_requested=1,missing=1", "--out", str(bill), env=one)
+    assert made.returncode == 0, made.stderr
+    reconciled_one, reconciled_two = both("ledger", "reconcile", str(bill), "--carrier", "zto", "--month", "2026-11", "--json")
+    assert reconciled_one == reconciled_two and reconciled_one[0] == 1 and json.loads(reconciled_one[1])["differences"]
+
+    # Claims of the second database, and one nobody has, in one command.
+    opened = [claim for claim, status in claims[1] if status == "opened"]
+    paid = [claim for claim, status in claims[1] if status == "paid"]
+    submitted = intercept("ledger", "submit", opened[0], paid[0], "claim-nobody", env=two)
+    assert submitted.returncode == 1
+    assert submitted.stdout.splitlines() == [f"{opened[0]}: submitted"]
+    assert submitted.stderr.splitlines() == [f"{paid[0]}: left paid (only an opened claim is submitted)", "claim-nobody: no such claim"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from workers.cli.common import engine as _engine
+from workers.cli.common import engine as _engine, engines as _engines
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -61,8 +61,12 @@ def ledger(ctx: click.Context, month: str | None, merchant: str | None, carrier:
     from adapters.db.read_models.ledger import summary  # noqa: PLC0415
     from workers.cli.ledger_view import render_csv, render_table  # noqa: PLC0415
 
-    with _engine().connect() as conn:
-        lines = summary(conn, month, merchant, carrier)
+    lines = []
+    # A merchant's ledger is all in its shard's database: each database's lines are whole.
+    for engine in _engines():
+        with engine.connect() as conn:
+            lines += summary(conn, month, merchant, carrier)
+    lines.sort(key=lambda ln: (ln.month, ln.merchant_id, ln.carrier))
     if fmt == "json":
         click.echo(json.dumps({"month": month, "merchant": merchant, "carrier": carrier, "lines": [ln.to_dict() for ln in lines]}))
     elif fmt == "csv":
@@ -82,15 +86,19 @@ def reconcile(bill: Path, carrier: str, month: str, as_json: bool) -> None:
     amounts that differ (and lines billed twice or of another month), with totals. Exit status
     1 when anything differs, 0 when the bill matches the ledger."""
     from adapters.carrier_bill import BillError, read_bill, reconcile as compare  # noqa: PLC0415
-    from adapters.db.read_models.ledger import carrier_month  # noqa: PLC0415
+    from adapters.db.read_models.ledger import carrier_month, merged_carrier_month  # noqa: PLC0415
     from workers.cli.ledger_view import render_reconciliation  # noqa: PLC0415
 
     try:
         lines = read_bill(bill)
     except BillError as exc:
         raise click.ClickException(str(exc)) from None
-    with _engine().connect() as conn:
-        result = compare(lines, carrier_month(conn, carrier, month, {ln.waybill for ln in lines}))
+    waybills = {ln.waybill for ln in lines}
+    found = []
+    for engine in _engines():  # every shard database (INTERCEPT_SHARD_URLS): each waybill's rows are in one
+        with engine.connect() as conn:
+            found.append(carrier_month(conn, carrier, month, waybills))
+    result = compare(lines, found[0] if len(found) == 1 else merged_carrier_month(found))
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
@@ -108,8 +116,12 @@ def submit(claim_ids: tuple[str, ...]) -> None:
 
     from adapters.db.read_models.ledger import mark_submitted  # noqa: PLC0415
 
-    with _engine().begin() as conn:
-        moved, states = mark_submitted(conn, list(claim_ids), datetime.now(timezone.utc))
+    moved, states = set(), {}
+    for engine in _engines():  # a claim is in its merchant's shard database
+        with engine.begin() as conn:
+            moved_here, states_here = mark_submitted(conn, list(claim_ids), datetime.now(timezone.utc))
+        moved |= moved_here
+        states.update(states_here)
     for claim_id in claim_ids:
         if claim_id in moved:
             click.echo(f"{claim_id}: submitted")

@@ -254,6 +254,15 @@ def carrier_month(conn: sa.Connection, carrier: str, month: str, waybills: Itera
     return CarrierMonth(carrier, month, charged, reversed_, {i.tracking_no: i for i in found if i.status != "not_eligible"}, known)
 
 
+def merged_carrier_month(parts: list[CarrierMonth]) -> CarrierMonth:
+    """One carrier month from those of several shard databases (a waybill's rows are in its
+    merchant's; the routing table, which knows the waybills shipped, is in the first)."""
+    first = parts[0]
+    return CarrierMonth(first.carrier, first.month, {k: v for p in parts for k, v in p.fees.items()},
+                        {k: v for p in parts for k, v in p.reversals.items()}, {k: v for p in parts for k, v in p.intercepts.items()},
+                        set().union(*(p.known_waybills for p in parts)))
+
+
 def mark_submitted(conn: sa.Connection, claim_ids: list[str], at: datetime) -> tuple[set[str], dict[str, str]]:
     """Finance filed these claims with the carrier: opened -> submitted (the one write of the
     read models: the pipeline has no event for it). Returns the claims moved, and the state
