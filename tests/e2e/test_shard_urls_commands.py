@@ -1,5 +1,6 @@
 """The commands with the shards in separate databases (INTERCEPT_SHARD_URLS): `migrate` upgrades
-every one, `aside list` reads every one, and a command that reads one database refuses, saying so."""
+every one; `aside list`, `explain` and the ledger read every one (and answer as one database
+does); a command that reads one database refuses, saying so."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def test_migrate_upgrades_every_shard_database(tmp_path, pg_databases):
         [(url.rsplit("/", 1)[-1], None, head_revision()) for url in urls], "each database once, from empty to the head"
 
 
-def test_aside_list_reads_every_shard_database_and_one_database_readers_refuse(tmp_path, pg_databases):
+def test_aside_list_reads_every_shard_database_and_a_one_database_reader_refuses(tmp_path, pg_databases):
     urls = pg_databases(2)
     engines = [make_engine(url) for url in urls]
     pipeline = in_process_pipeline(engines, batch_size=50)
@@ -45,24 +46,24 @@ def test_aside_list_reads_every_shard_database_and_one_database_readers_refuse(t
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == sum(aside)
 
-    refused = intercept("explain", "o-1", env=env)
+    refused = intercept("report", "--json", env=env)
     assert refused.returncode != 0
-    assert "`intercept explain` is not supported with INTERCEPT_SHARD_URLS yet: it reads one database, " \
+    assert "`intercept report` is not supported with INTERCEPT_SHARD_URLS yet: it reads one database, " \
            "and the shards are in 2 databases" in refused.stderr
 
 
-def _run_in_process(engines, lines: list[str]) -> None:
+def _run_in_process(engines, lines: list[str], shards: int | None = None) -> None:
     from adapters.db.engine import migrate  # noqa: PLC0415
 
     for engine in dict.fromkeys(engines):
         migrate(engine)
-    pipeline = in_process_pipeline(engines if len(engines) > 1 else engines[0], batch_size=50)
+    pipeline = in_process_pipeline(engines if len(engines) > 1 else engines[0], batch_size=50, shards=shards)
     for first in range(0, len(lines), 50):
         pipeline.process("insight", first, lines[first:first + 50])
     pipeline.sweep()
 
 
-def test_the_ledger_reconcile_and_submit_read_every_shard_database_as_one(tmp_path, pg_databases):
+def test_explain_the_ledger_reconcile_and_submit_read_every_shard_database_as_one(tmp_path, pg_databases):
     from tests.e2e.test_explain_and_ledger_reconcile import SAMPLE, _own_cases  # noqa: PLC0415
     from workers.summary import write_outcomes  # noqa: PLC0415
 
@@ -72,7 +73,8 @@ def test_the_ledger_reconcile_and_submit_read_every_shard_database_as_one(tmp_pa
     urls = pg_databases(3)
     spread, single = [make_engine(urls[0]), make_engine(urls[1])], [make_engine(urls[2])]
     _run_in_process(spread, lines)
-    _run_in_process(single, lines)
+    # The same two shards in one database: the same positions (each shard counts its own).
+    _run_in_process(single, lines, shards=2)
     out = tmp_path / "outcomes.jsonl"
     write_outcomes(single[0], str(out))
     claims = []  # (claim id, status) of each database
@@ -82,12 +84,31 @@ def test_the_ledger_reconcile_and_submit_read_every_shard_database_as_one(tmp_pa
     for engine in spread + single:
         engine.dispose()
     assert claims[1], "claims in the second database (the sample's claims are of merchants in shard 1)"
-    one = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_DATABASE_URL": urls[2]}
+    one = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_DATABASE_URL": urls[2], "INTERCEPT_SHARDS": "2"}
     two = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_SHARD_URLS": ",".join(urls[:2])}
 
     def both(*args: str) -> tuple:
         a, b = intercept(*args, env=one), intercept(*args, env=two)
         return (a.returncode, a.stdout, a.stderr), (b.returncode, b.stdout, b.stderr)
+
+    def explained(result) -> dict:
+        assert result[0] == 0, result[2]
+        case = json.loads(result[1])
+        for entry in case["inputs"]:
+            entry.pop("inbox_id")  # a row id of the database it is in
+        for action in case["actions"]:
+            for attempt in action["attempts"]:
+                attempt.pop("duration_ms")  # measured
+        return case
+
+    # A refund (its actions, in its shard's database), a tracking number (the routing table, in
+    # the routing database), with the HTTP attempts and the open deadlines of the case.
+    for key in ("YT7019000001", "r-ins-back", "ZTINSwait"):
+        case_one, case_two = both("explain", key, "--json")
+        assert explained(case_one) == explained(case_two), key
+        assert explained(case_one)["inputs"] and explained(case_one)["outbound"], key
+        if key == "YT7019000001":
+            assert any(a["attempts"] for a in explained(case_two)["actions"]), "its refund's attempts (routing database)"
 
     ledger_one, ledger_two = both("ledger", "--month", "2026-11", "--format", "json")
     assert ledger_one == ledger_two and ledger_one[0] == 0 and json.loads(ledger_one[1])["lines"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from workers.cli.common import engine as _engine, engines as _engines
+from workers.cli.common import engines as _engines
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -31,10 +31,14 @@ def explain(key: str, as_json: bool) -> None:
     event, each action and its HTTP attempts, open deadlines, fees and claims.
 
     KEY is a refund id, an order id, a package id or a tracking number; the case is its order's."""
-    from adapters.db.read_models.cases import read_case  # noqa: PLC0415
+    from contextlib import ExitStack  # noqa: PLC0415
 
-    with _engine().connect() as conn:
-        case = read_case(conn, key)
+    from adapters.db.read_models.cases import read_case, read_case_in  # noqa: PLC0415
+
+    engines = _engines()
+    with ExitStack() as stack:
+        conns = [stack.enter_context(engine.connect()) for engine in engines]
+        case = read_case(conns[0], key) if len(conns) == 1 else read_case_in(conns, key)
     if case is None:
         raise click.ClickException(f"no refund, order, package or tracking number {key!r} is known")
     if as_json:

@@ -25,7 +25,7 @@ Every list is in time order. Times are aware UTC datetimes (ISO 8601 in `to_dict
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -210,6 +210,26 @@ def read_case(conn: sa.Connection, key: str) -> CaseTimeline | None:
     )
 
 
+def read_case_in(conns: list[sa.Connection], key: str) -> CaseTimeline | None:
+    """read_case with the shards in separate databases (INTERCEPT_SHARD_URLS; the routing
+    database's connection first): the key is resolved in whichever knows it (a tracking number
+    by the routing table, a refund by its shard's actions), the case is read in the database of
+    its order (its merchant's shard: inputs once sequenced, decisions, outbox, actions, ledger),
+    and its HTTP attempts, which the workers record in the routing database, are added."""
+    order_id = next((found for found in (resolve_order(conn, key) for conn in conns) if found), None)
+    if order_id is None:
+        return None
+    for conn in conns:
+        case = read_case(conn, order_id)
+        if case is not None:
+            break
+    else:
+        return None
+    if conn is not conns[0]:
+        _add_attempts(conns[0], case.actions)
+    return replace(case, query=key)
+
+
 def _inputs(conn: sa.Connection, order_id: str) -> list[InputEntry]:
     i = t.input_states
     rows = conn.execute(sa.select(i).where(i.c.order_id == order_id).order_by(sa.func.coalesce(i.c.position, 0), i.c.id)).mappings().all()
@@ -278,7 +298,7 @@ def _outbound_of_order(conn: sa.Connection, order_id: str) -> list[OutboundEntry
 
 
 def _actions(conn: sa.Connection, order: OrderState) -> list[ActionEntry]:
-    ra, ca, at = t.refund_actions, t.carrier_actions, t.action_attempts
+    ra, ca = t.refund_actions, t.carrier_actions
     actions: list[ActionEntry] = []
     refund_ids = [r.refund_id for r in order.refunds]
     if refund_ids:
@@ -291,6 +311,13 @@ def _actions(conn: sa.Connection, order: OrderState) -> list[ActionEntry]:
             actions.append(ActionEntry("carrier", r["intercept_id"], r["idempotency_key"], r["state"], r["created_at"], r["updated_at"],
                                        r["last_error"], {"package_id": r["package_id"], "carrier": r["carrier"],
                                                          "tracking_no": r["tracking_no"], "deadline": r["deadline"]}))
+    _add_attempts(conn, actions)
+    return sorted(actions, key=lambda a: a.created_at)
+
+
+def _add_attempts(conn: sa.Connection, actions: list[ActionEntry]) -> None:
+    """Each action's HTTP attempts (action_attempts), as recorded in this database."""
+    at = t.action_attempts
     keys = [a.idempotency_key for a in actions]
     if keys:
         by_key: dict[str, list[AttemptEntry]] = {}
@@ -298,4 +325,3 @@ def _actions(conn: sa.Connection, order: OrderState) -> list[ActionEntry]:
             by_key.setdefault(r["idempotency_key"], []).append(AttemptEntry(r["attempted_at"], r["status"], r["duration_ms"], r["error"]))
         for a in actions:
             a.attempts.extend(by_key.get(a.idempotency_key, []))
-    return sorted(actions, key=lambda a: a.created_at)
