@@ -161,8 +161,9 @@ class SqlDatabase:
                 writes.flush()
 
     def progress(self, source: str) -> Progress:
-        # The shard databases first, the routing database last: an input handed over between
-        # the two reads is counted in neither (never twice); the next look counts it.
+        # The shard databases first, the routing database last: an input that moves between
+        # the two reads is missed or counted twice only when both reads fall between its
+        # hand-over's commit and the routing commit (milliseconds); the next poll corrects it.
         return Progress.total([progress(engine, source) for engine in reversed(self.engines)])
 
     def is_transient(self, error: BaseException) -> bool:
