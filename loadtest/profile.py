@@ -63,13 +63,14 @@ class StatementCounter:
     fixed cost the steps of docs/performance.md are measured by. A commit after statements that
     only read is counted apart: PostgreSQL flushes no WAL for it."""
 
-    def __init__(self, engine):
+    def __init__(self, *engines):
         self.statements = 0
         self.commits = 0
         self.read_only_commits = 0
         self._writing: set[int] = set()
-        sa.event.listen(engine, "before_cursor_execute", self._statement)
-        sa.event.listen(engine, "commit", self._commit)
+        for engine in engines:  # every shard database's (INTERCEPT_SHARD_URLS)
+            sa.event.listen(engine, "before_cursor_execute", self._statement)
+            sa.event.listen(engine, "commit", self._commit)
 
     def _statement(self, conn, cursor, statement, parameters, context, executemany) -> None:
         self.statements += 1
@@ -117,19 +118,19 @@ class _TimedMetrics:
 
 def profile(settings: Settings, events: int, batch: int, seed: int, profiler: str | None, out: Path | None,
             metrics: bool = True) -> dict:
-    if settings.separate_shard_databases:
-        raise SystemExit("intercept profile is not supported with INTERCEPT_SHARD_URLS yet: it runs in a fresh namespace "
-                         "of one database; unset INTERCEPT_SHARD_URLS (INTERCEPT_SHARDS=S shards one database)")
-    settings = fresh_namespace(settings, "profile")
-    engine = make_engine(settings.database_url)
-    migrate(engine)
+    settings = fresh_namespace(settings, "profile")  # with INTERCEPT_SHARD_URLS: one in each shard database
+    made = {url: make_engine(url) for url in dict.fromkeys(settings.shard_database_urls)}
+    for engine in made.values():
+        migrate(engine)
+    engine = made[settings.database_url]
     lines = []
     for ev in generate_stream(max(1, events // 8), seed):
         if len(lines) >= events:
             break
         lines.append(dump_line(ev))
     timed_metrics = _TimedMetrics() if metrics else None
-    pipeline = Pipeline(SqlDatabase(engine, "stream", settings.shards), DEFAULT_POLICY, InProcessRefundSimulator(), RecordedCarrierClient(),
+    shard_engines = [made[url] for url in settings.shard_database_urls] if settings.separate_shard_databases else engine
+    pipeline = Pipeline(SqlDatabase(shard_engines, "stream", settings.shards), DEFAULT_POLICY, InProcessRefundSimulator(), RecordedCarrierClient(),
                         _DiscardingPublisher(), lambda: datetime.now(timezone.utc), batch_size=batch,
                         metrics=timed_metrics)
     prof = None
@@ -143,7 +144,7 @@ def profile(settings: Settings, events: int, batch: int, seed: int, profiler: st
 
         prof = pyinstrument.Profiler(interval=0.0005)
         prof.start()
-    counter = StatementCounter(engine)
+    counter = StatementCounter(*made.values())
     pg_before, cpu_before, started = postgres_cpu_seconds(), time.process_time(), time.perf_counter()
     messages = 0
     for first in range(0, len(lines), batch):
@@ -157,7 +158,8 @@ def profile(settings: Settings, events: int, batch: int, seed: int, profiler: st
     elif profiler == "pyinstrument":
         prof.stop()
         (out or Path("profile.txt")).write_text(prof.output_text(unicode=False, color=False))
-    engine.dispose()
+    for engine in made.values():
+        engine.dispose()
     n = len(lines)
     pg = None if pg_before is None or pg_after is None else pg_after - pg_before
     return {

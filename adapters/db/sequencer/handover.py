@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from adapters.db import schema as t
 from adapters.db.bulk import WriteSet, among
@@ -81,11 +81,16 @@ class Handover:
 def not_handed_over_yet(conn: sa.Connection, events: Iterable[tuple[str, str]]) -> set[str]:
     """Records (event_id, content_hash) as handed over to this database; returns the ids that
     were not already (one statement)."""
-    rows = [{"event_id": e, "content_hash": h} for e, h in dict(events).items()]
-    if not rows:
+    events = dict(events)
+    if not events:
         return set()
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(t.seen_events).values(rows).on_conflict_do_nothing(index_elements=["event_id"]).returning(t.seen_events.c.event_id)
+    if conn.dialect.name == "postgresql":
+        # Two array parameters, not a VALUES list of thousands of placeholders to compile.
+        statement = sa.text("INSERT INTO seen_events (event_id, content_hash) SELECT * FROM unnest(CAST(:ids AS varchar[]), "
+                            "CAST(:hashes AS varchar[])) ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
+        return {r[0] for r in conn.execute(statement, {"ids": list(events), "hashes": list(events.values())})}
+    rows = [{"event_id": e, "content_hash": h} for e, h in events.items()]
+    statement = sqlite.insert(t.seen_events).values(rows).on_conflict_do_nothing(index_elements=["event_id"]).returning(t.seen_events.c.event_id)
     return {r[0] for r in conn.execute(statement)}
 
 
