@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from workers.cli.common import engine as _engine, engines as _engines, settings as _settings
+from workers.cli.common import engines as _engines, settings as _settings
 
 
 @click.group()
@@ -62,9 +62,9 @@ def cleanup(dry_run: bool, older_than_h: float, as_json: bool) -> None:
     s = _settings()
     now = datetime.now(timezone.utc)
     found = []
-    if s.postgres:
-        engine = _engine(s)
-        found += [(ns, lambda ns=ns: namespaces.drop_schema(engine, ns.name)) for ns in namespaces.schemas(engine)]
+    # Every shard database (INTERCEPT_SHARD_URLS): a profile's namespace is made in each.
+    for engine in _engines(s) if s.postgres else []:
+        found += [(ns, lambda ns=ns, engine=engine: namespaces.drop_schema(engine, ns.name)) for ns in namespaces.schemas(engine)]
     home = Path(os.environ.get("INTERCEPT_HOME", "var")).resolve()
     found += [(ns, lambda ns=ns: namespaces.remove_file(ns.where)) for ns in namespaces.files(home)]
 
