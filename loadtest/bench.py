@@ -99,9 +99,6 @@ def _machine() -> str:
 
 def bench(settings: Settings, events: int, batch: int, workers: int | None, seed: int, as_json: bool, timeout: float,
           tick_every_minutes: float = 10.0) -> int:
-    if settings.separate_shard_databases:
-        raise SystemExit("intercept bench is not supported with INTERCEPT_SHARD_URLS yet: it runs in a fresh namespace "
-                         "of one database; unset INTERCEPT_SHARD_URLS (INTERCEPT_SHARDS=S shards one database)")
     logging.basicConfig(level=logging.WARNING)
     if settings.embedded_broker or not settings.broker_url.startswith("redis"):
         raise SystemExit("bench needs a Redis broker and a database: set INTERCEPT_BROKER_URL and INTERCEPT_DATABASE_URL")
@@ -111,7 +108,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
     from workers.app import app  # noqa: PLC0415
 
     db = bootstrap.pipeline(app).db
-    engine = db.engine
+    engines = db.engines  # every shard database (INTERCEPT_SHARD_URLS), each with a namespace of its own
     stream, n_events, ticks = _write_stream(events, seed, tick_every_minutes)
     n_workers = workers or os.cpu_count() or 1
     durability = RedisDurability(settings.broker_url)
@@ -129,13 +126,15 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
             published = streams.publish(app, source, chunk_lines(numbered_lines(stream), batch))
             if not streams.wait_settled(db, source, n_events, timeout):
                 raise SystemExit("bench: the pipeline did not settle")
-            with engine.connect() as conn:
-                last = conn.execute(sa.select(sa.func.max(t.outbox.c.relayed_at))).scalar_one()
-                inputs_done = conn.execute(sa.select(sa.func.max(t.applies.c.at))).scalar_one()
-                sync_commit = conn.execute(sa.text("SHOW synchronous_commit")).scalar_one() if settings.postgres else "sqlite synchronous=FULL"
-            finished = max(x.timestamp() for x in (last, inputs_done) if x is not None)
+            ends = []
+            for engine in engines:
+                with engine.connect() as conn:
+                    ends.append(conn.execute(sa.select(sa.func.max(t.outbox.c.relayed_at))).scalar_one())
+                    ends.append(conn.execute(sa.select(sa.func.max(t.applies.c.at))).scalar_one())
+                    sync_commit = conn.execute(sa.text("SHOW synchronous_commit")).scalar_one() if settings.postgres else "sqlite synchronous=FULL"
+            finished = max(x.timestamp() for x in ends if x is not None)
             rate = n_events / (finished - started_wall)
-            lat = latency_stats(m.latency_s for m in measurements(engine, source, published))
+            lat = latency_stats(m.latency_s for m in measurements(engines, source, published))
             peak = processes.peak_rss_mb(procs)
             worker_cpu_s = processes.cpu_seconds(procs) - cpu_before
     finally:
@@ -180,8 +179,8 @@ def bench_run(settings: Settings, events: int, workers: int | None, seed: int, a
     of the same generated stream as a user types it (no flag), timed as a user sees it: its own
     `settled in` figure (first publish to settled) and the whole command's wall time."""
     if settings.separate_shard_databases:
-        raise SystemExit("intercept bench is not supported with INTERCEPT_SHARD_URLS yet: it runs in a fresh namespace "
-                         "of one database; unset INTERCEPT_SHARD_URLS (INTERCEPT_SHARDS=S shards one database)")
+        raise SystemExit("intercept bench --of run is not supported with INTERCEPT_SHARD_URLS yet: its `intercept run` is "
+                         "given one database; `intercept bench` without --of run takes INTERCEPT_SHARD_URLS")
     logging.basicConfig(level=logging.WARNING)
     if settings.embedded_broker or not settings.broker_url.startswith("redis"):
         raise SystemExit("bench needs a Redis broker and a database: set INTERCEPT_BROKER_URL and INTERCEPT_DATABASE_URL")

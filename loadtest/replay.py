@@ -31,7 +31,7 @@ class PublishFailed(Exception):
     """The publishing thread stopped on an error (the broker went away, say)."""
 
 
-def measurements(engine: sa.Engine, source: str, published: streams.Published,
+def measurements(engine: sa.Engine | list[sa.Engine], source: str, published: streams.Published,
                  schedule: streams.RateSchedule | None = None) -> list[Measurement]:
     """Publish time of each input's message, and when a relay had the input (its arrival at the
     scheduled rate: the wait for its message to fill comes on top), against the time its
@@ -70,9 +70,6 @@ def _backlog_sample(started: float, published: streams.Published, p) -> tuple[fl
 
 def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out_dir: Path, compare: Path | None,
            workers: int | None, no_workers: bool, timeout: float, probe_ingress: bool = False) -> int:
-    if settings.separate_shard_databases:
-        raise SystemExit("intercept replay is not supported with INTERCEPT_SHARD_URLS yet: it runs in a fresh namespace "
-                         "of one database; unset INTERCEPT_SHARD_URLS (INTERCEPT_SHARDS=S shards one database)")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if probe_ingress and settings.embedded_broker:
         # `intercept serve` is a process of its own: it cannot reach a broker inside this one.
@@ -108,7 +105,7 @@ def replay(settings: Settings, stream: Path, rate: float | None, batch: int, out
 
 def _replay(app, db, settings: Settings, stream: Path, source: str, expected: int, rate, batch: int, out_dir: Path,
             compare: Path | None, workers: int | None, no_workers: bool, timeout: float, probe: IngressProbe | None) -> int:
-    engine = db.engine
+    engines = db.engines  # every shard database (INTERCEPT_SHARD_URLS), each with a namespace of its own
     with processes.run_workers(app, settings, workers, no_workers, name="replay") as running:
         procs = running.procs
         started = time.time()
@@ -160,13 +157,16 @@ def _replay(app, db, settings: Settings, stream: Path, source: str, expected: in
             return 1
         elapsed = time.time() - started
         peak = processes.peak_rss_mb(procs)
-        with engine.connect() as conn:
-            states = t.input_states
-            counts = dict(conn.execute(sa.select(states.c.state, sa.func.count()).where(states.c.source == source).group_by(states.c.state)).all())
+        counts: dict = {}
+        for engine in engines:
+            with engine.connect() as conn:
+                states = t.input_states
+                for state, n in conn.execute(sa.select(states.c.state, sa.func.count()).where(states.c.source == source).group_by(states.c.state)):
+                    counts[state] = counts.get(state, 0) + n
         report = write_report(
             out_dir,
-            measurements(engine, source, published, rate),
-            list(outcomes_in_order(engine)),
+            measurements(engines, source, published, rate),
+            list(outcomes_in_order(engines)),
             run={
                 "stream": str(stream), "events": expected, "rate": (rate.steps[0][0] if len(rate.steps) == 1 else str(rate)) if rate else "max",
                 "batch": batch,

@@ -127,3 +127,29 @@ def test_explain_the_ledger_reconcile_and_submit_read_every_shard_database_as_on
     assert submitted.returncode == 1
     assert submitted.stdout.splitlines() == [f"{opened[0]}: submitted"]
     assert submitted.stderr.splitlines() == [f"{paid[0]}: left paid (only an opened claim is submitted)", "claim-nobody: no such claim"]
+
+
+def test_a_replay_on_two_shard_databases_gives_the_digest_of_one(tmp_path, pg_url, pg_databases, redis_url):
+    stream = tmp_path / "stream.jsonl"
+    gen = intercept("generate", "--cases", "150", "--seed", "3", "--out", str(stream), env={})
+    assert gen.returncode == 0, gen.stderr
+    one = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url}
+    first = intercept("replay", str(stream), "--max", "--out-dir", str(tmp_path / "r1"), "--workers", "1", env=one)
+    assert first.returncode == 0, first.stderr[-3000:]
+    two = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_SHARD_URLS": ",".join(pg_databases(2)), "INTERCEPT_BROKER_URL": redis_url}
+    second = intercept("replay", str(stream), "--max", "--out-dir", str(tmp_path / "r2"), "--workers", "2",
+                       "--compare", str(tmp_path / "r1" / "report.json"), env=two)
+    assert second.returncode == 0, second.stderr[-3000:]
+    report = json.loads((tmp_path / "r2" / "report.json").read_text())
+    assert report["compare"]["digest_match"] is True
+    assert report["inbound"] == json.loads((tmp_path / "r1" / "report.json").read_text())["inbound"]
+
+
+def test_bench_runs_on_two_shard_databases(tmp_path, pg_databases, redis_url):
+    env = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_SHARD_URLS": ",".join(pg_databases(2)), "INTERCEPT_BROKER_URL": redis_url}
+    result = intercept("bench", "--events", "3000", "--workers", "2", "--json", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.splitlines()[-1])
+    assert figures["events"] == 3000 and figures["events_per_s"] > 0
+    refused = intercept("bench", "--of", "run", "--events", "3000", env=env)
+    assert refused.returncode != 0 and "intercept bench --of run is not supported with INTERCEPT_SHARD_URLS yet" in refused.stderr
