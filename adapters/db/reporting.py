@@ -170,28 +170,35 @@ def _kept_aside(engine: sa.Engine, limit: int, source: str | None) -> list[Aside
         return [AsideInput(*row[:5], reason=row[5] or "", recorded_at=row[6]) for row in conn.execute(query)]
 
 
-def ordered_inputs(engine: sa.Engine):
+def ordered_inputs(engines: Engines):
     """Every input the database put in order, by position: (position, payload, merchant, order_id).
     What `intercept simulate --from-db` replays: what was kept aside or still waits has no position.
 
     With S shards each shard has positions of its own, and the barriers (clock ticks, policy
     publications) a position in every shard: the order given is one stream that keeps every
     shard's order, each shard's inputs between two barriers before the barrier that follows
-    them (merchants of different shards never meet between barriers), numbered anew."""
+    them (merchants of different shards never meet between barriers), numbered anew. With the
+    shards in separate databases (INTERCEPT_SHARD_URLS) each database holds its shards' inputs,
+    barrier copies and partitions, and the routing database (the first) the barriers' own rows."""
     i = t.inbox
-    with engine.connect() as conn:
+    databases = each(engines)
+    query = sa.select(i.c.position, i.c.payload, i.c.partition_key, i.c.order_id).where(i.c.position.is_not(None)).order_by(i.c.position)
+    with databases[0].connect() as conn:
         shards = recorded_shards(conn) or 1
-        query = sa.select(i.c.position, i.c.payload, i.c.partition_key, i.c.order_id).where(i.c.position.is_not(None)).order_by(i.c.position)
         if shards == 1:
             for position, payload, partition, order_id in conn.execute(query).yield_per(5000):
                 yield int(position), payload, partition, order_id
             return
-        barriers: dict[int, list[int]] = {k: [] for k in range(shards)}
-        for table in (t.ticks, t.policy_publications):
-            for shard, position in conn.execute(sa.select(table.c.shard, table.c.position)):
-                barriers[shard].append(position)
-        shard_of_partition = dict(conn.execute(sa.select(t.partitions.c.key, t.partitions.c.shard)).all())
-        rows = conn.execute(query.add_columns(i.c.event_type)).all()
+    barriers: dict[int, list[int]] = {k: [] for k in range(shards)}
+    shard_of_partition: dict[str, int] = {}
+    rows = []
+    for engine in databases:
+        with engine.connect() as conn:
+            for table in (t.ticks, t.policy_publications):
+                for shard, position in conn.execute(sa.select(table.c.shard, table.c.position)):
+                    barriers[shard].append(position)
+            shard_of_partition.update(conn.execute(sa.select(t.partitions.c.key, t.partitions.c.shard)).all())
+            rows += conn.execute(query.add_columns(i.c.event_type)).all()
     for positions in barriers.values():
         positions.sort()
     # The inbox row of a barrier keeps shard 0's position (adapters/db/sequencer/run.py).

@@ -243,7 +243,8 @@ def test_a_worker_refuses_a_shard_database_it_cannot_reach_or_that_was_sequenced
 
 def test_policies_published_mid_stream_give_the_one_order_outcomes_with_shards_in_separate_databases(pg_databases):
     from domain.policy import DEFAULT_POLICY  # noqa: PLC0415
-    from loadtest.simulate import order_stream, replay  # noqa: PLC0415
+    from adapters.db.reporting import ordered_inputs  # noqa: PLC0415
+    from loadtest.simulate import order_stream, ordered_from_events, replay  # noqa: PLC0415
     from tests.integration.test_policy_simulate_agrees import CAREFUL, TIGHT, _stream_with_publications  # noqa: PLC0415
 
     lines, merchant = _stream_with_publications()
@@ -261,10 +262,14 @@ def test_policies_published_mid_stream_give_the_one_order_outcomes_with_shards_i
                                                .order_by(t.policy_publications.c.position)):
                 assert engines[shard] is engine, "a shard's copy of a publication is in the shard's database"
                 copies.setdefault(shard, []).append(version)
+    # `intercept simulate --from-db`: every database's inputs as one stream that keeps each shard's order.
+    from_inbox = replay(ordered_from_events(ordered_inputs(engines)), DEFAULT_POLICY)
     simulated = replay(order_stream(lines), DEFAULT_POLICY)
     assert outcome_digest(from_db) == outcome_digest(simulated.envelopes())
     assert recorded == simulated.versions()
     assert copies == {k: [TIGHT.version, CAREFUL.version] for k in range(4)}
+    assert outcome_digest(from_inbox.envelopes()) == outcome_digest(from_db), "simulate --from-db decides what the shards did"
+    assert from_inbox.versions() == recorded
     _dispose(engines)
 
 

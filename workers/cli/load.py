@@ -300,9 +300,9 @@ def simulate(stream: str | None, policy_files: tuple[str, ...], html_out: Path |
     started = time.monotonic()
     if from_db:
         from adapters.db.reporting import ordered_inputs  # noqa: PLC0415
-        from workers.cli.common import engine  # noqa: PLC0415
+        from workers.cli.common import engines  # noqa: PLC0415
 
-        ordered = sim.ordered_from_events(ordered_inputs(engine()))
+        ordered = sim.ordered_from_events(ordered_inputs(engines()))
         source = "the configured database's inbox"
     else:
         with open(stream, "rb") as fh:
