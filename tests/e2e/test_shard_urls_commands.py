@@ -1,6 +1,6 @@
 """The commands with the shards in separate databases (INTERCEPT_SHARD_URLS): `migrate` upgrades
-every one; `aside list`, `explain` and the ledger read every one (and answer as one database
-does); a command that reads one database refuses, saying so."""
+every one; `aside list`, `explain`, `report`, the ledger, `replay` and `bench` read every one
+(and answer as one database does); a command that reads one database refuses, saying so."""
 
 from __future__ import annotations
 
@@ -46,9 +46,9 @@ def test_aside_list_reads_every_shard_database_and_a_one_database_reader_refuses
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == sum(aside)
 
-    refused = intercept("report", "--json", env=env)
+    refused = intercept("console", env={**env, "INTERCEPT_CONSOLE_TOKEN": "0123456789abcdef0123"})
     assert refused.returncode != 0
-    assert "`intercept report` is not supported with INTERCEPT_SHARD_URLS yet: it reads one database, " \
+    assert "`intercept console` is not supported with INTERCEPT_SHARD_URLS yet: it reads one database, " \
            "and the shards are in 2 databases" in refused.stderr
 
 
@@ -63,7 +63,7 @@ def _run_in_process(engines, lines: list[str], shards: int | None = None) -> Non
     pipeline.sweep()
 
 
-def test_explain_the_ledger_reconcile_and_submit_read_every_shard_database_as_one(tmp_path, pg_databases):
+def test_explain_report_the_ledger_reconcile_and_submit_read_every_shard_database_as_one(tmp_path, pg_databases):
     from tests.e2e.test_explain_and_ledger_reconcile import SAMPLE, _own_cases  # noqa: PLC0415
     from workers.summary import write_outcomes  # noqa: PLC0415
 
@@ -109,6 +109,11 @@ def test_explain_the_ledger_reconcile_and_submit_read_every_shard_database_as_on
         assert explained(case_one)["inputs"] and explained(case_one)["outbound"], key
         if key == "YT7019000001":
             assert any(a["attempts"] for a in explained(case_two)["actions"]), "its refund's attempts (routing database)"
+
+    report_one, report_two = both("report", "--json")
+    assert report_one[0] == report_two[0] == 0, report_two[2]
+    # The same figures (routes with as many refunds may be listed in another order).
+    assert json.loads(report_one[1]) == json.loads(report_two[1]) and json.loads(report_one[1])["cases"] > 0
 
     ledger_one, ledger_two = both("ledger", "--month", "2026-11", "--format", "json")
     assert ledger_one == ledger_two and ledger_one[0] == 0 and json.loads(ledger_one[1])["lines"]

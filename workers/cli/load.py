@@ -124,7 +124,7 @@ def report(date_from: datetime | None, date_to: datetime | None, html_out: Path 
     avoided by return, claims paid."""
     from adapters.db.read_models.analytics import analytics, window  # noqa: PLC0415
     from loadtest.analytics_report import figures, text, write_html  # noqa: PLC0415
-    from workers.cli.common import engine as migrated_engine  # noqa: PLC0415
+    from workers.cli.common import engines as migrated_engines  # noqa: PLC0415
 
     if date_from and date_to and date_to < date_from:
         raise click.BadParameter(f"{date_to:%Y-%m-%d} is before --from {date_from:%Y-%m-%d}", param_hint="--to")
@@ -132,7 +132,7 @@ def report(date_from: datetime | None, date_to: datetime | None, html_out: Path 
     if namespace is not None:
         settings = _namespace_settings(settings, namespace)
     since, until = window(date_from and date_from.date(), date_to and date_to.date())
-    a = analytics(migrated_engine(settings), since, until)
+    a = analytics(migrated_engines(settings), since, until)
     f = figures(a)
     click.echo(json.dumps(f, ensure_ascii=False) if as_json else text(f).rstrip("\n"))
     if html_out is not None:
@@ -149,8 +149,14 @@ def _namespace_settings(settings, name: str):
     if not is_run_namespace(name):
         raise click.BadParameter(f"{name!r} is not a replay, bench or profile namespace (replay_<hex>)", param_hint="--namespace")
     if settings.postgres:
-        sep = "&" if "?" in settings.database_url else "?"
-        return replace(settings, database_url=f"{settings.database_url}{sep}options={quote(f'-csearch_path={name}')}")
+        def within(url: str) -> str:
+            return f"{url}{'&' if '?' in url else '?'}options={quote(f'-csearch_path={name}')}"
+
+        # With INTERCEPT_SHARD_URLS the replay made its namespace in every shard database.
+        urls = tuple(within(url) for url in settings.shard_urls)
+        return replace(settings, database_url=within(settings.database_url), shard_urls=urls)
+    if settings.separate_shard_databases:
+        raise click.BadParameter("a namespace of SQLite shard databases is not supported yet", param_hint="--namespace")
     path = Path(os.environ.get("INTERCEPT_HOME", "var")).resolve() / f"{name}.sqlite"
     if not path.is_file():
         raise click.BadParameter(f"no {path}", param_hint="--namespace")

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.read_models import ledger
+from adapters.db.reporting import each
 from domain.codec import order_from_dict
 
 CST = timezone(timedelta(hours=8))  # docs/domain.md §2: days and months are China Standard Time
@@ -148,8 +149,10 @@ def window(date_from: date | None, date_to: date | None) -> tuple[datetime | Non
     return since, until
 
 
-def analytics(engine: sa.Engine, since: datetime | None = None, until: datetime | None = None) -> Analytics:
-    """The report's figures for what happened in [since, until) (None: no bound)."""
+def analytics(engines: sa.Engine | list[sa.Engine], since: datetime | None = None, until: datetime | None = None) -> Analytics:
+    """The report's figures for what happened in [since, until) (None: no bound), added up over
+    every shard database (INTERCEPT_SHARD_URLS): an order, its outcomes and its ledger rows are
+    all in its merchant's shard's database."""
     result = Analytics(since, until)
 
     def inside(at: datetime | None) -> bool:
@@ -158,44 +161,45 @@ def analytics(engine: sa.Engine, since: datetime | None = None, until: datetime 
     o = t.outbox
     failure_reason: dict[tuple[str, str], str] = {}
     issued_at: dict[str, tuple[datetime, str]] = {}
-    with engine.connect() as conn:
-        for (env,) in conn.execute(sa.select(o.c.envelope).where(o.c.type.in_(("intercept.failed", "refund.issued")))).yield_per(5000):
-            d = env["data"]
-            if env["type"] == "intercept.failed":
-                failure_reason[(d["package_id"], d["channel"])] = d["reason"]
-            else:
-                issued_at[d["refund_id"]] = (datetime.fromisoformat(env["occurred_at"]), d["route"])
-        # Fees and claims as the ledger has them (the same rows `intercept ledger` sums).
-        for fee in ledger.fees(conn):
-            if not inside(fee.charged_at):
-                continue
-            for figures in (result.fees, result.fees_by_carrier[fee.carrier]):
-                if fee.status == "refunded":  # the carrier reversed its charge: nothing spent
-                    figures.refunded_count += 1
-                elif fee.waived:
-                    figures.waived_count += 1
-                    figures.waived_fen += fee.fee_fen
+    for engine in each(engines):
+        with engine.connect() as conn:
+            for (env,) in conn.execute(sa.select(o.c.envelope).where(o.c.type.in_(("intercept.failed", "refund.issued")))).yield_per(5000):
+                d = env["data"]
+                if env["type"] == "intercept.failed":
+                    failure_reason[(d["package_id"], d["channel"])] = d["reason"]
                 else:
-                    figures.charged_count += 1
-                    figures.charged_fen += fee.fee_fen
-        c = result.claims
-        for claim in ledger.claims(conn):
-            if not inside(claim.opened_at):
-                continue
-            c.opened_count += 1
-            c.opened_fen += claim.amount_fen
-            c.opened_by_reason[claim.reason] += 1
-            if claim.status == "paid":
-                c.paid_count += 1
-                c.paid_fen += claim.paid_fen or 0
-            elif claim.status == "rejected":
-                c.rejected_count += 1
-            else:
-                c.outstanding_count += 1
-                c.outstanding_fen += claim.amount_fen
+                    issued_at[d["refund_id"]] = (datetime.fromisoformat(env["occurred_at"]), d["route"])
+            # Fees and claims as the ledger has them (the same rows `intercept ledger` sums).
+            for fee in ledger.fees(conn):
+                if not inside(fee.charged_at):
+                    continue
+                for figures in (result.fees, result.fees_by_carrier[fee.carrier]):
+                    if fee.status == "refunded":  # the carrier reversed its charge: nothing spent
+                        figures.refunded_count += 1
+                    elif fee.waived:
+                        figures.waived_count += 1
+                        figures.waived_fen += fee.fee_fen
+                    else:
+                        figures.charged_count += 1
+                        figures.charged_fen += fee.fee_fen
+            c = result.claims
+            for claim in ledger.claims(conn):
+                if not inside(claim.opened_at):
+                    continue
+                c.opened_count += 1
+                c.opened_fen += claim.amount_fen
+                c.opened_by_reason[claim.reason] += 1
+                if claim.status == "paid":
+                    c.paid_count += 1
+                    c.paid_fen += claim.paid_fen or 0
+                elif claim.status == "rejected":
+                    c.rejected_count += 1
+                else:
+                    c.outstanding_count += 1
+                    c.outstanding_fen += claim.amount_fen
 
-        for (state,) in conn.execute(sa.select(t.orders.c.state)).yield_per(2000):
-            _add_order(result, order_from_dict(state), inside, failure_reason, issued_at)
+            for (state,) in conn.execute(sa.select(t.orders.c.state)).yield_per(2000):
+                _add_order(result, order_from_dict(state), inside, failure_reason, issued_at)
     for hours in result.hours_to_refund.values():
         hours.sort()
     return result
