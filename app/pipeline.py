@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator
 
 from app.actions import ActionOutcomes, call_intercepts, call_refunds
 from app.applying import ApplyResult, apply_pending, fire_wall_deadlines, more_work
@@ -30,6 +31,10 @@ INTERNAL_SOURCE = "internal"
 PARSED_BATCHES_KEPT = 2
 # Stream lines one sweep reads again at most (the next sweep takes the rest).
 REDRIVE_LINES = 50_000
+# How long a caller holds the actions it is about to call (claimed_until) when nothing says
+# how long a call may take: the in-process gateway and the recorded carrier answer at once.
+# The workers derive theirs from the HTTP clients' bounds (workers.bootstrap.action_lease).
+DEFAULT_ACTION_LEASE = timedelta(seconds=30)
 
 
 class Publisher:
@@ -55,6 +60,8 @@ class Pipeline:
         stream_lines: StreamLines | None = None,
         redrive_after: timedelta = timedelta(seconds=20),
         metrics: PipelineMetrics | None = None,
+        action_lease: timedelta = DEFAULT_ACTION_LEASE,
+        longest_call: timedelta = timedelta(0),
     ):
         self.db = db
         # The default, and what is published over it (docs/policy.md), read as it comes.
@@ -74,7 +81,24 @@ class Pipeline:
         self.parsed = ParsedEvents(PARSED_BATCHES_KEPT * batch_size)
         # A carrier client that calls nobody (the recorded one): its intercepts need no call.
         self.intercept_state = "pending" if carrier.submits else "recorded"
-        self.isolator = Isolator(db, self.policy, now, self.intercept_state)
+        # Leases: whoever calls an action holds it until claimed_until, so the sweep and the
+        # actions task leave it alone; a crashed caller's actions are free once it passes.
+        # The worker that writes the rows and calls them itself writes them held (no statement
+        # more); rows for the actions task are written free, for it to claim.
+        self.action_lease = action_lease
+        # A batch's calls are made one by one; the lease on those left is renewed before a call
+        # once less than the longest one call may take (`longest_call`: the clients' retry and
+        # time-out bounds) remains, so no call outlives it. A batch that calls quickly renews
+        # nothing: the hot path pays no statement. With a lease not longer than that (an
+        # operator's choice: faster re-drive after a crash), it is renewed at half its length.
+        self.renew_within = longest_call if timedelta(0) < longest_call < action_lease else action_lease / 2
+        self.writer_lease = action_lease if self.calls_inline else None
+        self.isolator = Isolator(db, self.policy, now, self.intercept_state, self.writer_lease)
+
+    @property
+    def calls_inline(self) -> bool:
+        """True when the worker that applies makes the calls (else the actions task does)."""
+        return self.inline_actions or self.enqueue_actions is None
 
     # -- recording -----------------------------------------------------------------------
     def record(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False,
@@ -181,7 +205,8 @@ class Pipeline:
         try:
             with self.db.transaction(shard) as uow:
                 return [apply_pending(uow, candidates, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size,
-                                      parsed=self.parsed, intercept_state=self.intercept_state, tick=tick)]
+                                      parsed=self.parsed, intercept_state=self.intercept_state, tick=tick,
+                                      action_lease=self.writer_lease)]
         except Exception as exc:
             if self.db.is_transient(exc):
                 raise
@@ -198,7 +223,8 @@ class Pipeline:
                 ticks = {shard: tick for shard, (_, tick) in work.items() if tick is not None}
                 flagged = uows[min(work)].deadlines.flag_due_in_shards(ticks) if ticks else {}
                 return [apply_pending(uows[shard], keys | set(flagged.get(shard, ())), self.policy, clock=self.clock, now=self.now(),
-                                      max_inputs=self.batch_size, parsed=self.parsed, intercept_state=self.intercept_state)
+                                      max_inputs=self.batch_size, parsed=self.parsed, intercept_state=self.intercept_state,
+                                      action_lease=self.writer_lease)
                         for shard, (keys, _) in work.items()]
         except Exception as exc:
             if self.db.is_transient(exc):
@@ -257,21 +283,27 @@ class Pipeline:
         self.metrics.applied(result, self.now())
         self.publisher.publish(r["envelope"] for r in result.outbox)
         if result.refund_rows or result.intercept_rows:
-            if self.inline_actions or self.enqueue_actions is None:
-                return self._call(result.refund_rows, result.intercept_rows)
+            if self.calls_inline:
+                # Written held by this worker (apply_pending's action_lease), all until the same time.
+                held_until = (result.refund_rows or result.intercept_rows)[0]["claimed_until"]
+                return self._call(result.refund_rows, result.intercept_rows, held_until)
+            assert self.enqueue_actions is not None
             self.enqueue_actions([r["refund_id"] for r in result.refund_rows], [r["intercept_id"] for r in result.intercept_rows])
         return ActionOutcomes()
 
     # -- acting --------------------------------------------------------------------------
-    def _call(self, refund_rows: list[dict[str, Any]], intercept_rows: list[dict[str, Any]]) -> ActionOutcomes:
-        """Make the calls; refund.issued is published as soon as the provider confirms (before
+    def _call(self, refund_rows: list[dict[str, Any]], intercept_rows: list[dict[str, Any]], held_until: datetime) -> ActionOutcomes:
+        """Make the calls of rows this caller holds until `held_until` (the lease renewed as it
+        goes: _Held); refund.issued is published as soon as the provider confirms (before
         the commit that records it: a crash in between repeats the call under the same key,
         and a consumer sees the same event id again, which it deduplicates)."""
         done = ActionOutcomes()
-        if intercept_rows:
-            done += call_intercepts(self.carrier, intercept_rows, self.now())
-        if refund_rows:
-            done += call_refunds(self.gateway, refund_rows, self.now(), self.crash_hook)
+        held = _Held(self, held_until, refund_rows, intercept_rows)
+        for row in held.take("intercept"):
+            done += call_intercepts(self.carrier, [row], held.now)
+        for row in held.take("refund"):
+            done += call_refunds(self.gateway, [row], held.now, self.crash_hook)
+        if done.issued:
             self.publisher.publish(r["envelope"] for r in done.issued)
         return done
 
@@ -282,13 +314,17 @@ class Pipeline:
 
     def act(self, refund_ids: list[str], intercept_ids: list[str]) -> None:
         """The actions task and the sweep: carry out the actions still open among these, record
-        what they did, and apply what the outcomes fed back."""
+        what they did, and apply what the outcomes fed back. Only the actions this caller wins
+        the lease of are called: one another caller holds (the worker that wrote it, a
+        concurrent sweep or task) is left to it."""
+        now = self.now()
+        until = now + self.action_lease
         with self.db.transaction() as uow:
-            refunds = uow.actions.open_refunds(refund_ids) if refund_ids else []
-            intercepts = uow.actions.open_intercepts(intercept_ids) if intercept_ids else []
+            refunds = uow.actions.claim_refunds(refund_ids, now, until) if refund_ids else []
+            intercepts = uow.actions.claim_intercepts(intercept_ids, now, until) if intercept_ids else []
         if not (refunds or intercepts):
             return
-        done = self._call(refunds, intercepts)
+        done = self._call(refunds, intercepts, until)
         with self.db.transaction() as uow:
             done.write(uow, self.now())
         self.metrics.acted(done)
@@ -308,14 +344,15 @@ class Pipeline:
     # -- sweeping ------------------------------------------------------------------------
     def sweep(self, grace: timedelta = timedelta(seconds=10)) -> SweepReport:
         """What beat runs: everything a lost message or a crash could have left behind, once it
-        is older than `grace` (younger work is still in someone's hands). Each step is logged
+        is older than `grace` (younger work is still in someone's hands; actions, once nobody
+        holds their lease). Each step is logged
         in the database (`sweeps`) as it begins, in the transaction that finds the work, so
         whoever sees the work done also sees who re-drove it."""
         now = self.now()
         report = SweepReport(now)
         report.relayed = self._relay_stale(now - grace)
         with self.db.transaction() as uow:
-            refunds, intercepts = uow.actions.stale(now - grace)
+            refunds, intercepts = uow.actions.stale(now - grace, now)
             if refunds or intercepts:
                 report.actions = len(refunds) + len(intercepts)
                 uow.sweeps.record(SweepReport(now, actions=report.actions))
@@ -379,7 +416,8 @@ class Pipeline:
         for _ in range(100):  # bounded: a deadline that will not move must not spin the sweep
             try:
                 with self.db.transaction(shard) as uow:
-                    results = [fire_wall_deadlines(uow, self.policy, now, intercept_state=self.intercept_state)]
+                    results = [fire_wall_deadlines(uow, self.policy, now, intercept_state=self.intercept_state,
+                                                   action_lease=self.writer_lease)]
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
@@ -393,3 +431,42 @@ class Pipeline:
             if not any(r.partitions for r in results):
                 break
         return fired
+
+
+class _Held:
+    """The calls one caller holds the lease of (claimed_until = `until`), taken one at a time.
+    Before each, if less than `renew_within` of the lease is left, it is renewed on every call
+    not made yet, refunds and intercepts in one transaction (they share one lease); one whose
+    lease had run out and was taken by another caller, or that was settled meanwhile, is
+    dropped: its new holder calls it."""
+
+    def __init__(self, pipeline: Pipeline, until: datetime, refunds: list[dict[str, Any]], intercepts: list[dict[str, Any]]):
+        self.pipeline = pipeline
+        self.until = until
+        self.left = {"refund": deque(refunds), "intercept": deque(intercepts)}
+        self.now = pipeline.now()
+
+    def take(self, kind: str) -> Iterator[dict[str, Any]]:
+        left = self.left[kind]
+        while left:
+            self.now = self.pipeline.now()
+            if self.now >= self.until - self.pipeline.renew_within:
+                self._renew()
+                if not left:
+                    return
+            yield left.popleft()
+
+    def _renew(self) -> None:
+        until = self.now + self.pipeline.action_lease
+        refunds, intercepts = self.left["refund"], self.left["intercept"]
+        with self.pipeline.db.transaction() as uow:
+            kept_refunds = set(uow.actions.renew_refunds([r["refund_id"] for r in refunds], self.until, until))
+            kept_intercepts = set(uow.actions.renew_intercepts([r["intercept_id"] for r in intercepts], self.until, until))
+        lost = len(refunds) - len(kept_refunds) + len(intercepts) - len(kept_intercepts)
+        if lost:
+            log.warning("%d actions were taken over or settled by another caller while this one held them; left to it", lost)
+        for rows, key, kept in ((refunds, "refund_id", kept_refunds), (intercepts, "intercept_id", kept_intercepts)):
+            still = [r for r in rows if r[key] in kept]
+            rows.clear()  # in place: take() is iterating this deque
+            rows.extend(still)
+        self.until = until
