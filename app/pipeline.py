@@ -435,14 +435,17 @@ class Pipeline:
 
 class _Held:
     """The calls one caller holds the lease of (claimed_until = `until`), taken one at a time.
-    Before each, if less than `renew_within` of the lease is left, it is renewed on every call
-    not made yet, refunds and intercepts in one transaction (they share one lease); one whose
-    lease had run out and was taken by another caller, or that was settled meanwhile, is
-    dropped: its new holder calls it."""
+    Before each, if less than `renew_within` of the lease is left, it is renewed on every
+    action of the batch, refunds and intercepts in one transaction (they share one lease):
+    those not called yet, and those called whose outcome is only recorded after the last call
+    (until then they are as open as the others). One whose lease had run out and was taken by
+    another caller, or that was settled meanwhile, is dropped if not called yet: its new
+    holder calls it."""
 
     def __init__(self, pipeline: Pipeline, until: datetime, refunds: list[dict[str, Any]], intercepts: list[dict[str, Any]]):
         self.pipeline = pipeline
         self.until = until
+        self.ids = {"refund": [r["refund_id"] for r in refunds], "intercept": [r["intercept_id"] for r in intercepts]}
         self.left = {"refund": deque(refunds), "intercept": deque(intercepts)}
         self.now = pipeline.now()
 
@@ -458,15 +461,16 @@ class _Held:
 
     def _renew(self) -> None:
         until = self.now + self.pipeline.action_lease
-        refunds, intercepts = self.left["refund"], self.left["intercept"]
         with self.pipeline.db.transaction() as uow:
-            kept_refunds = set(uow.actions.renew_refunds([r["refund_id"] for r in refunds], self.until, until))
-            kept_intercepts = set(uow.actions.renew_intercepts([r["intercept_id"] for r in intercepts], self.until, until))
-        lost = len(refunds) - len(kept_refunds) + len(intercepts) - len(kept_intercepts)
-        if lost:
-            log.warning("%d actions were taken over or settled by another caller while this one held them; left to it", lost)
-        for rows, key, kept in ((refunds, "refund_id", kept_refunds), (intercepts, "intercept_id", kept_intercepts)):
-            still = [r for r in rows if r[key] in kept]
+            kept = {"refund": set(uow.actions.renew_refunds(self.ids["refund"], self.until, until)),
+                    "intercept": set(uow.actions.renew_intercepts(self.ids["intercept"], self.until, until))}
+        for kind, key in (("refund", "refund_id"), ("intercept", "intercept_id")):
+            self.ids[kind] = [i for i in self.ids[kind] if i in kept[kind]]
+            rows = self.left[kind]
+            still = [r for r in rows if r[key] in kept[kind]]
+            if len(still) < len(rows):
+                log.warning("%d %ss were taken over or settled by another caller while this one held them; left to it",
+                            len(rows) - len(still), kind)
             rows.clear()  # in place: take() is iterating this deque
             rows.extend(still)
         self.until = until
