@@ -2,7 +2,9 @@
 
 The action row is committed with the decision, before any call, under its idempotency key;
 its state moves only from an open one (pending, unknown), so a sweep and a worker racing on
-the same action cannot both record an outcome.
+the same action cannot both record an outcome. Whoever calls an open action holds its lease
+(`claimed_until`) until its outcome is recorded: the worker that wrote it (written held) or a
+caller that claimed it, so nobody else asks the provider again meanwhile.
 """
 
 from __future__ import annotations
