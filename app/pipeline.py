@@ -9,8 +9,8 @@ never by re-entering the pipeline from inside an action.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
 from collections import deque
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator
 
 from app.actions import ActionOutcomes, call_intercepts, call_refunds
@@ -344,10 +344,9 @@ class Pipeline:
     # -- sweeping ------------------------------------------------------------------------
     def sweep(self, grace: timedelta = timedelta(seconds=10)) -> SweepReport:
         """What beat runs: everything a lost message or a crash could have left behind, once it
-        is older than `grace` (younger work is still in someone's hands; actions, once nobody
-        holds their lease). Each step is logged
-        in the database (`sweeps`) as it begins, in the transaction that finds the work, so
-        whoever sees the work done also sees who re-drove it."""
+        is older than `grace` (younger work is still in someone's hands; an action, once nobody
+        holds its lease). Each step is logged in the database (`sweeps`) as it begins, in the
+        transaction that finds the work, so whoever sees the work done also sees who re-drove it."""
         now = self.now()
         report = SweepReport(now)
         report.relayed = self._relay_stale(now - grace)
