@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from app.ledger import LedgerBatch
@@ -52,10 +52,14 @@ class ApplyResult:
 class _Batch:
     """Everything one apply transaction reads, changes and writes."""
 
-    def __init__(self, policies: PolicyBook, now: datetime, intercept_state: str = "pending"):
+    def __init__(self, policies: PolicyBook, now: datetime, intercept_state: str = "pending", action_lease: timedelta | None = None):
         self.policies = policies
         self.now = now
         self.intercept_state = intercept_state
+        # The action rows are written held by this worker, which calls them right after the
+        # commit (app.pipeline: the lease): a column of the rows it writes anyway, so the
+        # hold costs no statement. None: written free, for the actions task to claim.
+        self.claimed_until = None if action_lease is None else now + action_lease
         self.orders: dict[str, OrderState] = {}
         # Per partition: its loaded orders' next deadlines, and the earliest of them (or one
         # earlier), so a tick skips a partition with nothing due without looking at its orders.
@@ -123,6 +127,7 @@ class _Batch:
                         "attempts": 0,
                         "created_at": self.now,
                         "updated_at": self.now,
+                        "claimed_until": self.claimed_until,
                     }
                 )
             elif isinstance(action, RequestCarrierIntercept):
@@ -141,6 +146,7 @@ class _Batch:
                         "attempts": 0,
                         "created_at": self.now,
                         "updated_at": self.now,
+                        "claimed_until": self.claimed_until,
                     }
                 )
         return decision.merchant
@@ -252,13 +258,15 @@ def _merchant(part: ClaimedPartition) -> MerchantState:
 
 def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy | PolicyBook, *, clock: str, now: datetime,
                   max_inputs: int = 2000, parsed: ParsedEvents | None = None, through: int | None = None,
-                  intercept_state: str = "pending", tick: tuple[int, datetime] | None = None) -> ApplyResult:
+                  intercept_state: str = "pending", tick: tuple[int, datetime] | None = None,
+                  action_lease: timedelta | None = None) -> ApplyResult:
     """Apply what the claimed partitions have pending, up to `max_inputs` inputs and position
     `through` (default: all that is sequenced). One transaction.
 
     `parsed`: events this process sequenced and still holds; used (and dropped) instead of
     reading and validating the stored payload again. `intercept_state`: "recorded" when the
-    carrier client makes no call (its answers are in the stream). `tick`: a clock.tick this
+    carrier client makes no call (its answers are in the stream). `action_lease`: how long the
+    action rows written are held by this worker (it calls them itself), None if it does not. `tick`: a clock.tick this
     process just committed; the partitions with deadlines due by it are flagged (and so
     claimed) first, in this transaction (Deadlines.flag_due)."""
     if tick is not None:
@@ -280,7 +288,7 @@ def apply_pending(uow: UnitOfWork, candidates: Iterable[str], policy: Policy | P
     ticks: list[tuple[int, datetime]] = []
     if clock == "stream":
         ticks = uow.deadlines.ticks_between(min(p.applied_position for p in claimed), through)
-    batch = _Batch(policies, now, intercept_state)
+    batch = _Batch(policies, now, intercept_state, action_lease)
     order_ids = {i.order_id for i in inputs if i.order_id}
     due_by = max(tick_now for _, tick_now in ticks) if ticks else None
     batch.load_states(uow.orders.load(order_ids, due_in=keys if ticks else None, due_by=due_by).values())
@@ -333,14 +341,14 @@ def _book(uow: UnitOfWork, policy: Policy | PolicyBook) -> PolicyBook:
 
 
 def fire_wall_deadlines(uow: UnitOfWork, policy: Policy | PolicyBook, now: datetime, limit: int = 500,
-                        intercept_state: str = "pending") -> ApplyResult:
+                        intercept_state: str = "pending", action_lease: timedelta | None = None) -> ApplyResult:
     """The wall-clock sweep: fire every deadline due by `now` in the partitions it can claim."""
     claimed = uow.partitions.claim(uow.deadlines.partitions_due(now, limit))
     if not claimed:
         return ApplyResult()
     keys = [p.key for p in claimed]
     policies = _book(uow, policy)
-    batch = _Batch(policies, now, intercept_state)
+    batch = _Batch(policies, now, intercept_state, action_lease)
     batch.load_states(uow.orders.load(uow.deadlines.due_orders(keys, now)).values())
     rows = []
     position = uow.inputs.sequenced_through()
@@ -352,13 +360,13 @@ def fire_wall_deadlines(uow: UnitOfWork, policy: Policy | PolicyBook, now: datet
 
 
 def fire_one_order(uow: UnitOfWork, partition: str, order_id: str, policy: Policy | PolicyBook, now: datetime, position: int,
-                   intercept_state: str = "pending") -> ApplyResult:
+                   intercept_state: str = "pending", action_lease: timedelta | None = None) -> ApplyResult:
     """The deadlines of one order due by `now`, alone in a transaction (isolating a failure)."""
     claimed = uow.partitions.claim([partition])
     if not claimed:
         return ApplyResult()
     policies = _book(uow, policy)
-    batch = _Batch(policies, now, intercept_state)
+    batch = _Batch(policies, now, intercept_state, action_lease)
     batch.load_states(uow.orders.load([order_id]).values())
     part = claimed[0]
     merchant = batch.fire(_merchant(part), partition, now, position)

@@ -13,7 +13,7 @@ something failed: the batch path pays nothing for it.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from app.applying import ApplyResult, advance_partition, apply_pending, fire_one_order
@@ -38,11 +38,13 @@ def describe_error(exc: BaseException) -> str:
 
 
 class Isolator:
-    def __init__(self, db: Database, policy: Policy | PolicyBook, now: Callable[[], datetime], intercept_state: str = "pending"):
+    def __init__(self, db: Database, policy: Policy | PolicyBook, now: Callable[[], datetime], intercept_state: str = "pending",
+                 action_lease: timedelta | None = None):
         self.db = db
         self.policy = policy
         self.now = now
         self.intercept_state = intercept_state
+        self.action_lease = action_lease  # as apply_pending's: the action rows written are held by this worker
 
     def apply_partition(self, key: str) -> list[ApplyResult]:
         """Everything the partition has pending, entry by entry; stops early if another worker
@@ -72,7 +74,8 @@ class Isolator:
             try:
                 with self._in(key) as uow:
                     result = apply_pending(uow, {key}, self.policy, clock=self.db.clock, now=self.now(), max_inputs=1,
-                                           through=nxt.position, intercept_state=self.intercept_state)
+                                           through=nxt.position, intercept_state=self.intercept_state,
+                                           action_lease=self.action_lease)
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
@@ -94,7 +97,7 @@ class Isolator:
         try:
             with self._in(key) as uow:
                 result = apply_pending(uow, {key}, self.policy, clock=self.db.clock, now=self.now(), max_inputs=0, through=through,
-                                       intercept_state=self.intercept_state)
+                                       intercept_state=self.intercept_state, action_lease=self.action_lease)
         except Exception as exc:
             if self.db.is_transient(exc):
                 raise
@@ -126,7 +129,8 @@ class Isolator:
         for order_id in sorted(due):
             try:
                 with self._in(key) as uow:
-                    results.append(fire_one_order(uow, key, order_id, self.policy, now, position, self.intercept_state))
+                    results.append(fire_one_order(uow, key, order_id, self.policy, now, position, self.intercept_state,
+                                                  self.action_lease))
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise

@@ -9,8 +9,9 @@ never by re-entering the pipeline from inside an action.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from app.actions import ActionOutcomes, call_intercepts, call_refunds
 from app.applying import ApplyResult, apply_pending, fire_wall_deadlines, more_work
@@ -30,6 +31,10 @@ INTERNAL_SOURCE = "internal"
 PARSED_BATCHES_KEPT = 2
 # Stream lines one sweep reads again at most (the next sweep takes the rest).
 REDRIVE_LINES = 50_000
+# How long a caller holds the actions it is about to call (claimed_until) when nothing says
+# how long a call may take: the in-process gateway and the recorded carrier answer at once.
+# The workers derive theirs from the HTTP clients' bounds (workers.bootstrap.action_lease).
+DEFAULT_ACTION_LEASE = timedelta(seconds=30)
 
 
 class Publisher:
@@ -55,6 +60,8 @@ class Pipeline:
         stream_lines: StreamLines | None = None,
         redrive_after: timedelta = timedelta(seconds=20),
         metrics: PipelineMetrics | None = None,
+        action_lease: timedelta = DEFAULT_ACTION_LEASE,
+        longest_call: timedelta = timedelta(0),
     ):
         self.db = db
         # The default, and what is published over it (docs/policy.md), read as it comes.
@@ -74,7 +81,24 @@ class Pipeline:
         self.parsed = ParsedEvents(PARSED_BATCHES_KEPT * batch_size)
         # A carrier client that calls nobody (the recorded one): its intercepts need no call.
         self.intercept_state = "pending" if carrier.submits else "recorded"
-        self.isolator = Isolator(db, self.policy, now, self.intercept_state)
+        # Leases: whoever calls an action holds it until claimed_until, so the sweep and the
+        # actions task leave it alone; a crashed caller's actions are free once it passes.
+        # The worker that writes the rows and calls them itself writes them held (no statement
+        # more); rows for the actions task are written free, for it to claim.
+        self.action_lease = action_lease
+        # A batch's calls are made one by one; the lease on those left is renewed before a call
+        # once less than the longest one call may take (`longest_call`: the clients' retry and
+        # time-out bounds) remains, so no call outlives it. A batch that calls quickly renews
+        # nothing: the hot path pays no statement. With a lease not longer than that (an
+        # operator's choice: faster re-drive after a crash), it is renewed at half its length.
+        self.renew_within = longest_call if timedelta(0) < longest_call < action_lease else action_lease / 2
+        self.writer_lease = action_lease if self.calls_inline else None
+        self.isolator = Isolator(db, self.policy, now, self.intercept_state, self.writer_lease)
+
+    @property
+    def calls_inline(self) -> bool:
+        """True when the worker that applies makes the calls (else the actions task does)."""
+        return self.inline_actions or self.enqueue_actions is None
 
     # -- recording -----------------------------------------------------------------------
     def record(self, source: str, first_offset: int | None, items: list[Any], *, allow_internal: bool = False,
@@ -188,7 +212,8 @@ class Pipeline:
         try:
             with self.db.transaction(shard) as uow:
                 return [apply_pending(uow, candidates, self.policy, clock=self.clock, now=self.now(), max_inputs=self.batch_size,
-                                      parsed=self.parsed, intercept_state=self.intercept_state, tick=tick)]
+                                      parsed=self.parsed, intercept_state=self.intercept_state, tick=tick,
+                                      action_lease=self.writer_lease)]
         except Exception as exc:
             if self.db.is_transient(exc):
                 raise
@@ -205,7 +230,8 @@ class Pipeline:
                 ticks = {shard: tick for shard, (_, tick) in work.items() if tick is not None}
                 flagged = uows[min(work)].deadlines.flag_due_in_shards(ticks) if ticks else {}
                 return [apply_pending(uows[shard], keys | set(flagged.get(shard, ())), self.policy, clock=self.clock, now=self.now(),
-                                      max_inputs=self.batch_size, parsed=self.parsed, intercept_state=self.intercept_state)
+                                      max_inputs=self.batch_size, parsed=self.parsed, intercept_state=self.intercept_state,
+                                      action_lease=self.writer_lease)
                         for shard, (keys, _) in work.items()]
         except Exception as exc:
             if self.db.is_transient(exc):
@@ -264,21 +290,28 @@ class Pipeline:
         self.metrics.applied(result, self.now())
         self.publisher.publish(r["envelope"] for r in result.outbox)
         if result.refund_rows or result.intercept_rows:
-            if self.inline_actions or self.enqueue_actions is None:
-                return self._call(result.refund_rows, result.intercept_rows)
+            if self.calls_inline:
+                # Written held by this worker (apply_pending's action_lease), all until the same time.
+                held_until = (result.refund_rows or result.intercept_rows)[0]["claimed_until"]
+                return self._call(result.refund_rows, result.intercept_rows, held_until, result.shard)
+            assert self.enqueue_actions is not None
             self.enqueue_actions([r["refund_id"] for r in result.refund_rows], [r["intercept_id"] for r in result.intercept_rows])
         return ActionOutcomes()
 
     # -- acting --------------------------------------------------------------------------
-    def _call(self, refund_rows: list[dict[str, Any]], intercept_rows: list[dict[str, Any]]) -> ActionOutcomes:
-        """Make the calls; refund.issued is published as soon as the provider confirms (before
+    def _call(self, refund_rows: list[dict[str, Any]], intercept_rows: list[dict[str, Any]], held_until: datetime,
+              shard: int = 0) -> ActionOutcomes:
+        """Make the calls of rows this caller holds until `held_until` (the lease renewed as it
+        goes: _Held); refund.issued is published as soon as the provider confirms (before
         the commit that records it: a crash in between repeats the call under the same key,
         and a consumer sees the same event id again, which it deduplicates)."""
         done = ActionOutcomes()
-        if intercept_rows:
-            done += call_intercepts(self.carrier, intercept_rows, self.now())
-        if refund_rows:
-            done += call_refunds(self.gateway, refund_rows, self.now(), self.crash_hook)
+        held = _Held(self, held_until, refund_rows, intercept_rows, shard)
+        for row in held.take("intercept"):
+            done += call_intercepts(self.carrier, [row], held.now)
+        for row in held.take("refund"):
+            done += call_refunds(self.gateway, [row], held.now, self.crash_hook)
+        if done.issued:
             self.publisher.publish(r["envelope"] for r in done.issued)
         return done
 
@@ -289,18 +322,22 @@ class Pipeline:
 
     def act(self, refund_ids: list[str], intercept_ids: list[str]) -> None:
         """The actions task and the sweep: carry out the actions still open among these, record
-        what they did, and apply what the outcomes fed back (in each database the actions may
-        be in: one, unless the shards are in separate databases)."""
+        what they did, and apply what the outcomes fed back, in each database the actions may be
+        in (one, unless the shards are in separate databases). Only the actions this caller wins
+        the lease of are called: one another caller holds (the worker that wrote it, a
+        concurrent sweep or task) is left to it."""
         for shard in self.db.database_shards():
             self._act_in(shard, refund_ids, intercept_ids)
 
     def _act_in(self, shard: int, refund_ids: list[str], intercept_ids: list[str]) -> None:
+        now = self.now()
+        until = now + self.action_lease
         with self.db.transaction(shard) as uow:
-            refunds = uow.actions.open_refunds(refund_ids) if refund_ids else []
-            intercepts = uow.actions.open_intercepts(intercept_ids) if intercept_ids else []
+            refunds = uow.actions.claim_refunds(refund_ids, now, until) if refund_ids else []
+            intercepts = uow.actions.claim_intercepts(intercept_ids, now, until) if intercept_ids else []
         if not (refunds or intercepts):
             return
-        done = self._call(refunds, intercepts)
+        done = self._call(refunds, intercepts, until, shard)
         with self.db.transaction(shard) as uow:
             done.write(uow, self.now())
         self.metrics.acted(done)
@@ -323,15 +360,15 @@ class Pipeline:
     # -- sweeping ------------------------------------------------------------------------
     def sweep(self, grace: timedelta = timedelta(seconds=10)) -> SweepReport:
         """What beat runs: everything a lost message or a crash could have left behind, once it
-        is older than `grace` (younger work is still in someone's hands). Each step is logged
-        in the database (`sweeps`) as it begins, in the transaction that finds the work, so
-        whoever sees the work done also sees who re-drove it."""
+        is older than `grace` (younger work is still in someone's hands; an action, once nobody
+        holds its lease). Each step is logged in the database (`sweeps`) as it begins, in the
+        transaction that finds the work, so whoever sees the work done also sees who re-drove it."""
         now = self.now()
         report = SweepReport(now)
         report.relayed = self._relay_stale(now - grace)
         for shard in self.db.database_shards():
             with self.db.transaction(shard) as uow:
-                refunds, intercepts = uow.actions.stale(now - grace)
+                refunds, intercepts = uow.actions.stale(now - grace, now)
                 if refunds or intercepts:
                     report.actions += len(refunds) + len(intercepts)
                     uow.sweeps.record(SweepReport(now, actions=len(refunds) + len(intercepts)))
@@ -399,7 +436,8 @@ class Pipeline:
         for _ in range(100):  # bounded: a deadline that will not move must not spin the sweep
             try:
                 with self.db.transaction(shard) as uow:
-                    results = [fire_wall_deadlines(uow, self.policy, now, intercept_state=self.intercept_state)]
+                    results = [fire_wall_deadlines(uow, self.policy, now, intercept_state=self.intercept_state,
+                                                   action_lease=self.writer_lease)]
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise
@@ -413,3 +451,48 @@ class Pipeline:
             if not any(r.partitions for r in results):
                 break
         return fired
+
+
+class _Held:
+    """The calls one caller holds the lease of (claimed_until = `until`), taken one at a time.
+    Before each, if less than `renew_within` of the lease is left, it is renewed on every
+    action of the batch, refunds and intercepts in one transaction (they share one lease):
+    those not called yet, and those called whose outcome is only recorded after the last call
+    (until then they are as open as the others). One whose lease had run out and was taken by
+    another caller, or that was settled meanwhile, is dropped if not called yet: its new
+    holder calls it."""
+
+    def __init__(self, pipeline: Pipeline, until: datetime, refunds: list[dict[str, Any]], intercepts: list[dict[str, Any]],
+                 shard: int = 0):
+        self.pipeline = pipeline
+        self.shard = shard  # the rows' shard: their database (INTERCEPT_SHARD_URLS)
+        self.until = until
+        self.ids = {"refund": [r["refund_id"] for r in refunds], "intercept": [r["intercept_id"] for r in intercepts]}
+        self.left = {"refund": deque(refunds), "intercept": deque(intercepts)}
+        self.now = pipeline.now()
+
+    def take(self, kind: str) -> Iterator[dict[str, Any]]:
+        left = self.left[kind]
+        while left:
+            self.now = self.pipeline.now()
+            if self.now >= self.until - self.pipeline.renew_within:
+                self._renew()
+                if not left:
+                    return
+            yield left.popleft()
+
+    def _renew(self) -> None:
+        until = self.now + self.pipeline.action_lease
+        with self.pipeline.db.transaction(self.shard) as uow:
+            kept = {"refund": set(uow.actions.renew_refunds(self.ids["refund"], self.until, until)),
+                    "intercept": set(uow.actions.renew_intercepts(self.ids["intercept"], self.until, until))}
+        for kind, key in (("refund", "refund_id"), ("intercept", "intercept_id")):
+            self.ids[kind] = [i for i in self.ids[kind] if i in kept[kind]]
+            rows = self.left[kind]
+            still = [r for r in rows if r[key] in kept[kind]]
+            if len(still) < len(rows):
+                log.warning("%d %ss were taken over or settled by another caller while this one held them; left to it",
+                            len(rows) - len(still), kind)
+            rows.clear()  # in place: take() is iterating this deque
+            rows.extend(still)
+        self.until = until

@@ -7,6 +7,7 @@ connection pool must not be shared across fork. The Celery app is handed in by i
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from datetime import datetime, timedelta, timezone
@@ -22,11 +23,12 @@ from adapters.publisher import KombuPublisher
 from adapters.simulators.refund_inprocess import InProcessRefundSimulator
 from adapters.stream_file import StreamFiles
 from app.acceptor import PipelineAcceptor
-from app.pipeline import Pipeline
+from app.pipeline import DEFAULT_ACTION_LEASE, Pipeline
 from domain.policy import DEFAULT_POLICY
 from domain.ports import CarrierClient, RefundGateway
 from workers.settings import Settings, current
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _pipelines: dict[int, Pipeline] = {}
 
@@ -137,6 +139,27 @@ def shard_engines(s: Settings) -> list:
     return [engines[url] for url in urls]
 
 
+def action_lease(s: Settings, gateway: RefundGateway, carrier: CarrierClient) -> tuple[timedelta, timedelta]:
+    """(the lease, the longest one call may take): how long a caller holds the actions it is
+    about to call (app.pipeline), and how long before its end it renews them. The longest call
+    is what the HTTP clients' own retries and time-outs allow (adapters.http.retry.longest_run_s;
+    the in-process ones answer at once); the lease, unless INTERCEPT_ACTION_LEASE_S says, is
+    that and DEFAULT_ACTION_LEASE more, so a slow batch renews at most once that long."""
+    from adapters.http.api_client import HttpApiClient  # noqa: PLC0415 (optional edge)
+
+    longest = max((c.longest_call_s for c in (gateway, carrier) if isinstance(c, HttpApiClient)), default=0.0)
+    if s.action_lease_s is not None:
+        lease = timedelta(seconds=s.action_lease_s)
+        if s.action_lease_s <= longest:
+            log.warning("INTERCEPT_ACTION_LEASE_S=%s is not longer than the longest call the HTTP clients may make (%.0f s): "
+                        "a call that slow may be made again by the sweep under the same key", s.action_lease_s, longest)
+    elif longest == float("inf"):
+        raise SystemExit("an HTTP client has no time-out, so no action lease can be derived: set INTERCEPT_ACTION_LEASE_S")
+    else:
+        lease = timedelta(seconds=longest) + DEFAULT_ACTION_LEASE
+    return lease, timedelta(seconds=min(longest, lease.total_seconds()))
+
+
 def build_pipeline(s: Settings, celery_app) -> Pipeline:
     engines = shard_engines(s)
     engine = engines[0]
@@ -147,11 +170,13 @@ def build_pipeline(s: Settings, celery_app) -> Pipeline:
     in_process = s.refund_gateway == "inprocess" and s.carrier_adapter == "recorded"
     from adapters.metrics.pipeline import PrometheusPipelineMetrics  # noqa: PLC0415 (after the multiprocess set-up)
 
+    gateway, carrier = build_gateway(s, engine), build_carrier(s, engine)
+    lease, longest_call = action_lease(s, gateway, carrier)
     return Pipeline(
         SqlDatabase(engines if s.separate_shard_databases else engine, s.clock, s.shards),
         DEFAULT_POLICY,
-        build_gateway(s, engine),
-        build_carrier(s, engine),
+        gateway,
+        carrier,
         KombuPublisher(celery_app.producer_pool),
         partial(wall_clock, s.now_file),
         inline_actions=in_process,
@@ -161,6 +186,8 @@ def build_pipeline(s: Settings, celery_app) -> Pipeline:
         stream_lines=StreamFiles(),
         redrive_after=timedelta(seconds=s.redrive_after_s),
         metrics=PrometheusPipelineMetrics(),
+        action_lease=lease,
+        longest_call=longest_call,
     )
 
 

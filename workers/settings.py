@@ -44,6 +44,9 @@ class Settings:
     shards: int = 1  # sequencing shards: merchants hash to this many position counters (INTERCEPT_SHARDS)
     metrics_port: int | None = None  # `intercept worker` serves /metrics on this port (workers.metrics_server)
     log_format: str = "text"  # text | json (one object per line: workers.logging_setup)
+    # How long a caller holds an action it is about to call (INTERCEPT_ACTION_LEASE_S); None:
+    # derived from the HTTP clients' retry and time-out bounds (workers.bootstrap.action_lease).
+    action_lease_s: float | None = None
     # Shard k's database (INTERCEPT_SHARD_URLS, one URL per shard; a URL may repeat: shards
     # sharing a database). Empty: every shard in database_url. The first is the routing database.
     shard_urls: tuple[str, ...] = ()
@@ -142,6 +145,7 @@ def load(default_clock: str = "wall") -> Settings:
         shard_urls=shard_urls,
         metrics_port=_port(env.get("INTERCEPT_METRICS_PORT")),
         log_format=env.get("INTERCEPT_LOG_FORMAT", "text"),
+        action_lease_s=_seconds("INTERCEPT_ACTION_LEASE_S", env.get("INTERCEPT_ACTION_LEASE_S")),
     )
     problem = settings.problem()
     if problem:
@@ -177,6 +181,19 @@ def _shards(text: str) -> int:
     if shards < 1:
         raise SystemExit(f"INTERCEPT_SHARDS must be a whole number of at least 1, not {text!r}")
     return shards
+
+
+def _seconds(name: str, text: str | None) -> float | None:
+    """A positive number of seconds, or None when the variable is unset or empty."""
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise SystemExit(f"{name} must be a positive number of seconds, not {text!r}")
+    return seconds
 
 
 def _port(value: str | None) -> int | None:

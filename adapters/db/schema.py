@@ -221,6 +221,9 @@ refund_actions = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # The lease of whoever is calling it (revision 0014): nobody else calls it before then; a
+    # crashed caller's rows are free again after it. Null: nobody holds it.
+    sa.Column("claimed_until", UtcDateTime, nullable=True),
 )
 sa.Index("ix_refund_actions_state", refund_actions.c.state)
 
@@ -243,6 +246,8 @@ carrier_actions = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     # The policy that decided to intercept (revision 0007; null on rows written before it).
     sa.Column("policy_version", sa.String(32), nullable=True),
+    # As refund_actions.claimed_until (revision 0014).
+    sa.Column("claimed_until", UtcDateTime, nullable=True),
 )
 sa.Index("ix_carrier_actions_state", carrier_actions.c.state)
 

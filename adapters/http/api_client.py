@@ -27,7 +27,8 @@ class HttpApiClient:
         transport: httpx.BaseTransport | None,
     ):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers, transport=transport)
+        self.timeout = httpx.Timeout(timeout)
+        self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=self.timeout, headers=headers, transport=transport)
         self.attempt_recorder = attempt_recorder
         self.policy = policy
         self.sleep = sleep

@@ -25,7 +25,7 @@ import httpx
 
 from adapters.attempts import AttemptRecorder
 from adapters.http.api_client import HttpApiClient
-from adapters.http.retry import DEFAULT_TIMEOUT, RetryPolicy, answer_or_unknown, answer_to_non_success, json_body
+from adapters.http.retry import DEFAULT_TIMEOUT, RetryPolicy, answer_or_unknown, answer_to_non_success, json_body, longest_run_s
 from adapters.rate_limit import RateLimiter
 from domain.ports import InterceptSubmission
 
@@ -58,6 +58,9 @@ class HttpCarrierClient(HttpApiClient):
         )
         self._submit = self.action("carrier", None)
         self._query = self.action("carrier_query", single)
+        # One intercept's call at most: a query (an unknown outcome first) and a submission.
+        self.longest_call_s = (longest_run_s(policy, self.timeout, single is not None)
+                               + longest_run_s(policy, self.timeout, rate_limiter is not None))
 
     def submit(self, idempotency_key: str, carrier: str, tracking_no: str) -> InterceptSubmission:
         body: dict[str, Any] = {"carrier": carrier, "tracking_no": tracking_no, "intercept_type": "RETURN_SEND_ADDR"}

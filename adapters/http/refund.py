@@ -20,7 +20,7 @@ import httpx
 
 from adapters.attempts import AttemptRecorder
 from adapters.http.api_client import HttpApiClient
-from adapters.http.retry import DEFAULT_TIMEOUT, RetryPolicy, answer_or_unknown, answer_to_non_success, json_body
+from adapters.http.retry import DEFAULT_TIMEOUT, RetryPolicy, answer_or_unknown, answer_to_non_success, json_body, longest_run_s
 from adapters.rate_limit import RateLimiter
 from domain.ports import RefundResult
 
@@ -43,6 +43,8 @@ class HttpRefundClient(HttpApiClient):
         super().__init__(base_url, attempt_recorder, api_key=api_key, timeout=timeout, policy=policy, sleep=sleep, transport=transport)
         self._issue = self.action("refund", rate_limiter)
         self._query = self.action("refund_query", rate_limiter)
+        # One refund's call at most: a query (an unknown outcome first) and an issue.
+        self.longest_call_s = 2 * longest_run_s(policy, self.timeout, rate_limiter is not None)
 
     def issue(self, idempotency_key: str, refund_id: str, amount_fen: int) -> RefundResult:
         body = {"refund_id": refund_id, "amount_fen": amount_fen, "currency": "CNY"}

@@ -42,6 +42,20 @@ class RetryPolicy:
 DEFAULT_TIMEOUT = httpx.Timeout(connect=2.0, read=10.0, write=5.0, pool=5.0)
 
 
+def longest_run_s(policy: RetryPolicy, timeout: httpx.Timeout, rate_limited: bool) -> float:
+    """The longest one HttpAction.run may take, in seconds: every attempt waiting its whole
+    time-out in each phase (a pooled connection, connecting, sending, reading) and, when it is
+    rate limited, its whole wait for a token, with the longest wait between attempts (the
+    backoff's cap, or Retry-After's, whichever is longer). Infinite if a phase has no time-out.
+    What an action's lease is derived from (workers.bootstrap.action_lease)."""
+    phases = (timeout.pool, timeout.connect, timeout.write, timeout.read)
+    if any(p is None for p in phases):
+        return float("inf")
+    attempt = sum(phases) + (policy.rate_limit_wait_s if rate_limited else 0.0)
+    between = max(policy.backoff_max_s, policy.max_retry_after_s)
+    return policy.max_attempts * attempt + (policy.max_attempts - 1) * between
+
+
 class Transient(Exception):
     """A failure worth another attempt under the same key."""
 

@@ -103,6 +103,11 @@ class Cluster:
             "INTERCEPT_REFUND_URL": f"{self.sim_url}/refund",
             "INTERCEPT_SWEEP_SECONDS": "1",
             "INTERCEPT_REDRIVE_AFTER_S": "3",
+            # The lease derived from the HTTP clients' bounds (about 12 min) would keep a killed
+            # worker's refunds from the sweep past the run's settle wait; the simulator's calls
+            # take seconds (Retry-After 1 s, answers held 2 s), so 30 s (renewed every 15 s)
+            # still covers each, and a kill's refunds are re-driven within the run.
+            "INTERCEPT_ACTION_LEASE_S": "30",
             "INTERCEPT_CRASHPOINT_DIR": str(self.crash_dir),
             "INTERCEPT_TASK_EVENTS": "0",
         }

@@ -76,6 +76,9 @@ def test_crash_between_refund_call_and_commit_pays_once_and_issues_once(tmp_path
         "INTERCEPT_REFUND_GATEWAY": "http",
         "INTERCEPT_REFUND_URL": refund_url,
         "INTERCEPT_SWEEP_SECONDS": "0.5",
+        # The dead worker's refund is free for the sweep once its lease runs out (the default,
+        # from the HTTP client's bounds, is minutes).
+        "INTERCEPT_ACTION_LEASE_S": "5",
     }
     crashing = spawn_intercept(
         *WORKER_ARGS,
