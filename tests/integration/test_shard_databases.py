@@ -360,3 +360,43 @@ def test_a_crash_in_the_last_message_with_ticks_is_repaired_by_its_redelivery_wi
     assert '"clock.tick"' in "".join(lines[last:]), "the last message has ticks"
     assert run(crashed, True) == run(clean, False)
     _dispose(clean + crashed)
+
+
+def test_a_batch_of_calls_longer_than_the_lease_keeps_it_in_a_shard_database_of_its_own(pg_databases):
+    """As tests/integration/test_action_leases.py's, with the refunds in the second database:
+    the lease is claimed, renewed and settled where the actions are, and the sweep, reading
+    every database, finds nothing to take while each call is in flight."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    from adapters.carrier_recorded import RecordedCarrierClient  # noqa: PLC0415
+    from adapters.db.unit_of_work import SqlDatabase  # noqa: PLC0415
+    from adapters.stream_file import StreamFiles  # noqa: PLC0415
+    from app.pipeline import Pipeline  # noqa: PLC0415
+    from domain.policy import DEFAULT_POLICY  # noqa: PLC0415
+    from tests.fakes import WALL, FakePublisher  # noqa: PLC0415
+    from tests.integration.test_action_leases import GRACE, KEYS, LEASE, REFUNDS, Provider, refund_requests  # noqa: PLC0415
+
+    engines = _shard_engines(pg_databases, "2 shards in 2 databases")
+    merchant = next(m for m in (f"m{n}" for n in range(100)) if shard_of(m, 2) == 1)
+    items = [{**e, "data": {**e["data"], "merchant_id": merchant}} if e["type"] == "order.placed" else e for e in refund_requests()]
+    clock = [WALL]
+    provider = Provider()
+    sweeps = []
+
+    def worker(gateway, **kw) -> Pipeline:
+        return Pipeline(SqlDatabase(engines, "stream"), DEFAULT_POLICY, gateway, RecordedCarrierClient(), FakePublisher(),
+                        lambda: clock[0], stream_lines=StreamFiles(), action_lease=LEASE, **kw)
+
+    def slow_call_with_a_sweep_meanwhile(key):
+        clock[0] += timedelta(seconds=8)
+        sweeps.append(sweeper.sweep(grace=GRACE).actions)
+
+    sweeper = worker(provider.gateway())
+    worker(provider.gateway(slow_call_with_a_sweep_meanwhile), longest_call=timedelta(seconds=10)).process("s", 0, items)
+    assert clock[0] - WALL > LEASE
+    assert sweeps == [0] * len(REFUNDS)
+    assert provider.asked == {key: 1 for key in KEYS}
+    with engines[1].connect() as conn:
+        assert dict(conn.execute(sa.select(t.refund_actions.c.refund_id, t.refund_actions.c.state)).all()) == \
+            {r: "confirmed" for r in REFUNDS}
+    _dispose(engines)
