@@ -97,8 +97,8 @@ def _machine() -> str:
     return f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
 
 
-def bench(settings: Settings, events: int, batch: int, workers: int | None, seed: int, as_json: bool, timeout: float,
-          tick_every_minutes: float = 10.0) -> int:
+def _prepare(settings: Settings):
+    """A Redis broker and a reachable database, a namespace of the bench's own: (settings, app)."""
     logging.basicConfig(level=logging.WARNING)
     if settings.embedded_broker or not settings.broker_url.startswith("redis"):
         raise SystemExit("bench needs a Redis broker and a database: set INTERCEPT_BROKER_URL and INTERCEPT_DATABASE_URL")
@@ -106,6 +106,29 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
     settings = fresh_namespace(settings, "bench")
     configure(settings)
     from workers.app import app  # noqa: PLC0415
+
+    return settings, app
+
+
+def _noop_baseline(app, settings: Settings, procs, n_events: int, timeout: float) -> float:
+    """The bare no-op rate on the started workers, once they are up and consuming (one no-op
+    round trip each before the clock starts)."""
+    processes.wait_workers_ready(app, procs)
+    _bench_noop(app, settings.broker_url, len(procs) * 2, timeout)
+    return _bench_noop(app, settings.broker_url, min(n_events, 100_000), timeout)
+
+
+def _report(result: dict, words: str, as_json: bool) -> int:
+    """The figures are the result: in words on stdout, or as JSON there (the words then go to stderr)."""
+    print(words, file=sys.stderr if as_json else sys.stdout)
+    if as_json:
+        print(json.dumps(result))
+    return 0
+
+
+def bench(settings: Settings, events: int, batch: int, workers: int | None, seed: int, as_json: bool, timeout: float,
+          tick_every_minutes: float = 10.0) -> int:
+    settings, app = _prepare(settings)
 
     db = bootstrap.pipeline(app).db
     engines = db.engines  # every shard database (INTERCEPT_SHARD_URLS), each with a namespace of its own
@@ -117,10 +140,7 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
         with durability:
             persistence = durability.describe()
             procs = processes.start_worker_processes(settings, n_workers, name="bench", include=(NOOP_MODULE,))
-            processes.wait_workers_ready(app, procs)
-            # Workers up and consuming before the clock starts: one no-op round trip each.
-            _bench_noop(app, settings.broker_url, n_workers * 2, timeout)
-            baseline = _bench_noop(app, settings.broker_url, min(n_events, 100_000), timeout)
+            baseline = _noop_baseline(app, settings, procs, n_events, timeout)
             source = "bench:" + stream.name
             started_wall, cpu_before = time.time(), processes.cpu_seconds(procs)
             published = streams.publish(app, source, chunk_lines(numbered_lines(stream), batch))
@@ -161,16 +181,12 @@ def bench(settings: Settings, events: int, batch: int, workers: int | None, seed
             "machine": _machine(),
         },
     }
-    # The figures are the result: in words on stdout, or as JSON there (the words then go to stderr).
-    print(
+    words = (
         f"pipeline {result['events_per_s']} events/s vs bare Celery no-op {result['baseline_tasks_per_s']} tasks/s "
         f"(ratio {result['ratio']}); latency p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms; peak worker RSS {result['peak_rss_mb']} MB; "
-        f"{n_events} events ({ticks} clock ticks), {n_workers} workers, batch {batch}; {persistence}; synchronous_commit={sync_commit}",
-        file=sys.stderr if as_json else sys.stdout,
+        f"{n_events} events ({ticks} clock ticks), {n_workers} workers, batch {batch}; {persistence}; synchronous_commit={sync_commit}"
     )
-    if as_json:
-        print(json.dumps(result))
-    return 0
+    return _report(result, words, as_json)
 
 
 def bench_run(settings: Settings, events: int, workers: int | None, seed: int, as_json: bool, timeout: float,
@@ -181,13 +197,7 @@ def bench_run(settings: Settings, events: int, workers: int | None, seed: int, a
     if settings.separate_shard_databases:
         raise SystemExit("intercept bench --of run is not supported with INTERCEPT_SHARD_URLS yet: its `intercept run` is "
                          "given one database; `intercept bench` without --of run takes INTERCEPT_SHARD_URLS")
-    logging.basicConfig(level=logging.WARNING)
-    if settings.embedded_broker or not settings.broker_url.startswith("redis"):
-        raise SystemExit("bench needs a Redis broker and a database: set INTERCEPT_BROKER_URL and INTERCEPT_DATABASE_URL")
-    reachability.check(settings)
-    settings = fresh_namespace(settings, "bench")
-    configure(settings)
-    from workers.app import app  # noqa: PLC0415
+    settings, app = _prepare(settings)
 
     stream, n_events, ticks = _write_stream(events, seed, tick_every_minutes)
     n_workers = workers or os.cpu_count() or 1
@@ -198,9 +208,7 @@ def bench_run(settings: Settings, events: int, workers: int | None, seed: int, a
             persistence = durability.describe()
             try:
                 procs = processes.start_worker_processes(settings, n_workers, name="bench", include=(NOOP_MODULE,))
-                processes.wait_workers_ready(app, procs)
-                _bench_noop(app, settings.broker_url, n_workers * 2, timeout)
-                baseline = _bench_noop(app, settings.broker_url, min(n_events, 100_000), timeout)
+                baseline = _noop_baseline(app, settings, procs, n_events, timeout)
             finally:
                 processes.stop_worker_processes(procs)
             env = {**os.environ, "INTERCEPT_DATABASE_URL": settings.database_url, "INTERCEPT_BROKER_URL": settings.broker_url}
@@ -230,12 +238,9 @@ def bench_run(settings: Settings, events: int, workers: int | None, seed: int, a
         "run_settings": run_line,
         "settings": {"broker": persistence, "machine": _machine(), "noop_workers": n_workers},
     }
-    print(
+    words = (
         f"intercept run {result['events_per_s']} events/s (settled in {settled_s}s; the whole command {result['run_command_s']}s, "
         f"{result['command_events_per_s']} events/s) vs bare Celery no-op {result['baseline_tasks_per_s']} tasks/s "
-        f"(ratio {result['ratio']}, whole command {result['command_ratio']}); {n_events} events ({ticks} clock ticks); {run_line}; {persistence}",
-        file=sys.stderr if as_json else sys.stdout,
+        f"(ratio {result['ratio']}, whole command {result['command_ratio']}); {n_events} events ({ticks} clock ticks); {run_line}; {persistence}"
     )
-    if as_json:
-        print(json.dumps(result))
-    return 0
+    return _report(result, words, as_json)
