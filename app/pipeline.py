@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator
 
 from app.actions import ActionOutcomes, call_intercepts, call_refunds
+from app.coalescing import InputMessage, joined
 from app.applying import ApplyResult, apply_pending, fire_wall_deadlines, more_work
 from app.isolation import Isolator, describe_error
 from app.metrics import NoMetrics, PipelineMetrics
@@ -143,13 +144,7 @@ class Pipeline:
                     raise
                 reason = f"could not be recorded: {describe_error(exc)}"
                 report = self._sequence(source, offset, [item], allow_internal, line, refused={0: reason})
-            merged.results += report.results
-            merged.partitions |= report.partitions
-            merged.sequenced.update(report.sequenced)
-            for shard, tick in report.ticks.items():
-                if shard not in merged.ticks or tick > merged.ticks[shard]:
-                    merged.ticks[shard] = tick
-            merged.settled.update(report.settled)
+            merged.absorb(report)
         return merged
 
     def process(self, source: str, first_offset: int | None, items: list[Any], *, first_line: int | None = None,
@@ -159,6 +154,15 @@ class Pipeline:
         report = self.record(source, first_offset, items, keep_parsed=True, first_line=first_line, flag_ticks=False)
         self.drain(report.partitions, careful=careful, ticks=report.ticks)
         return report
+
+    def process_many(self, messages: Iterable[InputMessage], partitions: Iterable[str] = ()) -> int:
+        """Messages taken together (app.coalescing): those that continue one another recorded
+        as one, up to a batch, then one drain applies what they all made pending and the
+        `partitions` nudged (apply messages). Returns the inputs applied."""
+        merged = SequencingReport()
+        for m in joined(messages, self.batch_size):
+            merged.absorb(self.record(m.source, m.first_offset, m.items, keep_parsed=True, first_line=m.first_line, flag_ticks=False))
+        return self.drain(merged.partitions | set(partitions), ticks=merged.ticks)
 
     # -- applying ------------------------------------------------------------------------
     def drain(self, partitions: Iterable[str], *, careful: bool = False, ticks: dict[int, tuple[int, datetime]] | None = None) -> int:

@@ -61,6 +61,16 @@ class SequencingReport:
     # parked, aside, or applied for a tick): what the metrics count, from rows written anyway.
     settled: Counter = field(default_factory=Counter)
 
+    def absorb(self, other: SequencingReport) -> None:
+        """Add another recording's report to this one (its ticks: the later per shard)."""
+        self.results += other.results
+        self.partitions |= other.partitions
+        self.sequenced.update(other.sequenced)
+        for shard, tick in other.ticks.items():
+            if shard not in self.ticks or tick > self.ticks[shard]:
+                self.ticks[shard] = tick
+        self.settled.update(other.settled)
+
 
 @dataclass(frozen=True)
 class Progress:

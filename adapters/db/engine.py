@@ -51,7 +51,21 @@ def make_engine(url: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True, **JSON_CODEC)
+    engine = sa.create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True, **JSON_CODEC)
+
+    @sa.event.listens_for(engine, "connect")
+    def _custom_plans(dbapi_conn, _record):
+        # psycopg prepares a statement run five times, and PostgreSQL then keeps one generic
+        # plan for it, made for no particular parameters: for `key = ANY(:keys)` over a table
+        # still small, a sequential scan, kept while the table grows (until an ANALYZE happens
+        # to invalidate it); measured, the recording's look-up went from 5 ms to 130 ms per
+        # message over a fresh namespace's first 30,000 inputs (docs/performance.md). A plan
+        # for each execution's own keys costs a little planning every time and nothing more.
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_conn.commit()
+
+    return engine
 
 
 def is_postgres(conn: sa.Connection) -> bool:
