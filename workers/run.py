@@ -67,7 +67,8 @@ def run_stream(settings: Settings, stream, out, workers, no_workers, batch, time
         n = write_outcomes(db.engines, out)
         console.print(f"wrote {n} outbound events to {out}")
     print_summary(db.engines, elapsed)
-    print(f"run with {running.describe()}, {batch} stream lines per message, {settings.batch_size} inputs per apply"
+    print(f"run with {running.describe()}, {batch} stream lines per message,"
+          f" messages waiting on a worker taken together up to {settings.batch_size} inputs per apply"
           f" (broker {settings.broker_url.split('@')[-1]}, database {settings.database_url.split('@')[-1].split('?')[0]})"
           + (f", {settings.shards} sequencing shards" if settings.shards > 1 else "")
           + (f" in {len(set(settings.shard_database_urls))} databases" if settings.separate_shard_databases else ""))
