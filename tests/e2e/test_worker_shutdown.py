@@ -37,11 +37,17 @@ def _ready(log) -> bool:
     return "ready." in log.read_text()
 
 
-@pytest.mark.parametrize("grace_s", ["20", "1"])
-def test_sigterm_mid_message_finishes_or_hands_it_back_and_nothing_is_lost(tmp_path, pg_url, redis_url, grace_s):
-    stream = tmp_path / "s.jsonl"
-    generated = intercept("generate", "--cases", "2500", "--seed", "3", "--out", str(stream), env={})
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory):
+    """The stream both grace settings run (generated once: the same seed gives the same file)."""
+    path = tmp_path_factory.mktemp("shutdown") / "s.jsonl"
+    generated = intercept("generate", "--cases", "2500", "--seed", "3", "--out", str(path), env={})
     assert generated.returncode == 0, generated.stderr
+    return path
+
+
+@pytest.mark.parametrize("grace_s", ["20", "1"])
+def test_sigterm_mid_message_finishes_or_hands_it_back_and_nothing_is_lost(tmp_path, pg_url, redis_url, grace_s, stream):
     lines = sum(1 for line in stream.read_text().splitlines() if line.strip())
     env = {"INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url, "INTERCEPT_CLOCK": "stream",
            "INTERCEPT_HOME": str(tmp_path / "home"), "INTERCEPT_SHUTDOWN_GRACE_S": grace_s, "INTERCEPT_SWEEP_SECONDS": "2",
