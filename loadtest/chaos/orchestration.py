@@ -108,6 +108,11 @@ class Cluster:
             # take seconds (Retry-After 1 s, answers held 2 s), so 30 s (renewed every 15 s)
             # still covers each, and a kill's refunds are re-driven within the run.
             "INTERCEPT_ACTION_LEASE_S": "30",
+            # On SIGTERM (the worker_sigterm fault, and each worker's stop at the end of a run) Celery
+            # waits the whole soft-shutdown time whenever a task is in hand, however soon it ends: the
+            # default 20 s cost each faulted run about 20 s idle. A run's messages are relay batches of a
+            # few events, done well within 5 s; a task still running then is handed back, as in production.
+            "INTERCEPT_SHUTDOWN_GRACE_S": "5",
             "INTERCEPT_CRASHPOINT_DIR": str(self.crash_dir),
             "INTERCEPT_TASK_EVENTS": "0",
         }

@@ -8,6 +8,9 @@ import pstats
 
 from tests.helpers import ROOT, intercept
 
+# `bench`'s smoke run: enough for every figure to be measured (none is asserted but > 0).
+BENCH_EVENTS = 1000
+
 
 def test_generate_replay_twice_and_compare(tmp_path, pg_url, redis_url):
     stream = tmp_path / "stream.jsonl"
@@ -34,14 +37,16 @@ def test_generate_replay_twice_and_compare(tmp_path, pg_url, redis_url):
 
 def test_bench_prints_both_rates_and_a_json_summary(tmp_path, pg_url, redis_url):
     env = {"INTERCEPT_HOME": str(tmp_path), "INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url}
-    result = intercept("bench", "--events", "3000", "--workers", "2", "--json", env=env)
+    # 1,000 events (was 3,000): no figure is asserted beyond being there and positive, and the
+    # no-op baseline sends as many tasks as there are events, so the size only cost time.
+    result = intercept("bench", "--events", str(BENCH_EVENTS), "--workers", "2", "--json", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     (line,) = result.stdout.splitlines()  # --json: the JSON alone on stdout, the same figures in words on stderr
     figures = json.loads(line)
     assert f"pipeline {figures['events_per_s']} events/s" in result.stderr
     for key in ("events_per_s", "baseline_tasks_per_s", "ratio", "p99_ms", "peak_rss_mb", "worker_cpu_ms_per_event", "events"):
         assert figures[key] > 0, key
-    assert figures["events"] == 3000
+    assert figures["events"] == BENCH_EVENTS
     assert figures["settings"]["acks_late"] is True
     assert "appendfsync=everysec" in figures["settings"]["broker"]
 

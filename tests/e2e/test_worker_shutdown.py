@@ -37,14 +37,25 @@ def _ready(log) -> bool:
     return "ready." in log.read_text()
 
 
-@pytest.mark.parametrize("grace_s", ["20", "1"])
-def test_sigterm_mid_message_finishes_or_hands_it_back_and_nothing_is_lost(tmp_path, pg_url, redis_url, grace_s):
-    stream = tmp_path / "s.jsonl"
-    generated = intercept("generate", "--cases", "2500", "--seed", "3", "--out", str(stream), env={})
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory):
+    """The stream both grace settings run (generated once: the same seed gives the same file)."""
+    path = tmp_path_factory.mktemp("shutdown") / "s.jsonl"
+    generated = intercept("generate", "--cases", "2500", "--seed", "3", "--out", str(path), env={})
     assert generated.returncode == 0, generated.stderr
+    return path
+
+
+@pytest.mark.parametrize("grace_s", ["20", "1"])
+def test_sigterm_mid_message_finishes_or_hands_it_back_and_nothing_is_lost(tmp_path, pg_url, redis_url, grace_s, stream):
     lines = sum(1 for line in stream.read_text().splitlines() if line.strip())
     env = {"INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_BROKER_URL": redis_url, "INTERCEPT_CLOCK": "stream",
            "INTERCEPT_HOME": str(tmp_path / "home"), "INTERCEPT_SHUTDOWN_GRACE_S": grace_s, "INTERCEPT_SWEEP_SECONDS": "2",
+           # What the first worker held when it stopped is the sweep's once its action lease (default
+           # 30 s: DEFAULT_ACTION_LEASE, the in-process gateway answering at once) runs out and its stream
+           # has not moved for INTERCEPT_REDRIVE_AFTER_S (default 20 s). The test waited for both; 10 s
+           # (renewed every 5 s by a caller still at work) and 2 s hand it over sooner, the same way.
+           "INTERCEPT_ACTION_LEASE_S": "10", "INTERCEPT_REDRIVE_AFTER_S": "2",
            "INTERCEPT_LOG_FORMAT": "text"}
     first_log = tmp_path / "worker-1.log"
     first = spawn_intercept("worker", "--concurrency", "1", "-l", "INFO", "--without-heartbeat", "--without-gossip",
