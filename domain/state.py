@@ -230,14 +230,23 @@ class OrderState:
 
     @property
     def next_due_at(self) -> datetime | None:
-        return min((t.due_at for t in self.timers), default=None)
+        # Plain loops in these look-ups: they run for every order of every batch (a generator
+        # and next() cost more than the few items they go through).
+        earliest = None
+        for t in self.timers:
+            if earliest is None or t.due_at < earliest:
+                earliest = t.due_at
+        return earliest
 
     @property
     def shipped(self) -> bool:
         return bool(self.packages)
 
     def package(self, package_id: str) -> Package | None:
-        return next((p for p in self.packages if p.package_id == package_id), None)
+        for p in self.packages:
+            if p.package_id == package_id:
+                return p
+        return None
 
     def package_by_waybill(self, carrier: str, tracking_no: str) -> Package | None:
         return next((p for p in self.packages if p.carrier == carrier and p.tracking_no == tracking_no), None)
@@ -262,9 +271,11 @@ T = TypeVar("T")
 
 
 def _swap(items: tuple[T, ...], match: Callable[[T], bool], new: T) -> tuple[T, ...]:
-    """A copy of `items` with the matching item replaced, or `new` appended."""
-    out = tuple(new if match(x) else x for x in items)
-    return out if any(match(x) for x in items) else items + (new,)
+    """A copy of `items` with the matching item (keys are unique) replaced, or `new` appended."""
+    for i, x in enumerate(items):
+        if match(x):
+            return items[:i] + (new,) + items[i + 1:]
+    return items + (new,)
 
 
 def with_package(o: OrderState, p: Package) -> OrderState:

@@ -178,7 +178,16 @@ class SqlPartitions:
         return pending, (None if tick is None else (tick, tick_now))
 
     def count_unapplied(self, keys: list[str], sequenced_before: datetime) -> int:
-        i = t.inbox
+        i, p = t.inbox, t.partitions
+        if is_postgres(self.conn):
+            # Per partition from its applied position in the work queue's index (as `pending`):
+            # the join reads every applied input's row too (100 ms a sweep at 170,000 inputs).
+            n = (sa.select(sa.func.count().label("n"))
+                 .where(i.c.partition_key == p.c.key, i.c.state == "sequenced", i.c.position > p.c.applied_position,
+                        i.c.received_at <= sequenced_before)
+                 .lateral("pending"))
+            query = sa.select(sa.func.coalesce(sa.func.sum(n.c.n), 0)).select_from(p.join(n, sa.true())).where(among(p.c.key, keys, self.conn))
+            return int(self.conn.execute(query).scalar_one())
         query = (sa.select(sa.func.count()).select_from(_unapplied())
                  .where(among(i.c.partition_key, keys, self.conn), i.c.received_at <= sequenced_before))
         return self.conn.execute(query).scalar_one()

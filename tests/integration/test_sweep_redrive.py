@@ -101,3 +101,22 @@ def test_sequenced_inputs_nobody_applied_are_applied_by_the_sweep_once_they_are_
     with engine.connect() as conn:
         left = conn.execute(sa.select(sa.func.count()).select_from(t.input_states).where(t.input_states.c.state == "sequenced")).scalar_one()
     assert left == 0
+
+
+def test_inputs_recorded_and_never_applied_are_counted_and_applied_by_the_sweep(engine):
+    from datetime import timedelta  # noqa: PLC0415
+
+    lines = SAMPLE.read_text().splitlines()[:80]
+    early = in_process_pipeline(engine)
+    early.process("s", 0, lines[:40])  # applied: not the sweep's
+    early.record("s", 40, lines[40:])  # recorded, then the message that would apply them is lost
+
+    def unapplied() -> int:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(t.input_states).where(t.input_states.c.state == "sequenced")).scalar_one()
+
+    stranded = unapplied()
+    assert stranded > 0
+    report = in_process_pipeline(engine, now=lambda: WALL + timedelta(minutes=1)).sweep()
+    assert report.inputs == stranded
+    assert unapplied() == 0
