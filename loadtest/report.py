@@ -103,6 +103,26 @@ def ingress_probe_stats(answers: Iterable[Sequence[Any]], budget_p99_ms: float =
     return out
 
 
+def latency_along_the_run(measurements: Sequence[Measurement], parts: int = 10) -> list[dict[str, Any]]:
+    """The run's inputs in publishing order, cut into `parts` equal shares, with each share's
+    latency: a slow stretch (a generated stream's tick-dense tail, a backlog) shows where it is,
+    which one percentile over the whole run hides."""
+    ordered = sorted(measurements, key=lambda m: m.published_at)
+    if not ordered:
+        return []
+    start = ordered[0].published_at
+    out = []
+    for k in range(parts):
+        share = ordered[k * len(ordered) // parts:(k + 1) * len(ordered) // parts]
+        if not share:
+            continue
+        stats = latency_stats(m.latency_s for m in share)
+        out.append({"inputs": f"{k * len(ordered) // parts + 1}-{k * len(ordered) // parts + len(share)}",
+                    "published_s": [round(share[0].published_at - start, 3), round(share[-1].published_at - start, 3)],
+                    "p50_ms": stats["p50_ms"], "p99_ms": stats["p99_ms"], "max_ms": stats["max_ms"]})
+    return out
+
+
 def throughput_series(measurements: Sequence[Measurement], bucket_s: float = 1.0) -> list[tuple[float, int]]:
     """Commits per bucket, as (seconds since the first publish, count); empty buckets included."""
     if not measurements:
@@ -205,6 +225,7 @@ def build_report(
         "throughput_eps": round(len(measurements) / duration, 3) if duration else 0.0,
         "latency": latency_stats(m.latency_s for m in measurements),
         "storefront_latency": latency_stats(m.storefront_latency_s for m in measurements),
+        "latency_along_the_run": latency_along_the_run(measurements),
         "backlog": {
             "max_inputs": max((n for _, n, _ in backlog or ()), default=0),
             "max_age_s": max((a for _, _, a in backlog or ()), default=0.0),
@@ -274,6 +295,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         out.append(f"| input accepted by a relay → committed (what a storefront sees: the relay's fill time included) "
                    f"| {shop.get('p50_ms', '-')} ms | {shop.get('p95_ms', '-')} ms | {shop.get('p99_ms', '-')} ms "
                    f"| {shop.get('max_ms', '-')} ms | {shop.get('mean_ms', '-')} ms |")
+    along = report.get("latency_along_the_run") or []
+    if along:
+        out += ["", "Along the run (its inputs in publishing order, in tenths; message published → committed):", "",
+                "| inputs | published (s into the run) | p50 | p99 | max |", "|---|---|---|---|---|"]
+        out += [f"| {a['inputs']} | {a['published_s'][0]}–{a['published_s'][1]} | {a['p50_ms']} ms | {a['p99_ms']} ms | {a['max_ms']} ms |"
+                for a in along]
     backlog = report.get("backlog") or {}
     out += [
         "",

@@ -210,3 +210,18 @@ def test_the_backlog_plot_shows_the_ingress_answers_below_on_the_same_time_axis(
     assert list(lines["answer time"].get_ydata()) == [40.0, 55.0, 38.0]
     assert set(lines["budget p99 1000 ms"].get_ydata()) == {1000.0}
     assert len(backlog_figure(backlog).axes) == 2  # without a probe: the backlog and its age's twin axis only
+
+
+def test_the_report_shows_the_latency_along_the_run_so_a_slow_tail_is_seen(tmp_path):
+    # 1,000 inputs published 1 ms apart: 5 ms each, but the last tenth 400 ms (a tick-dense tail).
+    measurements = [Measurement(f"e-{i}", 1000.0 + i / 1000, 1000.0 + i / 1000 + (0.4 if i >= 900 else 0.005)) for i in range(1000)]
+    report = write_report(tmp_path / "r", measurements, _outcomes(), run={"stream": "s.jsonl"})
+    along = report["latency_along_the_run"]
+    assert [a["inputs"] for a in along][:2] == ["1-100", "101-200"] and along[-1]["inputs"] == "901-1000"
+    assert [a["p99_ms"] for a in along] == [5.0] * 9 + [400.0]
+    assert along[-1]["published_s"] == [0.9, 0.999]
+    # The whole run's p99 sits in the tail, and the table says where it comes from.
+    assert report["latency"]["p99_ms"] == 400.0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| 901-1000 | 0.9–0.999 | 400.0 ms | 400.0 ms | 400.0 ms |" in md
+    assert "| 1-100 | 0.0–0.099 | 5.0 ms | 5.0 ms | 5.0 ms |" in md
