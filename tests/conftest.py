@@ -4,53 +4,28 @@ start it, except under CI=true, where it fails the run (tests/helpers.py `unavai
 from __future__ import annotations
 
 import uuid
+from contextlib import ExitStack
 
 import pytest
 import sqlalchemy as sa
 
 from tests.fakes import FakeAcceptor
-from tests.helpers import PG_ADMIN_DSN, RABBITMQ_BASE_URL, REDIS_BASE_URL, REDIS_TEST_DB, pg_url_for, unavailable
+from tests.helpers import RABBITMQ_BASE_URL, REDIS_BASE_URL, REDIS_TEST_DB, fresh_pg_database, pg_url_for, unavailable
 
 
 @pytest.fixture
 def pg_url():
     """A fresh PostgreSQL database per test, dropped afterwards."""
-    import psycopg
-
-    name = f"intercept_t_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        unavailable("PostgreSQL", exc)
-    yield pg_url_for(name)
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture
 def pg_databases():
     """Makes fresh PostgreSQL databases (`pg_databases(2)`: two URLs), dropped afterwards: the
     shard databases of INTERCEPT_SHARD_URLS."""
-    import psycopg
-
-    made: list[str] = []
-
-    def make(n: int) -> list[str]:
-        names = [f"intercept_s_{uuid.uuid4().hex[:12]}" for _ in range(n)]
-        try:
-            with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
-                for name in names:
-                    conn.execute(f'CREATE DATABASE "{name}"')
-                    made.append(name)
-        except psycopg.OperationalError as exc:
-            unavailable("PostgreSQL", exc)
-        return [pg_url_for(name) for name in names]
-
-    yield make
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        for name in made:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with ExitStack() as stack:
+        yield lambda n: [stack.enter_context(fresh_pg_database("intercept_s")) for _ in range(n)]
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,10 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +48,50 @@ def cannot_run_here(message: str) -> None:
     # Deliberate: on a developer's machine without it, the test cannot run at all; it says so
     # with the command that provides it. CI never takes this branch (above).
     pytest.skip(message)
+
+
+@contextmanager
+def fresh_pg_database(prefix: str = "intercept_t") -> Iterator[str]:
+    """A new PostgreSQL database on the test server (its URL), dropped on the way out; the server
+    out of reach skips the test saying how to start it (fails under CI=true)."""
+    import psycopg  # noqa: PLC0415
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        unavailable("PostgreSQL", exc)
+    try:
+        yield pg_url_for(name)
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def ready_messages(broker_url: str, queue_name: str = "ingest") -> int:
+    """Messages waiting on one of the work queues, on either broker (0 if it was never declared)."""
+    import amqp.exceptions  # noqa: PLC0415
+    import kombu  # noqa: PLC0415
+
+    from workers.app import task_queues  # noqa: PLC0415
+
+    with kombu.Connection(broker_url, connect_timeout=3) as conn:
+        queue = next(q for q in task_queues(broker_url) if q.name == queue_name)
+        try:
+            return queue.bind(conn.default_channel).queue_declare(passive=True).message_count
+        except amqp.exceptions.ChannelError:  # not declared yet: nothing was ever sent to it
+            return 0
+
+
+def sequenced_not_applied(engine) -> int:
+    """Inputs the inbox itself says are sequenced and not applied yet (the input_states view)."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from adapters.db import schema as t  # noqa: PLC0415
+
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(t.input_states).where(t.input_states.c.state == "sequenced")).scalar_one()
 
 
 def event(event_id, type_, order_id=None, at="2026-11-21T10:00:00+08:00", **data) -> dict:

@@ -113,11 +113,10 @@ class WaitingMessages:
 
     def _bound_queue(self):
         if self._queue is None:
-            from workers.app import task_queues  # noqa: PLC0415 - the app imports the tasks that import this
-
             self._connection = self.app.connection_for_read()
             self._connection.ensure_connection(max_retries=1)
-            queue = next(q for q in task_queues(self.app.conf.broker_url) if q.name == self.queue_name)
+            # As the app declares it (on RabbitMQ a quorum queue: a plain declaration is refused).
+            queue = next(q for q in self.app.conf.task_queues if q.name == self.queue_name)
             self._queue = queue.bind(self._connection.default_channel)
         return self._queue
 

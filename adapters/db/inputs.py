@@ -178,19 +178,9 @@ class SqlPartitions:
         return pending, (None if tick is None else (tick, tick_now))
 
     def count_unapplied(self, keys: list[str], sequenced_before: datetime) -> int:
-        i, p = t.inbox, t.partitions
-        if is_postgres(self.conn):
-            # Per partition from its applied position in the work queue's index (as `pending`):
-            # the join reads every applied input's row too (100 ms a sweep at 170,000 inputs).
-            n = (sa.select(sa.func.count().label("n"))
-                 .where(i.c.partition_key == p.c.key, i.c.state == "sequenced", i.c.position > p.c.applied_position,
-                        i.c.received_at <= sequenced_before)
-                 .lateral("pending"))
-            query = sa.select(sa.func.coalesce(sa.func.sum(n.c.n), 0)).select_from(p.join(n, sa.true())).where(among(p.c.key, keys, self.conn))
-            return int(self.conn.execute(query).scalar_one())
-        query = (sa.select(sa.func.count()).select_from(_unapplied())
-                 .where(among(i.c.partition_key, keys, self.conn), i.c.received_at <= sequenced_before))
-        return self.conn.execute(query).scalar_one()
+        count, _ = unapplied_of_each_partition(t.inbox.c.received_at <= sequenced_before)
+        query = sa.select(sa.func.coalesce(sa.func.sum(count), 0)).where(among(t.partitions.c.key, keys, self.conn))
+        return int(self.conn.execute(query).scalar_one())
 
     def log_apply(self, at: datetime, through: int, keys: list[str]) -> None:
         if keys:
@@ -203,10 +193,26 @@ def _unapplied() -> sa.FromClause:
     return i.join(p, sa.and_(p.c.key == i.c.partition_key, i.c.state == "sequenced", i.c.position > p.c.applied_position))
 
 
-def _has_unapplied(also: sa.ColumnElement[bool] | None = None) -> sa.ColumnElement[bool]:
-    """A partition row with an input sequenced beyond its applied position (one index probe each)."""
+def _unapplied_conditions(also: sa.ColumnElement[bool] | None = None) -> list[sa.ColumnElement[bool]]:
+    """A partition row's inputs sequenced beyond its applied position, read from there in the
+    work queue's index (ix_inbox_sequenced): applied inputs keep their `sequenced` rows, so a
+    join of the partitions with the inbox reads the whole history (66-100 ms a look at 170,000
+    inputs) where this reads the backlog."""
     i, p = t.inbox, t.partitions
     cond = [i.c.partition_key == p.c.key, i.c.state == "sequenced", i.c.position > p.c.applied_position]
     if also is not None:
         cond.append(also)
-    return sa.exists().where(*cond)
+    return cond
+
+
+def _has_unapplied(also: sa.ColumnElement[bool] | None = None) -> sa.ColumnElement[bool]:
+    """A partition row with an input sequenced beyond its applied position (one index probe each)."""
+    return sa.exists().where(*_unapplied_conditions(also))
+
+
+def unapplied_of_each_partition(also: sa.ColumnElement[bool] | None = None) -> tuple[sa.ScalarSelect, sa.ScalarSelect]:
+    """For a select over partitions: each one's unapplied inputs (`also`, if given) and when the
+    oldest of them was recorded, as correlated subqueries (the sums and minimum are the caller's)."""
+    cond = _unapplied_conditions(also)
+    i = t.inbox
+    return sa.select(sa.func.count()).where(*cond).scalar_subquery(), sa.select(sa.func.min(i.c.received_at)).where(*cond).scalar_subquery()

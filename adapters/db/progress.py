@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.actions import OPEN_STATES
+from adapters.db.inputs import unapplied_of_each_partition
 from app.stores import Progress
 
 
@@ -44,20 +45,10 @@ def _recorded(conn: sa.Connection, source: str) -> int:
 
 def _unapplied(conn: sa.Connection) -> tuple[int, datetime | None]:
     """Inputs sequenced and not applied yet, and when the oldest of them was recorded."""
-    i, p = t.inbox, t.partitions
-    if conn.dialect.name == "postgresql":
-        # Each partition's inputs past its applied position, read from there in the work
-        # queue's index: applied inputs keep their `sequenced` rows, so a join over them all
-        # reads the whole history (66 ms a look at 170,000 inputs) where this reads the backlog.
-        pending = (sa.select(sa.func.count().label("n"), sa.func.min(i.c.received_at).label("oldest"))
-                   .where(i.c.partition_key == p.c.key, i.c.state == "sequenced", i.c.position > p.c.applied_position)
-                   .lateral("pending"))
-        count, oldest = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(pending.c.n), 0), sa.func.min(pending.c.oldest))
-                                     .select_from(p.join(pending, sa.true()))).one()
-        count = int(count)
-    else:
-        unapplied = sa.and_(p.c.key == i.c.partition_key, i.c.state == "sequenced", i.c.position > p.c.applied_position)
-        count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(i.c.received_at)).select_from(i.join(p, unapplied))).one()
+    of_partition, oldest_of_partition = unapplied_of_each_partition()
+    count, oldest = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(of_partition), 0), sa.func.min(oldest_of_partition))
+                                 .select_from(t.partitions)).one()
+    count = int(count)
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=timezone.utc)
     return count, oldest

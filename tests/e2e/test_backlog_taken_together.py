@@ -14,27 +14,14 @@ import os
 import subprocess
 import sys
 
-import amqp.exceptions
-import kombu
 import sqlalchemy as sa
 
 from loadtest.report import outcome_digest
 from tests.e2e.test_refund_crash import WORKER_ARGS, stop
-from tests.helpers import ROOT, intercept, read_outcomes, spawn_intercept, wait_for
+from tests.helpers import ROOT, intercept, read_outcomes, ready_messages, spawn_intercept, wait_for
 
 SAMPLE = ROOT / "workers" / "samples" / "sample.jsonl"
 BATCH = 20
-
-
-def _ready_messages(broker_url: str) -> int:
-    with kombu.Connection(broker_url, connect_timeout=3) as conn:
-        from workers.app import task_queues  # noqa: PLC0415
-
-        queue = next(q for q in task_queues(broker_url) if q.name == "ingest")
-        try:
-            return queue.bind(conn.default_channel).queue_declare(passive=True).message_count
-        except amqp.exceptions.ChannelError:  # not declared yet (nothing sent to it)
-            return 0
 
 
 def test_one_worker_applies_a_backlog_of_small_messages_in_a_few_applies(tmp_path, pg_url, broker_url):
@@ -53,7 +40,7 @@ def test_one_worker_applies_a_backlog_of_small_messages_in_a_few_applies(tmp_pat
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     messages = -(-len([line for line in SAMPLE.read_text().splitlines() if line.strip()]) // BATCH)
     try:
-        wait_for(lambda: _ready_messages(broker_url) == messages, timeout=60, what=f"the stream published as {messages} messages")
+        wait_for(lambda: ready_messages(broker_url) == messages, timeout=60, what=f"the stream published as {messages} messages")
         worker = spawn_intercept(*WORKER_ARGS, "-n", "backlog@%h", env=env, log=tmp_path / "worker.log")
         try:
             stdout, stderr = run.communicate(timeout=180)
@@ -64,7 +51,7 @@ def test_one_worker_applies_a_backlog_of_small_messages_in_a_few_applies(tmp_pat
             run.kill()
     assert run.returncode == 0, stderr[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
     assert outcome_digest(read_outcomes(out)) == outcome_digest(read_outcomes(clean_out))
-    assert _ready_messages(broker_url) == 0, "a message taken along was never acknowledged"
+    assert ready_messages(broker_url) == 0, "a message taken along was never acknowledged"
     engine = sa.create_engine(pg_url)
     try:
         with engine.connect() as conn:

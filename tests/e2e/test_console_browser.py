@@ -24,7 +24,7 @@ from adapters.db import schema as t
 from adapters.db.engine import make_engine
 from adapters.dead_letters import SqlDeadLetterStore
 from adapters.webhooks.signing import sign_headers
-from tests.helpers import PG_ADMIN_DSN, cannot_run_here, intercept, pg_url_for, spawn_intercept, unavailable, wait_for
+from tests.helpers import cannot_run_here, fresh_pg_database, intercept, spawn_intercept, wait_for
 
 CHROMIUM = os.environ.get("INTERCEPT_CHROMIUM", "/usr/bin/chromium")
 TOKEN = "browser-test-token-0123456789"
@@ -44,25 +44,13 @@ def _browser_or_skip():
 
 
 @pytest.fixture(scope="module")
-def database():
+def database(tmp_path_factory):
     """A PostgreSQL database holding a run of the shipped sample, dropped afterwards."""
-    import psycopg
-
-    name = f"intercept_console_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        unavailable("PostgreSQL", exc)
-    url = pg_url_for(name)
-    home = Path(f"/tmp/{name}")
-    home.mkdir()
-    run = intercept("run", "--out", str(home / "outcomes.jsonl"), env={"INTERCEPT_DATABASE_URL": url, "INTERCEPT_HOME": str(home)})
-    assert run.returncode == 0, run.stderr[-3000:]
-    yield url, home
-    shutil.rmtree(home, ignore_errors=True)
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("intercept_console") as url:
+        home = tmp_path_factory.mktemp("console")
+        run = intercept("run", "--out", str(home / "outcomes.jsonl"), env={"INTERCEPT_DATABASE_URL": url, "INTERCEPT_HOME": str(home)})
+        assert run.returncode == 0, run.stderr[-3000:]
+        yield url, home
 
 
 def _free_port() -> int:

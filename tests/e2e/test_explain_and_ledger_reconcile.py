@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
-import uuid
 from pathlib import Path
 
 import pytest
 
 from domain.policy import DEFAULT_POLICY
-from tests.helpers import PG_ADMIN_DSN, REDIS_BASE_URL, REDIS_TEST_DB, ROOT, event, intercept, pg_url_for, read_outcomes, unavailable
+from tests.helpers import REDIS_BASE_URL, REDIS_TEST_DB, ROOT, event, fresh_pg_database, intercept, read_outcomes, unavailable
 
 SAMPLE = ROOT / "workers" / "samples" / "sample.jsonl"
 MERCHANT = "m-insight"
@@ -47,16 +46,9 @@ def _own_cases() -> list[dict]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """One run for the module: (env of its database, its stream, its outcomes)."""
-    import psycopg
     import redis
 
     home = tmp_path_factory.mktemp("insight")
-    name = f"intercept_t_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        unavailable("PostgreSQL", exc)
     broker = f"{REDIS_BASE_URL}/{REDIS_TEST_DB}"
     try:
         redis.Redis.from_url(broker, socket_connect_timeout=3).flushdb()
@@ -65,14 +57,13 @@ def run(tmp_path_factory):
     stream = home / "stream.jsonl"
     stream.write_text(SAMPLE.read_text() + "".join(json.dumps(e) + "\n" for e in _own_cases()))
     out = home / "outcomes.jsonl"
-    env = {"INTERCEPT_HOME": str(home), "INTERCEPT_DATABASE_URL": pg_url_for(name)}
-    result = intercept("run", str(stream), "--out", str(out), "--workers", "2", "--batch", "50",
-                       env={**env, "INTERCEPT_BROKER_URL": broker})
-    assert result.returncode == 0, result.stderr[-3000:]
-    yield env, stream, out, home
-    redis.Redis.from_url(broker).flushdb()
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database() as pg_url:
+        env = {"INTERCEPT_HOME": str(home), "INTERCEPT_DATABASE_URL": pg_url}
+        result = intercept("run", str(stream), "--out", str(out), "--workers", "2", "--batch", "50",
+                           env={**env, "INTERCEPT_BROKER_URL": broker})
+        assert result.returncode == 0, result.stderr[-3000:]
+        yield env, stream, out, home
+        redis.Redis.from_url(broker).flushdb()
 
 
 def _json(result) -> dict:

@@ -8,7 +8,6 @@ import base64
 import json
 import math
 import re
-import uuid
 from collections import Counter, defaultdict
 from datetime import datetime
 
@@ -17,7 +16,7 @@ import sqlalchemy as sa
 
 from adapters.db import schema as t
 from adapters.db.engine import make_engine
-from tests.helpers import PG_ADMIN_DSN, intercept, pg_url_for, unavailable
+from tests.helpers import fresh_pg_database, intercept
 
 
 @pytest.fixture(scope="module")
@@ -25,28 +24,16 @@ def sample_run(tmp_path_factory):
     """One `intercept run` of the sample for the module (it was one per test): the tests only read
     what it stored (the replay test's namespace is a schema of its own, which the others do not
     read), so each sees the same database it did."""
-    import psycopg  # noqa: PLC0415
-
-    name = f"intercept_t_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        unavailable("PostgreSQL", exc)
-    pg_url = pg_url_for(name)
-    home = tmp_path_factory.mktemp("report")
-    env = {"INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_HOME": str(home)}
-    engine = None
-    try:
+    with fresh_pg_database() as pg_url:
+        home = tmp_path_factory.mktemp("report")
+        env = {"INTERCEPT_DATABASE_URL": pg_url, "INTERCEPT_HOME": str(home)}
         run = intercept("run", "--out", str(home / "outcomes.jsonl"), env=env)
         assert run.returncode == 0, run.stderr[-3000:]
         engine = make_engine(pg_url)
-        yield env, engine
-    finally:
-        if engine is not None:
+        try:
+            yield env, engine
+        finally:
             engine.dispose()
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _nearest_rank(values, q):

@@ -4,22 +4,14 @@ applied yet (and since when), while a stream arrives out of order and is applied
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from adapters.db import schema as t
 from adapters.db.progress import backlog, progress
 from tests.fakes import in_process_pipeline
-from tests.helpers import event
+from tests.helpers import event, sequenced_not_applied
 
 
 def _lines(n: int) -> list[dict]:
     return [event(f"p{k}", "order.placed", f"o{k}", merchant_id=f"m{k % 3}", paid_fen=5_000, category="standard",
                   instant_refund_tag=True) for k in range(n)]
-
-
-def _sequenced_not_applied(engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(t.input_states).where(t.input_states.c.state == "sequenced")).scalar_one()
 
 
 def test_the_counts_follow_a_stream_recorded_out_of_order_then_applied(engine):
@@ -29,7 +21,7 @@ def test_the_counts_follow_a_stream_recorded_out_of_order_then_applied(engine):
     pipeline.record("s", 20, lines[20:])  # ahead of the gap at offset 10
     seen = progress(engine, "s")
     assert (seen.recorded, seen.waiting_in_order) == (10, 10)
-    assert seen.unapplied == _sequenced_not_applied(engine) == 10 and seen.oldest_unapplied_at is not None
+    assert seen.unapplied == sequenced_not_applied(engine) == 10 and seen.oldest_unapplied_at is not None
     assert backlog(engine)["unapplied_inputs"] == 10
 
     gap = pipeline.record("s", 10, lines[10:20])  # fills the gap: all 30 sequenced
@@ -39,7 +31,7 @@ def test_the_counts_follow_a_stream_recorded_out_of_order_then_applied(engine):
     pipeline.drain(first.partitions | gap.partitions)
     seen = progress(engine, "s")
     assert (seen.recorded, seen.unapplied, seen.oldest_unapplied_at) == (30, 0, None)
-    assert _sequenced_not_applied(engine) == 0
+    assert sequenced_not_applied(engine) == 0
     assert backlog(engine) == {"unapplied_inputs": 0, "oldest_unapplied_s": None}
 
 

@@ -11,7 +11,7 @@ from adapters.db.reporting import outcomes_in_order
 from adapters.stream_file import chunk_lines, numbered_lines
 from loadtest.report import outcome_digest
 from tests.fakes import WALL, in_process_pipeline
-from tests.helpers import ROOT
+from tests.helpers import ROOT, sequenced_not_applied
 from workers import streams
 
 SAMPLE = ROOT / "workers" / "samples" / "sample.jsonl"
@@ -111,12 +111,8 @@ def test_inputs_recorded_and_never_applied_are_counted_and_applied_by_the_sweep(
     early.process("s", 0, lines[:40])  # applied: not the sweep's
     early.record("s", 40, lines[40:])  # recorded, then the message that would apply them is lost
 
-    def unapplied() -> int:
-        with engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(t.input_states).where(t.input_states.c.state == "sequenced")).scalar_one()
-
-    stranded = unapplied()
+    stranded = sequenced_not_applied(engine)
     assert stranded > 0
     report = in_process_pipeline(engine, now=lambda: WALL + timedelta(minutes=1)).sweep()
     assert report.inputs == stranded
-    assert unapplied() == 0
+    assert sequenced_not_applied(engine) == 0

@@ -4,11 +4,10 @@ otherwise)."""
 
 from __future__ import annotations
 
-import amqp.exceptions
-import kombu
 import pytest
 from celery import Celery
 
+from tests.helpers import ready_messages
 from workers.app import task_queues
 from workers.waiting import WaitingMessages
 
@@ -27,13 +26,7 @@ def _ingest(app, first_offset: int, items: list[str]) -> None:
 
 
 def _ready(app) -> int:
-    url = app.conf.broker_url
-    with kombu.Connection(url, connect_timeout=3) as conn:
-        queue = next(q for q in task_queues(url) if q.name == "ingest")
-        try:
-            return queue.bind(conn.default_channel).queue_declare(passive=True).message_count
-        except amqp.exceptions.ChannelError:
-            return 0
+    return ready_messages(app.conf.broker_url)
 
 
 def test_takes_ingest_and_apply_messages_and_leaves_another_task_on_the_queue(client):
